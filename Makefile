@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build test run release dev format tidy bench-micro demo-pr clean
+
+deps:
+	@bash scripts/install-deps
+
+build: deps
+	cmake --preset ci
+	cmake --build --preset ci -j $(JOBS)
+
+# Every test, built with -Werror and run under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: build
+	ctest --preset ci
+
+release: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target llmgw ollama-sim
+
+# The gateway in front of three local simulated Ollama nodes (config/demo.yaml).
+run: release
+	@bash scripts/run-demo
+
+dev: deps
+	cmake --preset dev
+	cmake --build --preset dev -j $(JOBS)
+	ctest --preset dev
+
+bench-micro: deps
+	cmake --preset release -DLLMGW_BUILD_BENCH=ON
+	cmake --build --preset release -j $(JOBS) --target llmgw_micro_bench
+	./build/release/bench/llmgw_micro_bench
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+tidy:
+	run-clang-tidy -p build/ci -quiet 'src/.*'
+
+clean:
+	rm -rf build

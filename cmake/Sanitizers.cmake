@@ -1,0 +1,13 @@
+# AddressSanitizer + UndefinedBehaviorSanitizer, per target, when LLMGW_SANITIZE is on.
+function(llmgw_set_sanitizers target)
+  if(LLMGW_SANITIZE)
+    get_target_property(type ${target} TYPE)
+    set(flags -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_compile_options(${target} PRIVATE ${flags})
+    if(type STREQUAL "STATIC_LIBRARY")
+      target_link_options(${target} INTERFACE ${flags})
+    else()
+      target_link_options(${target} PRIVATE ${flags})
+    endif()
+  endif()
+endfunction()

@@ -1,0 +1,28 @@
+#include "llmgw/net/http_types.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace llmgw::net {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::optional<std::string_view> find_header(const HttpHeaders& headers, std::string_view name) {
+  for (const auto& header : headers) {
+    if (iequals(header.name, name)) {
+      return std::string_view{header.value};
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view target_path(std::string_view target) noexcept {
+  return target.substr(0, target.find_first_of("?#"));
+}
+
+}  // namespace llmgw::net
