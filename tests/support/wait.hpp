@@ -1,0 +1,19 @@
+#pragma once
+
+// Bounded waiting for tests: every wait has a deadline and reports what it waited for.
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace llmgw::testing {
+
+// Polls `condition` every few milliseconds until it holds or `timeout` passes.
+// Returns true when it held; tests wrap it as ASSERT_TRUE(wait_until(...)) << "what".
+bool wait_until(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds{10});
+
+// A fresh, empty temporary directory unique to this process and call.
+std::string make_temp_dir(const std::string& prefix);
+
+}  // namespace llmgw::testing
