@@ -1,0 +1,115 @@
+#pragma once
+
+// The gateway's configuration: parsed from YAML, then overridden by LLMGW_* environment variables,
+// then by command-line flags (`--set path=value` and the named flags), then validated strictly.
+// Every error names the offending key's path, e.g. "nodes[2].url: not a valid http URL".
+//
+// Environment names are derived from the key path: upper case, '.' -> '_', prefixed LLMGW_.
+//   routing.balance_factor  -> LLMGW_ROUTING_BALANCE_FACTOR
+//   listen.port             -> LLMGW_LISTEN_PORT
+//   nodes                   -> LLMGW_NODES = "name=http://host:port,http://host2:port" (name optional)
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace llmgw::config {
+
+struct NodeConfig {
+  std::string name;  // stable id on the ring; defaults to "host:port"
+  std::string url;   // http://host:port (no path); the scheme must be http
+  std::string host;  // parsed from url
+  std::uint16_t port = 0;
+  double weight = 1.0;  // scales the node's virtual-node count; > 0
+};
+
+struct ListenConfig {
+  std::string address = "0.0.0.0";
+  std::uint16_t port = 8000;  // 0 = ephemeral (tests)
+};
+
+struct RoutingConfig {
+  unsigned virtual_nodes = 150;  // per node at weight 1
+  std::string session_header = "X-Session-ID";
+  // Bounded loads: c >= 1, or 0 for the plain ring. DESIGN.md §2.
+  double balance_factor = 1.25;
+  unsigned max_attempts = 3;  // nodes tried for one request before 502/504
+};
+
+struct TimeoutsConfig {
+  std::chrono::milliseconds connect{2'000};        // TCP connect to a node
+  std::chrono::milliseconds first_byte{300'000};   // request sent -> response head from the node
+  std::chrono::milliseconds idle{120'000};         // between two body reads (upstream and client)
+  std::chrono::milliseconds total{0};              // whole request; 0 = no limit
+  std::chrono::milliseconds client_header{30'000};  // client connection idle -> request head read
+};
+
+struct LimitsConfig {
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 16 * 1024 * 1024;
+  std::size_t max_connections = 10'000;  // concurrent client connections, all workers together
+  std::size_t max_idle_upstream_per_node = 64;  // pooled keep-alive connections per node per worker
+};
+
+struct HealthConfig {
+  std::string path = "/api/version";
+  std::chrono::milliseconds interval{5'000};
+  std::chrono::milliseconds timeout{2'000};
+  unsigned unhealthy_threshold = 3;  // consecutive failed checks (or proxied failures) -> ejected
+  unsigned healthy_threshold = 2;    // consecutive good checks -> taken back
+};
+
+struct LogConfig {
+  std::string level = "info";   // trace|debug|info|warn|error|off
+  std::string format = "text";  // text|json
+  bool access_log = true;
+};
+
+struct AdminConfig {
+  std::string token;       // bearer token for /admin/*; empty disables the admin API
+  std::string token_file;  // read the token from this file instead (first line)
+};
+
+struct GatewayConfig {
+  ListenConfig listen;
+  unsigned workers = 0;  // io threads; 0 = number of cores
+  std::vector<NodeConfig> nodes;  // default: one node at http://127.0.0.1:11434
+  RoutingConfig routing;
+  TimeoutsConfig timeouts;
+  LimitsConfig limits;
+  HealthConfig health;
+  std::chrono::milliseconds drain{30'000};  // shutdown.drain_ms
+  LogConfig log;
+  AdminConfig admin;
+};
+
+// A configuration that cannot be used; what() lists every problem, one per line, each starting with
+// the key path. The CLI prints it and exits with code 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ConfigSources {
+  std::optional<std::string> file;                  // YAML path (--config)
+  std::map<std::string, std::string> environment;  // usually the process environment (LLMGW_*)
+  std::vector<std::string> overrides;               // "path=value" from flags, applied last
+};
+
+// Loads, overrides and validates. Throws ConfigError.
+GatewayConfig load_gateway_config(const ConfigSources& sources);
+
+// Parses and validates YAML text (no environment, no overrides). Throws ConfigError.
+GatewayConfig parse_gateway_config(const std::string& yaml_text);
+
+// The process environment's LLMGW_* variables.
+std::map<std::string, std::string> llmgw_environment();
+
+// Validates a parsed configuration; used by the loaders and by the admin API when nodes change.
+void validate(const GatewayConfig& config);
+
+}  // namespace llmgw::config
