@@ -649,11 +649,17 @@ struct RawConfig {
   std::optional<std::vector<RawNode>> nodes;  // nullopt: not given
 };
 
+// Every key and section name, as candidates for "did you mean".
 std::vector<std::string> known_paths() {
   std::vector<std::string> paths{std::string{kNodesPath}};
   for (const auto& key : gateway_keys()) {
     paths.push_back(key.path);
+    if (const auto dot = key.path.find('.'); dot != std::string::npos) {
+      paths.push_back(key.path.substr(0, dot));
+    }
   }
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   return paths;
 }
 
@@ -683,6 +689,14 @@ bool is_section(const std::string& path) {
   const std::string prefix = path + ".";
   return std::any_of(gateway_keys().begin(), gateway_keys().end(),
                      [&](const auto& key) { return key.path.starts_with(prefix); });
+}
+
+std::string first_key_under(const std::string& section) {
+  const auto& keys = gateway_keys();
+  const auto it = std::find_if(keys.begin(), keys.end(), [&](const auto& key) {
+    return key.path.starts_with(section + ".");
+  });
+  return it == keys.end() ? section : it->path;
 }
 
 std::string join_path(const std::string& prefix, const std::string& key) {
@@ -886,6 +900,9 @@ void apply_overrides(const std::vector<std::string>& overrides, RawConfig& raw,
     } else if (find_key(path) != nullptr) {
       raw.values[path] = YAML::Node(value);
       problems.note_origin(path, origin);
+    } else if (is_section(path)) {
+      problems.note_origin(path, origin);
+      problems.add(path, "is a section; set one of its keys, e.g. " + first_key_under(path));
     } else {
       problems.note_origin(path, origin);
       problems.add(path, "unknown key" + did_you_mean(path, known_paths()));
