@@ -7,7 +7,8 @@
 // Environment names are derived from the key path: upper case, '.' -> '_', prefixed LLMGW_.
 //   routing.balance_factor  -> LLMGW_ROUTING_BALANCE_FACTOR
 //   listen.port             -> LLMGW_LISTEN_PORT
-//   nodes                   -> LLMGW_NODES = "name=http://host:port,http://host2:port" (name optional)
+//   nodes                   -> LLMGW_NODES = "name=http://host:port,http://host2:port" (name
+//   optional)
 
 #include <chrono>
 #include <cstdint>
@@ -41,10 +42,10 @@ struct RoutingConfig {
 };
 
 struct TimeoutsConfig {
-  std::chrono::milliseconds connect{2'000};        // TCP connect to a node
-  std::chrono::milliseconds first_byte{300'000};   // request sent -> response head from the node
-  std::chrono::milliseconds idle{120'000};         // between two body reads (upstream and client)
-  std::chrono::milliseconds total{0};              // whole request; 0 = no limit
+  std::chrono::milliseconds connect{2'000};         // TCP connect to a node
+  std::chrono::milliseconds first_byte{300'000};    // request sent -> response head from the node
+  std::chrono::milliseconds idle{120'000};          // between two body reads (upstream and client)
+  std::chrono::milliseconds total{0};               // whole request; 0 = no limit
   std::chrono::milliseconds client_header{30'000};  // client connection idle -> request head read
 };
 
@@ -76,7 +77,7 @@ struct AdminConfig {
 
 struct GatewayConfig {
   ListenConfig listen;
-  unsigned workers = 0;  // io threads; 0 = number of cores
+  unsigned workers = 0;           // io threads; 0 = number of cores
   std::vector<NodeConfig> nodes;  // default: one node at http://127.0.0.1:11434
   RoutingConfig routing;
   TimeoutsConfig timeouts;
@@ -95,9 +96,9 @@ class ConfigError : public std::runtime_error {
 };
 
 struct ConfigSources {
-  std::optional<std::string> file;                  // YAML path (--config)
+  std::optional<std::string> file;                 // YAML path (--config)
   std::map<std::string, std::string> environment;  // usually the process environment (LLMGW_*)
-  std::vector<std::string> overrides;               // "path=value" from flags, applied last
+  std::vector<std::string> overrides;              // "path=value" from flags, applied last
 };
 
 // Loads, overrides and validates. Throws ConfigError.
@@ -110,6 +111,31 @@ GatewayConfig parse_gateway_config(const std::string& yaml_text);
 std::map<std::string, std::string> llmgw_environment();
 
 // Validates a parsed configuration; used by the loaders and by the admin API when nodes change.
+// Expects every node resolved (see resolve_node). Throws ConfigError listing every problem.
 void validate(const GatewayConfig& config);
+
+// Fills node.host and node.port from node.url, and node.name ("host:port") when it is empty.
+// Throws ConfigError ("<path>.url: ...") when the url is not http://host[:port][/].
+void resolve_node(NodeConfig& node, const std::string& path = "node");
+
+// One configurable key, as documented by `llmgw serve --help-config`. Node fields are listed as
+// "nodes[i].name" etc.; they have no environment variable of their own (see LLMGW_NODES).
+struct ConfigKey {
+  std::string path;           // "listen.port"
+  std::string type;           // "integer", "port", "milliseconds", "number", "string", ...
+  std::string default_value;  // as it would be written in YAML
+  std::string env_var;        // "LLMGW_LISTEN_PORT"; empty when there is none
+  std::string description;
+};
+
+// Every key the loader accepts, in documentation order.
+std::vector<ConfigKey> config_keys();
+
+// config_keys() as an aligned text table (key, type, default, environment variable, meaning).
+std::string describe_config_keys();
+
+// The environment variable for a key path: "routing.balance_factor" ->
+// "LLMGW_ROUTING_BALANCE_FACTOR".
+std::string env_var_name(const std::string& path);
 
 }  // namespace llmgw::config
