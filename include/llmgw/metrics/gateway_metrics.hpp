@@ -1,0 +1,84 @@
+#pragma once
+
+// The gateway's Prometheus metrics (DESIGN.md §5), on prometheus-cpp's registry.
+// Labels stay low-cardinality: node, route kind, status class, error kind. Never a session id or
+// a raw path.
+//
+// Thread safety: children are created on the control path (node added) and then only incremented
+// from the data path (prometheus-cpp counters and gauges are atomics).
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "llmgw/routing/router.hpp"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace llmgw::metrics {
+
+// Status classes as label values: index 0 = "1xx" ... 4 = "5xx".
+inline constexpr std::size_t kStatusClassCount = 5;
+std::size_t status_class_index(int status) noexcept;
+
+enum class UpstreamError : std::uint8_t {
+  connect,            // could not connect
+  timeout,            // no response head within timeouts.first_byte, or idle between chunks
+  status_5xx,         // the node answered 5xx before any byte was relayed
+  broken_stream,      // the node's connection broke mid-response
+  client_disconnect,  // the client went away; the upstream request was cancelled
+};
+inline constexpr std::size_t kUpstreamErrorCount = 5;
+std::string_view to_string(UpstreamError kind) noexcept;
+
+// Per-node children, resolved once so the data path never looks up a label set.
+struct NodeMetrics {
+  std::array<std::array<prometheus::Counter*, kStatusClassCount>, routing::kRouteKindCount>
+      requests{};
+  std::array<prometheus::Counter*, kUpstreamErrorCount> errors{};
+  prometheus::Gauge* in_flight = nullptr;
+  prometheus::Gauge* ring_virtual_nodes = nullptr;
+  prometheus::Gauge* healthy = nullptr;
+  prometheus::Histogram* request_duration = nullptr;
+  prometheus::Histogram* time_to_first_byte = nullptr;
+  prometheus::Counter* prompt_tokens = nullptr;
+  prometheus::Counter* completion_tokens = nullptr;
+  prometheus::Counter* prompt_eval_seconds = nullptr;
+  prometheus::Counter* bytes_relayed = nullptr;
+};
+
+class GatewayMetrics {
+ public:
+  GatewayMetrics();
+  ~GatewayMetrics();
+  GatewayMetrics(const GatewayMetrics&) = delete;
+  GatewayMetrics& operator=(const GatewayMetrics&) = delete;
+
+  // Children for `node` (created on first call; the same object afterwards). A removed node's
+  // series stay (frozen) and are reused if it comes back: requests still in flight may hold them,
+  // and prometheus-cpp frees a child on removal.
+  NodeMetrics& node(const std::string& node_id);
+
+  void count_routing_decision(routing::RouteKind kind) noexcept;
+  // A request answered without a node (local endpoints, 4xx from limits, 502 with no node).
+  void count_unrouted(int status) noexcept;
+  void set_client_connections(double value) noexcept;
+
+  // Prometheus text exposition format 0.0.4.
+  std::string serialize() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmgw::metrics

@@ -1,0 +1,191 @@
+#include "llmgw/metrics/gateway_metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <map>
+#include <mutex>
+
+namespace llmgw::metrics {
+namespace {
+
+constexpr std::array<std::string_view, kStatusClassCount> kStatusClasses{"1xx", "2xx", "3xx",
+                                                                         "4xx", "5xx"};
+
+// LLM requests range from a few ms (embeddings, cached short prompts) to minutes (long decodes).
+const prometheus::Histogram::BucketBoundaries kDurationBuckets{
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600};
+// First token: prefill of a few tokens (ms) up to long uncached prompts (tens of seconds).
+const prometheus::Histogram::BucketBoundaries kFirstByteBuckets{
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60};
+
+}  // namespace
+
+std::size_t status_class_index(int status) noexcept {
+  if (status < 100 || status > 599) {
+    return 4;
+  }
+  return static_cast<std::size_t>(status / 100 - 1);
+}
+
+std::string_view to_string(UpstreamError kind) noexcept {
+  switch (kind) {
+    case UpstreamError::connect:
+      return "connect";
+    case UpstreamError::timeout:
+      return "timeout";
+    case UpstreamError::status_5xx:
+      return "status_5xx";
+    case UpstreamError::broken_stream:
+      return "broken_stream";
+    case UpstreamError::client_disconnect:
+      return "client_disconnect";
+  }
+  return "unknown";
+}
+
+struct GatewayMetrics::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& requests =
+      prometheus::BuildCounter()
+          .Name("llmgw_requests_total")
+          .Help("Requests answered, by node, route kind and status class")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& duration =
+      prometheus::BuildHistogram()
+          .Name("llmgw_request_duration_seconds")
+          .Help("Time from the request head to the last response byte, per node")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& first_byte =
+      prometheus::BuildHistogram()
+          .Name("llmgw_time_to_first_byte_seconds")
+          .Help("Time from the request head to the first response body byte relayed (first token)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& in_flight =
+      prometheus::BuildGauge()
+          .Name("llmgw_upstream_in_flight")
+          .Help("Requests in flight to each node through this gateway")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& errors =
+      prometheus::BuildCounter()
+          .Name("llmgw_upstream_errors_total")
+          .Help("Upstream failures by node and kind")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& decisions =
+      prometheus::BuildCounter()
+          .Name("llmgw_routing_decisions_total")
+          .Help("Routing decisions by route kind")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& vnodes =
+      prometheus::BuildGauge()
+          .Name("llmgw_ring_virtual_nodes")
+          .Help("Virtual nodes each node holds on the ring")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& healthy =
+      prometheus::BuildGauge()
+          .Name("llmgw_upstream_healthy")
+          .Help("1 when the node is taking traffic, 0 when ejected")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& prompt_tokens =
+      prometheus::BuildCounter()
+          .Name("llmgw_prompt_tokens_total")
+          .Help("Prompt tokens reported by the nodes' final records")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& completion_tokens =
+      prometheus::BuildCounter()
+          .Name("llmgw_completion_tokens_total")
+          .Help("Generated tokens reported by the nodes' final records")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& prompt_eval =
+      prometheus::BuildCounter()
+          .Name("llmgw_prompt_eval_seconds_total")
+          .Help("Prompt evaluation time reported by the nodes (prompt_eval_duration)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& bytes =
+      prometheus::BuildCounter()
+          .Name("llmgw_response_bytes_total")
+          .Help("Response body bytes relayed to clients, per node")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& connections =
+      prometheus::BuildGauge()
+          .Name("llmgw_client_connections")
+          .Help("Open client connections")
+          .Register(*registry);
+
+  std::array<prometheus::Counter*, routing::kRouteKindCount> decision_counters{};
+  std::array<prometheus::Counter*, kStatusClassCount> unrouted{};
+  prometheus::Gauge* connection_gauge = nullptr;
+
+  std::mutex mutex;  // guards nodes (control path only)
+  std::map<std::string, std::unique_ptr<NodeMetrics>, std::less<>> nodes;
+};
+
+GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
+  for (std::size_t k = 0; k < routing::kRouteKindCount; ++k) {
+    impl_->decision_counters[k] = &impl_->decisions.Add(
+        {{"route", std::string{routing::to_string(static_cast<routing::RouteKind>(k))}}});
+  }
+  for (std::size_t c = 0; c < kStatusClassCount; ++c) {
+    impl_->unrouted[c] = &impl_->requests.Add(
+        {{"node", "none"}, {"route", "none"}, {"code", std::string{kStatusClasses[c]}}});
+  }
+  impl_->connection_gauge = &impl_->connections.Add({});
+}
+
+GatewayMetrics::~GatewayMetrics() = default;
+
+NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
+  std::lock_guard lock(impl_->mutex);
+  auto& slot = impl_->nodes[node_id];
+  if (slot) {
+    return *slot;
+  }
+  slot = std::make_unique<NodeMetrics>();
+  NodeMetrics& m = *slot;
+  const prometheus::Labels node_label{{"node", node_id}};
+  for (std::size_t k = 0; k < routing::kRouteKindCount; ++k) {
+    for (std::size_t c = 0; c < kStatusClassCount; ++c) {
+      m.requests[k][c] = &impl_->requests.Add(
+          {{"node", node_id},
+           {"route", std::string{routing::to_string(static_cast<routing::RouteKind>(k))}},
+           {"code", std::string{kStatusClasses[c]}}});
+    }
+  }
+  for (std::size_t e = 0; e < kUpstreamErrorCount; ++e) {
+    m.errors[e] = &impl_->errors.Add(
+        {{"node", node_id}, {"kind", std::string{to_string(static_cast<UpstreamError>(e))}}});
+  }
+  m.in_flight = &impl_->in_flight.Add(node_label);
+  m.ring_virtual_nodes = &impl_->vnodes.Add(node_label);
+  m.healthy = &impl_->healthy.Add(node_label);
+  m.healthy->Set(1);
+  m.request_duration = &impl_->duration.Add(node_label, kDurationBuckets);
+  m.time_to_first_byte = &impl_->first_byte.Add(node_label, kFirstByteBuckets);
+  m.prompt_tokens = &impl_->prompt_tokens.Add(node_label);
+  m.completion_tokens = &impl_->completion_tokens.Add(node_label);
+  m.prompt_eval_seconds = &impl_->prompt_eval.Add(node_label);
+  m.bytes_relayed = &impl_->bytes.Add(node_label);
+  return m;
+}
+
+void GatewayMetrics::count_routing_decision(routing::RouteKind kind) noexcept {
+  impl_->decision_counters[static_cast<std::size_t>(kind)]->Increment();
+}
+
+void GatewayMetrics::count_unrouted(int status) noexcept {
+  impl_->unrouted[status_class_index(status)]->Increment();
+}
+
+void GatewayMetrics::set_client_connections(double value) noexcept {
+  impl_->connection_gauge->Set(value);
+}
+
+std::string GatewayMetrics::serialize() const {
+  return prometheus::TextSerializer{}.Serialize(impl_->registry->Collect());
+}
+
+}  // namespace llmgw::metrics

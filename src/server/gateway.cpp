@@ -1,0 +1,491 @@
+// The gateway's listeners, client sessions, health checker and two-phase shutdown.
+
+#include "llmgw/server/gateway.hpp"
+
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <condition_variable>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "gateway_state.hpp"
+#include "llmgw/net/http_types.hpp"
+#include "local_endpoints.hpp"
+#include "proxy.hpp"
+
+namespace llmgw::server {
+
+using namespace detail;
+using Clock = std::chrono::steady_clock;
+namespace {
+
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+
+bool is_quiet_close(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::operation_aborted || ec == beast::error::timeout ||
+         ec == asio::error::connection_reset || ec == asio::error::bad_descriptor ||
+         ec == http::error::partial_message;
+}
+
+void access_log(const SharedState& shared, const std::string& client_ip, const Request& request,
+                const ProxyResult& result, Clock::time_point started) {
+  if (!shared.config.log.access_log) {
+    return;
+  }
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+  const std::string_view path = net::target_path(request.target());
+  const std::string_view node = result.node.empty() ? "-" : std::string_view{result.node};
+  if (shared.config.log.format == "json") {
+    const nlohmann::json line{{"client", client_ip},
+                              {"method", std::string{request.method_string()}},
+                              {"path", std::string{path}},
+                              {"status", result.status},
+                              {"node", node},
+                              {"route", result.route},
+                              {"duration_ms", ms},
+                              {"bytes", result.bytes}};
+    spdlog::info("{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else {
+    spdlog::info("{} {} {} {} node={} route={} duration_ms={:.2f} bytes={}", client_ip,
+                 std::string_view{request.method_string()}, path, result.status, node,
+                 result.route, ms, result.bytes);
+  }
+}
+
+std::string read_token_file(const std::string& path) {
+  std::ifstream file(path);
+  std::string token;
+  std::getline(file, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+    token.pop_back();
+  }
+  return token;
+}
+
+}  // namespace
+
+struct Gateway::Impl {
+  explicit Impl(config::GatewayConfig config) : shared(std::move(config)) {
+    shared.admin_token = !shared.config.admin.token.empty()
+                             ? shared.config.admin.token
+                             : (shared.config.admin.token_file.empty()
+                                    ? std::string{}
+                                    : read_token_file(shared.config.admin.token_file));
+  }
+
+  void start();
+  void request_stop();
+  void wait();
+  asio::awaitable<void> accept_loop(Worker& worker);
+  asio::awaitable<void> serve_client(Worker& worker, tcp::socket socket);
+  asio::awaitable<void> health_loop();
+  asio::awaitable<void> probe(std::shared_ptr<UpstreamNode> node);
+  asio::awaitable<void> drain();
+  void finish_stop();
+
+  SharedState shared;
+  std::vector<std::unique_ptr<Worker>> workers;
+  asio::io_context control{1};  // health checks, drain timer, signals
+  std::thread control_thread;
+  std::uint16_t port = 0;
+  std::atomic<bool> stop_requested{false};
+  std::mutex stopped_mutex;
+  std::condition_variable stopped_cv;
+  bool stopped = false;
+  bool running = false;
+};
+
+void Gateway::Impl::start() {
+  const auto& config = shared.config;
+  const unsigned count = config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency())
+                                             : config.workers;
+  const auto address = asio::ip::make_address(config.listen.address);
+  port = config.listen.port;
+  for (unsigned i = 0; i < count; ++i) {
+    auto worker = std::make_unique<Worker>(shared);
+    tcp::acceptor acceptor(worker->io);
+    const tcp::endpoint endpoint(address, port);
+    acceptor.open(endpoint.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    // Every worker accepts on the same port; the kernel spreads connections between them.
+    const int one = 1;
+    ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    beast::error_code ec;
+    acceptor.bind(endpoint, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen on " + config.listen.address + ":" +
+                               std::to_string(port) + ": " + ec.message());
+    }
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    port = acceptor.local_endpoint().port();
+    worker->acceptor.emplace(std::move(acceptor));
+    workers.push_back(std::move(worker));
+  }
+  for (auto& worker : workers) {
+    asio::co_spawn(worker->io, accept_loop(*worker), asio::detached);
+    worker->thread = std::thread([w = worker.get()] {
+      auto guard = asio::make_work_guard(w->io);
+      w->io.run();
+    });
+  }
+  asio::co_spawn(control, health_loop(), asio::detached);
+  control_thread = std::thread([this] {
+    auto guard = asio::make_work_guard(control);
+    control.run();
+  });
+  running = true;
+  spdlog::info("llmgw listening on {}:{} with {} workers, {} nodes, routing {} (c = {})",
+               config.listen.address, port, workers.size(), shared.current()->nodes.size(),
+               config.routing.balance_factor > 0 ? "bounded" : "consistent_hash",
+               config.routing.balance_factor);
+}
+
+asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
+  asio::steady_timer backoff(worker.io);
+  while (worker.acceptor && worker.acceptor->is_open()) {
+    auto [ec, socket] = co_await worker.acceptor->async_accept(kAsTuple);
+    if (ec == asio::error::operation_aborted || !worker.acceptor->is_open()) {
+      co_return;
+    }
+    if (ec) {
+      // Out of descriptors or similar: back off instead of spinning (Asio's throttling example).
+      spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
+      backoff.expires_after(std::chrono::milliseconds{100});
+      co_await backoff.async_wait(kAsTuple);
+      continue;
+    }
+    asio::co_spawn(worker.io, serve_client(worker, std::move(socket)),
+                   [](const std::exception_ptr& error) {
+                     if (error) {
+                       try {
+                         std::rethrow_exception(error);
+                       } catch (const std::exception& e) {
+                         spdlog::error("client session ended by an exception: {}", e.what());
+                       }
+                     }
+                   });
+  }
+}
+
+asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket) {
+  const auto& config = shared.config;
+  const auto open = shared.client_connections.fetch_add(1) + 1;
+  beast::tcp_stream stream(std::move(socket));
+  ClientConnection connection{&stream};
+  worker.connections.insert(&connection);
+  struct Cleanup {
+    Impl& impl;
+    Worker& worker;
+    ClientConnection& connection;
+    ~Cleanup() {
+      worker.connections.erase(&connection);
+      impl.shared.client_connections.fetch_sub(1);
+    }
+  } cleanup{*this, worker, connection};
+
+  beast::error_code endpoint_error;
+  const auto remote = stream.socket().remote_endpoint(endpoint_error);
+  const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
+
+  if (static_cast<std::size_t>(open) > config.limits.max_connections) {
+    auto response = json_error(503, "too many connections (limits.max_connections = " +
+                                        std::to_string(config.limits.max_connections) + ")",
+                               false);
+    stream.expires_after(std::chrono::seconds{1});
+    co_await http::async_write(stream, response, kAsTuple);
+    shared.metrics.count_unrouted(503);
+    stream.socket().shutdown(tcp::socket::shutdown_both, endpoint_error);
+    co_return;
+  }
+
+  beast::flat_buffer buffer;
+  for (;;) {
+    connection.idle = true;
+    if (shared.draining.load()) {
+      break;
+    }
+    http::request_parser<http::empty_body> head_parser;
+    head_parser.header_limit(static_cast<std::uint32_t>(config.limits.max_header_bytes));
+    head_parser.body_limit(config.limits.max_body_bytes);
+    arm(stream, config.timeouts.client_header);
+    auto [head_error, head_bytes] =
+        co_await http::async_read_header(stream, buffer, head_parser, kAsTuple);
+    connection.idle = false;
+    const auto started = Clock::now();
+    if (head_error) {
+      if (is_quiet_close(head_error) && head_error != http::error::partial_message) {
+        break;
+      }
+      if (head_error == http::error::partial_message && buffer.size() == 0) {
+        break;
+      }
+      const bool too_large = head_error == http::error::header_limit;
+      const int status = too_large ? 431 : 400;
+      auto response = json_error(
+          status,
+          too_large ? "request header is larger than limits.max_header_bytes (" +
+                          std::to_string(config.limits.max_header_bytes) + " bytes)"
+                    : "malformed request: " + head_error.message(),
+          false);
+      arm(stream, config.timeouts.client_header);
+      co_await http::async_write(stream, response, kAsTuple);
+      shared.metrics.count_unrouted(status);
+      break;
+    }
+    if (head_parser.content_length() && *head_parser.content_length() > config.limits.max_body_bytes) {
+      auto response = json_error(413,
+                                 "request body is larger than limits.max_body_bytes (" +
+                                     std::to_string(config.limits.max_body_bytes) + " bytes)",
+                                 false);
+      arm(stream, config.timeouts.client_header);
+      co_await http::async_write(stream, response, kAsTuple);
+      shared.metrics.count_unrouted(413);
+      break;
+    }
+    if (beast::iequals(head_parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> proceed{http::status::continue_, 11};
+      arm(stream, config.timeouts.client_header);
+      co_await http::async_write(stream, proceed, kAsTuple);
+    }
+    http::request_parser<http::string_body> parser{std::move(head_parser)};
+    parser.body_limit(config.limits.max_body_bytes);
+    arm(stream, config.timeouts.client_header);
+    auto [body_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
+    if (body_error) {
+      if (body_error == http::error::body_limit) {
+        auto response = json_error(413, "request body is larger than limits.max_body_bytes (" +
+                                            std::to_string(config.limits.max_body_bytes) +
+                                            " bytes)",
+                                   false);
+        co_await http::async_write(stream, response, kAsTuple);
+        shared.metrics.count_unrouted(413);
+      } else if (!is_quiet_close(body_error)) {
+        auto response = json_error(400, "malformed request body: " + body_error.message(), false);
+        co_await http::async_write(stream, response, kAsTuple);
+        shared.metrics.count_unrouted(400);
+      }
+      break;
+    }
+    Request request = parser.release();
+    ProxyResult result;
+    if (is_local_path(net::target_path(request.target()))) {
+      auto response = handle_local(shared, request);
+      result.status = response.result_int();
+      result.bytes = response.body().size();
+      result.reusable = response.keep_alive();
+      if (request.method() == http::verb::head) {
+        response.body().clear();
+      }
+      arm(stream, config.timeouts.idle);
+      auto [ec, n] = co_await http::async_write(stream, response, kAsTuple);
+      result.reusable = result.reusable && !ec;
+      shared.metrics.count_unrouted(result.status);
+    } else {
+      result = co_await proxy_request(worker, connection, request, client_ip, started);
+    }
+    access_log(shared, client_ip, request, result, started);
+    if (!result.reusable) {
+      break;
+    }
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
+}
+
+asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
+  const auto& health = shared.config.health;
+  bool ok = false;
+  tcp::resolver resolver(control);
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
+      node->config.host, std::to_string(node->config.port), kAsTuple);
+  if (!resolve_error) {
+    beast::tcp_stream stream(control);
+    stream.expires_after(health.timeout);
+    auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
+    if (!connect_error) {
+      http::request<http::empty_body> request{http::verb::get, health.path, 11};
+      request.set(http::field::host, node->authority);
+      request.set(http::field::user_agent, "llmgw-health");
+      request.keep_alive(false);
+      auto [write_error, written] = co_await http::async_write(stream, request, kAsTuple);
+      if (!write_error) {
+        beast::flat_buffer buffer;
+        http::response<http::string_body> response;
+        auto [read_error, read] = co_await http::async_read(stream, buffer, response, kAsTuple);
+        ok = !read_error && response.result_int() >= 200 && response.result_int() < 300;
+      }
+    }
+  }
+  if (ok) {
+    if (node->record_success(health.healthy_threshold)) {
+      node->metrics.healthy->Set(1);
+      spdlog::warn("node {} is healthy again: taking it back", node->id);
+    }
+  } else if (node->record_failure(health.unhealthy_threshold)) {
+    node->metrics.healthy->Set(0);
+    spdlog::warn("node {} failed {} health checks in a row: ejected", node->id,
+                 health.unhealthy_threshold);
+  }
+}
+
+asio::awaitable<void> Gateway::Impl::health_loop() {
+  asio::steady_timer timer(control);
+  while (!stop_requested.load()) {
+    const auto snapshot = shared.current();
+    for (const auto& node : snapshot->nodes) {
+      asio::co_spawn(control, probe(node), asio::detached);
+    }
+    timer.expires_after(shared.config.health.interval);
+    auto [ec] = co_await timer.async_wait(kAsTuple);
+    if (ec) {
+      co_return;
+    }
+  }
+}
+
+void Gateway::Impl::request_stop() {
+  if (!running || stop_requested.exchange(true)) {
+    return;
+  }
+  shared.draining.store(true);
+  spdlog::info("stopping: no new connections; draining {} in-flight requests (up to {} ms)",
+               shared.total_in_flight.load(), shared.config.drain.count());
+  for (auto& worker : workers) {
+    asio::post(worker->io, [w = worker.get()] {
+      beast::error_code ignored;
+      if (w->acceptor) {
+        w->acceptor->close(ignored);
+      }
+      // Connections waiting for their next request have nothing in flight: close them now.
+      for (auto* connection : w->connections) {
+        if (connection->idle) {
+          connection->client->socket().cancel(ignored);
+        }
+      }
+    });
+  }
+  asio::co_spawn(control, drain(), asio::detached);
+}
+
+asio::awaitable<void> Gateway::Impl::drain() {
+  asio::steady_timer timer(control);
+  const auto deadline = Clock::now() + shared.config.drain;
+  while (Clock::now() < deadline && shared.client_connections.load() > 0) {
+    timer.expires_after(std::chrono::milliseconds{20});
+    co_await timer.async_wait(kAsTuple);
+  }
+  const auto left = shared.client_connections.load();
+  if (left > 0) {
+    spdlog::warn("drain deadline passed: closing {} connections", left);
+  }
+  // Phase two: close whatever is left, on each worker's own thread.
+  for (auto& worker : workers) {
+    asio::post(worker->io, [w = worker.get()] {
+      beast::error_code ignored;
+      for (auto* connection : w->connections) {
+        connection->client->socket().close(ignored);
+        if (connection->upstream != nullptr) {
+          connection->upstream->socket().close(ignored);
+        }
+      }
+    });
+  }
+  const auto grace = Clock::now() + std::chrono::seconds{2};
+  while (Clock::now() < grace && shared.client_connections.load() > 0) {
+    timer.expires_after(std::chrono::milliseconds{10});
+    co_await timer.async_wait(kAsTuple);
+  }
+  finish_stop();
+}
+
+void Gateway::Impl::finish_stop() {
+  for (auto& worker : workers) {
+    asio::post(worker->io, [w = worker.get()] {
+      w->pool.clear();
+      w->io.stop();
+    });
+  }
+  control.stop();
+  {
+    std::lock_guard lock(stopped_mutex);
+    stopped = true;
+  }
+  stopped_cv.notify_all();
+}
+
+void Gateway::Impl::wait() {
+  {
+    std::unique_lock lock(stopped_mutex);
+    stopped_cv.wait(lock, [this] { return stopped; });
+  }
+  for (auto& worker : workers) {
+    if (worker->thread.joinable()) {
+      worker->thread.join();
+    }
+  }
+  if (control_thread.joinable() && control_thread.get_id() != std::this_thread::get_id()) {
+    control_thread.join();
+  }
+}
+
+Gateway::Gateway(config::GatewayConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Gateway::~Gateway() {
+  if (impl_->running) {
+    if (!impl_->stop_requested.exchange(true)) {
+      impl_->shared.draining.store(true);
+      for (auto& worker : impl_->workers) {
+        asio::post(worker->io, [w = worker.get()] {
+          beast::error_code ignored;
+          if (w->acceptor) {
+            w->acceptor->close(ignored);
+          }
+          for (auto* connection : w->connections) {
+            connection->client->socket().close(ignored);
+            if (connection->upstream != nullptr) {
+              connection->upstream->socket().close(ignored);
+            }
+          }
+        });
+      }
+      impl_->finish_stop();
+    }
+    impl_->wait();
+  }
+}
+
+void Gateway::start() { impl_->start(); }
+std::uint16_t Gateway::port() const noexcept { return impl_->port; }
+void Gateway::request_stop() { impl_->request_stop(); }
+void Gateway::wait() { impl_->wait(); }
+
+void Gateway::run_until_signal() {
+  asio::signal_set signals(impl_->control, SIGINT, SIGTERM);
+  signals.async_wait([this](const beast::error_code& ec, int signal) {
+    if (!ec) {
+      spdlog::info("received signal {}", signal);
+      impl_->request_stop();
+    }
+  });
+  impl_->wait();
+}
+
+}  // namespace llmgw::server

@@ -1,0 +1,109 @@
+#include "gateway_state.hpp"
+
+#include <prometheus/gauge.h>
+
+namespace llmgw::server::detail {
+
+bool UpstreamNode::record_failure(unsigned unhealthy_threshold) noexcept {
+  consecutive_successes.store(0, std::memory_order_relaxed);
+  const unsigned failures = consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (failures >= unhealthy_threshold && healthy.load(std::memory_order_relaxed)) {
+    return healthy.exchange(false, std::memory_order_relaxed);
+  }
+  return false;
+}
+
+bool UpstreamNode::record_success(unsigned healthy_threshold) noexcept {
+  consecutive_failures.store(0, std::memory_order_relaxed);
+  const unsigned successes = consecutive_successes.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (successes >= healthy_threshold && !healthy.load(std::memory_order_relaxed)) {
+    return !healthy.exchange(true, std::memory_order_relaxed);
+  }
+  return false;
+}
+
+namespace {
+
+std::vector<std::shared_ptr<routing::NodeState>> as_node_states(
+    const std::vector<std::shared_ptr<UpstreamNode>>& upstreams) {
+  return {upstreams.begin(), upstreams.end()};
+}
+
+}  // namespace
+
+Snapshot::Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams, unsigned virtual_nodes,
+                   std::uint64_t snapshot_version)
+    : nodes(std::move(upstreams)),
+      table(as_node_states(nodes), virtual_nodes),
+      version(snapshot_version) {}
+
+const UpstreamNode* Snapshot::find(std::string_view name) const {
+  for (const auto& node : nodes) {
+    if (node->id == name) {
+      return node.get();
+    }
+  }
+  return nullptr;
+}
+
+SharedState::SharedState(config::GatewayConfig gateway_config)
+    : config(std::move(gateway_config)),
+      policy{config.routing.balance_factor, config.routing.max_attempts} {
+  publish(config.nodes);
+}
+
+void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
+  std::lock_guard lock(membership_mutex);
+  const auto previous = current();
+  std::vector<std::shared_ptr<UpstreamNode>> upstreams;
+  upstreams.reserve(nodes.size());
+  for (const auto& node_config : nodes) {
+    std::shared_ptr<UpstreamNode> existing;
+    if (previous) {
+      for (const auto& node : previous->nodes) {
+        if (node->id == node_config.name && node->config.url == node_config.url &&
+            node->config.weight == node_config.weight) {
+          existing = node;
+        }
+      }
+    }
+    if (!existing) {
+      existing = std::make_shared<UpstreamNode>(node_config, metrics.node(node_config.name));
+      existing->metrics.healthy->Set(1);
+    }
+    upstreams.push_back(std::move(existing));
+  }
+  const auto version = snapshot_version.load(std::memory_order_relaxed) + 1;
+  auto next = std::make_shared<const Snapshot>(std::move(upstreams), config.routing.virtual_nodes,
+                                               version);
+  for (std::size_t i = 0; i < next->nodes.size(); ++i) {
+    next->nodes[i]->metrics.ring_virtual_nodes->Set(
+        static_cast<double>(next->table.ring().virtual_nodes_of(i)));
+  }
+  snapshot.store(std::move(next), std::memory_order_release);
+  // Workers compare this version before using their cached snapshot.
+  snapshot_version.store(version, std::memory_order_release);
+}
+
+std::optional<beast::tcp_stream> UpstreamPool::take(const std::string& node_id) {
+  const auto it = idle_.find(node_id);
+  if (it == idle_.end() || it->second.empty()) {
+    return std::nullopt;
+  }
+  std::optional<beast::tcp_stream> stream{std::move(it->second.back())};
+  it->second.pop_back();
+  return stream;
+}
+
+void UpstreamPool::put(const std::string& node_id, beast::tcp_stream stream,
+                       std::size_t max_idle) {
+  auto& idle = idle_[node_id];
+  if (idle.size() < max_idle) {
+    stream.expires_never();
+    idle.push_back(std::move(stream));
+  }
+}
+
+void UpstreamPool::clear() { idle_.clear(); }
+
+}  // namespace llmgw::server::detail

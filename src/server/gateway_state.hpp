@@ -1,0 +1,136 @@
+#pragma once
+
+// Internal to the gateway: shared state, per-node state, per-worker state. Includes Beast, so only
+// src/server/*.cpp include it.
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "llmgw/config/gateway_config.hpp"
+#include "llmgw/metrics/gateway_metrics.hpp"
+#include "llmgw/routing/router.hpp"
+
+namespace llmgw::server::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+// One upstream node. Health state machine (one place for thresholds, DESIGN.md §1):
+//
+//   HEALTHY --(unhealthy_threshold consecutive failures)--> EJECTED
+//   EJECTED --(healthy_threshold consecutive successful checks)--> HEALTHY
+//
+// A failure is a failed active check (connect error, timeout, non-2xx) or a proxied request that
+// failed before any byte (connect error, timeout, 5xx). A success resets the failure run.
+// Worked example with unhealthy_threshold 3, healthy_threshold 2: connect refused, refused,
+// refused -> ejected (its sessions fail over clockwise); the checker then sees 200, 200 -> taken
+// back, and its sessions return to it.
+struct UpstreamNode final : routing::NodeState {
+  UpstreamNode(const config::NodeConfig& node_config, metrics::NodeMetrics& node_metrics)
+      : NodeState(node_config.name, node_config.weight),
+        config(node_config),
+        authority(node_config.host + ":" + std::to_string(node_config.port)),
+        metrics(node_metrics) {}
+
+  // Returns true when this failure ejected the node.
+  bool record_failure(unsigned unhealthy_threshold) noexcept;
+  // Returns true when this success took the node back.
+  bool record_success(unsigned healthy_threshold) noexcept;
+
+  const config::NodeConfig config;
+  const std::string authority;  // Host header value
+  metrics::NodeMetrics& metrics;
+  std::atomic<unsigned> consecutive_failures{0};
+  std::atomic<unsigned> consecutive_successes{0};
+  std::atomic<std::uint64_t> requests{0};
+};
+
+struct Snapshot {
+  Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams, unsigned virtual_nodes,
+           std::uint64_t snapshot_version);
+
+  std::vector<std::shared_ptr<UpstreamNode>> nodes;  // same indices as table
+  routing::RoutingTable table;
+  std::uint64_t version;
+
+  UpstreamNode& node(std::size_t index) const { return *nodes[index]; }
+  const UpstreamNode* find(std::string_view name) const;
+};
+
+struct SharedState {
+  explicit SharedState(config::GatewayConfig gateway_config);
+
+  std::shared_ptr<const Snapshot> current() const {
+    return snapshot.load(std::memory_order_acquire);
+  }
+  // Publishes a new node set (control path). Nodes that stay keep their live state.
+  void publish(const std::vector<config::NodeConfig>& nodes);
+
+  const config::GatewayConfig config;
+  metrics::GatewayMetrics metrics;
+  const routing::RoutingPolicy policy;
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+  std::atomic<std::uint64_t> snapshot_version{0};
+  std::atomic<std::int64_t> total_in_flight{0};
+  std::atomic<std::uint64_t> round_robin_ticket{0};
+  std::atomic<std::int64_t> client_connections{0};
+  std::atomic<bool> draining{false};
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::mutex membership_mutex;  // serialises publish()
+  std::string admin_token;      // resolved from admin.token or admin.token_file
+};
+
+// Keep-alive connections to the nodes, per worker thread (no lock: one thread uses it).
+class UpstreamPool {
+ public:
+  std::optional<beast::tcp_stream> take(const std::string& node_id);
+  void put(const std::string& node_id, beast::tcp_stream stream, std::size_t max_idle);
+  void clear();
+
+ private:
+  std::unordered_map<std::string, std::vector<beast::tcp_stream>> idle_;
+};
+
+// A client connection as the drain logic sees it.
+struct ClientConnection {
+  beast::tcp_stream* client = nullptr;
+  beast::tcp_stream* upstream = nullptr;  // set while a request is being relayed
+  bool idle = true;                       // waiting for the next request head
+};
+
+struct Worker {
+  explicit Worker(SharedState& shared_state) : shared(shared_state) {}
+
+  // The routing snapshot, refreshed only when a new one was published (one relaxed load).
+  const Snapshot& snapshot() {
+    const auto version = shared.snapshot_version.load(std::memory_order_acquire);
+    if (!cached || cached_version != version) {
+      cached = shared.current();
+      cached_version = version;
+    }
+    return *cached;
+  }
+
+  SharedState& shared;
+  asio::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  UpstreamPool pool;
+  std::unordered_set<ClientConnection*> connections;
+  std::shared_ptr<const Snapshot> cached;
+  std::uint64_t cached_version = 0;
+  std::thread thread;
+};
+
+}  // namespace llmgw::server::detail

@@ -1,0 +1,201 @@
+#include "local_endpoints.hpp"
+
+#include <openssl/crypto.h>
+
+#include <nlohmann/json.hpp>
+
+#include "llmgw/net/http_types.hpp"
+#include "llmgw/version.hpp"
+#include "proxy.hpp"
+
+namespace llmgw::server::detail {
+namespace {
+
+using nlohmann::json;
+
+http::response<http::string_body> make_response(int status, std::string content_type,
+                                                std::string body, bool keep_alive) {
+  http::response<http::string_body> response;
+  response.version(11);
+  response.result(static_cast<unsigned>(status));
+  response.set(http::field::content_type, std::move(content_type));
+  response.set(http::field::server, "llmgw");
+  response.body() = std::move(body);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  return response;
+}
+
+json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
+  return {{"name", node.id},
+          {"url", node.config.url},
+          {"weight", node.weight},
+          {"healthy", node.healthy.load()},
+          {"in_flight", node.in_flight.load()},
+          {"requests", node.requests.load()},
+          {"consecutive_failures", node.consecutive_failures.load()},
+          {"virtual_nodes", virtual_nodes}};
+}
+
+http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
+  const auto snapshot = shared.current();
+  json nodes = json::array();
+  std::size_t healthy = 0;
+  for (std::size_t i = 0; i < snapshot->nodes.size(); ++i) {
+    const auto& node = snapshot->node(i);
+    healthy += node.healthy.load() ? 1 : 0;
+    nodes.push_back(node_json(node, snapshot->table.ring().virtual_nodes_of(i)));
+  }
+  const bool draining = shared.draining.load();
+  const std::string status = draining        ? "draining"
+                             : healthy == 0  ? "unavailable"
+                             : healthy < snapshot->nodes.size() ? "degraded"
+                                                                 : "ok";
+  const auto& routing = shared.config.routing;
+  const json body{
+      {"status", status},
+      {"version", std::string{kVersion}},
+      {"uptime_seconds",
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - shared.started).count()},
+      {"in_flight", shared.total_in_flight.load()},
+      {"client_connections", shared.client_connections.load()},
+      {"routing",
+       {{"mode", routing.balance_factor > 0 ? "bounded" : "consistent_hash"},
+        {"balance_factor", routing.balance_factor},
+        {"session_header", routing.session_header},
+        {"max_attempts", routing.max_attempts}}},
+      {"ring",
+       {{"virtual_nodes", snapshot->table.ring().virtual_node_count()},
+        {"virtual_nodes_per_node", routing.virtual_nodes},
+        {"nodes", snapshot->nodes.size()},
+        {"snapshot_version", snapshot->version}}},
+      {"nodes", nodes}};
+  const int code = (draining || healthy == 0) ? 503 : 200;
+  return make_response(code, "application/json", body.dump() + "\n", keep_alive);
+}
+
+bool token_matches(std::string_view given, const std::string& expected) {
+  return !expected.empty() && given.size() == expected.size() &&
+         CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
+}
+
+json nodes_json(const Snapshot& snapshot) {
+  json nodes = json::array();
+  for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+    nodes.push_back(node_json(snapshot.node(i), snapshot.table.ring().virtual_nodes_of(i)));
+  }
+  return {{"nodes", nodes}};
+}
+
+std::vector<config::NodeConfig> current_node_configs(const Snapshot& snapshot) {
+  std::vector<config::NodeConfig> nodes;
+  for (const auto& node : snapshot.nodes) {
+    nodes.push_back(node->config);
+  }
+  return nodes;
+}
+
+// Validates a changed node list with the same rules as the config loader.
+std::vector<config::NodeConfig> validated_nodes(const SharedState& shared,
+                                                std::vector<config::NodeConfig> nodes,
+                                                const json& added) {
+  if (!added.is_null()) {
+    config::NodeConfig node;
+    node.url = added.at("url").get<std::string>();
+    node.name = added.value("name", std::string{});
+    node.weight = added.value("weight", 1.0);
+    config::resolve_node(node, "nodes[" + std::to_string(nodes.size()) + "]");
+    nodes.push_back(std::move(node));
+  }
+  auto candidate = shared.config;
+  candidate.nodes = nodes;
+  config::validate(candidate);
+  return nodes;
+}
+
+http::response<http::string_body> admin(SharedState& shared,
+                                        const http::request<http::string_body>& request,
+                                        bool keep_alive) {
+  if (shared.admin_token.empty()) {
+    return json_error(404, "the admin API is disabled: set admin.token or admin.token_file",
+                      keep_alive);
+  }
+  std::string_view authorization = request[http::field::authorization];
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!authorization.starts_with(kBearer) ||
+      !token_matches(authorization.substr(kBearer.size()), shared.admin_token)) {
+    auto response = json_error(401, "missing or wrong admin bearer token", keep_alive);
+    response.set(http::field::www_authenticate, "Bearer");
+    return response;
+  }
+  const std::string_view path = net::target_path(request.target());
+  constexpr std::string_view kNodes = "/admin/nodes";
+  const auto snapshot = shared.current();
+  if (path == kNodes && request.method() == http::verb::get) {
+    return make_response(200, "application/json", nodes_json(*snapshot).dump() + "\n",
+                         keep_alive);
+  }
+  try {
+    if (path == kNodes && request.method() == http::verb::post) {
+      const auto body = json::parse(request.body());
+      if (!body.is_object() || !body.contains("url")) {
+        return json_error(400, "expected a JSON object with \"url\" (and optional \"name\", "
+                               "\"weight\")", keep_alive);
+      }
+      shared.publish(validated_nodes(shared, current_node_configs(*snapshot), body));
+      return make_response(201, "application/json", nodes_json(*shared.current()).dump() + "\n",
+                           keep_alive);
+    }
+    if (path.starts_with(kNodes) && path.size() > kNodes.size() + 1 &&
+        path[kNodes.size()] == '/' && request.method() == http::verb::delete_) {
+      const std::string name{path.substr(kNodes.size() + 1)};
+      auto nodes = current_node_configs(*snapshot);
+      const auto removed = std::erase_if(nodes, [&](const auto& node) { return node.name == name; });
+      if (removed == 0) {
+        return json_error(404, "no node named \"" + name + "\"", keep_alive);
+      }
+      if (nodes.empty()) {
+        return json_error(409, "refusing to remove the last node", keep_alive);
+      }
+      shared.publish(validated_nodes(shared, std::move(nodes), json{}));
+      return make_response(200, "application/json", nodes_json(*shared.current()).dump() + "\n",
+                           keep_alive);
+    }
+  } catch (const json::exception& e) {
+    return json_error(400, std::string{"request body is not valid JSON: "} + e.what(), keep_alive);
+  } catch (const config::ConfigError& e) {
+    return json_error(400, e.what(), keep_alive);
+  }
+  return json_error(404, "unknown admin path or method", keep_alive);
+}
+
+}  // namespace
+
+bool is_local_path(std::string_view path) noexcept {
+  return path == "/" || path == "/health" || path == "/metrics" || path == "/admin" ||
+         path.starts_with("/admin/");
+}
+
+http::response<http::string_body> handle_local(SharedState& shared,
+                                               const http::request<http::string_body>& request) {
+  const bool keep_alive = request.keep_alive() && !shared.draining.load();
+  const std::string_view path = net::target_path(request.target());
+  const bool read_only = request.method() == http::verb::get || request.method() == http::verb::head;
+  if (path.starts_with("/admin")) {
+    return admin(shared, request, keep_alive);
+  }
+  if (!read_only) {
+    return json_error(405, "method not allowed on " + std::string{path}, keep_alive);
+  }
+  if (path == "/health") {
+    return health(shared, keep_alive);
+  }
+  if (path == "/metrics") {
+    shared.metrics.set_client_connections(static_cast<double>(shared.client_connections.load()));
+    return make_response(200, "text/plain; version=0.0.4; charset=utf-8",
+                         shared.metrics.serialize(), keep_alive);
+  }
+  return make_response(200, "text/plain; charset=utf-8", "llmgw is running\n", keep_alive);
+}
+
+}  // namespace llmgw::server::detail

@@ -1,0 +1,430 @@
+// The proxy path (DESIGN.md §1): route, connect (or reuse), send, relay the response chunk by
+// chunk, retry before the first byte, record metrics. Bodies are never read whole into memory:
+// each upstream read fills a fixed buffer that is written to the client before the next read.
+
+#include "proxy.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "llmgw/server/usage_scanner.hpp"
+
+namespace llmgw::server::detail {
+namespace {
+
+using asio::use_awaitable;
+using Clock = std::chrono::steady_clock;
+constexpr auto kAsTuple = asio::as_tuple(use_awaitable);
+
+// Relay buffer: big enough for a burst of tokens, small enough for thousands of streams.
+constexpr std::size_t kRelayBufferBytes = 16 * 1024;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Counts a request against a node while it is in flight (bounded loads read these).
+class InFlight {
+ public:
+  InFlight(SharedState& shared, UpstreamNode& node) : shared_(shared), node_(node) {
+    node_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    shared_.total_in_flight.fetch_add(1, std::memory_order_relaxed);
+    node_.metrics.in_flight->Increment();
+  }
+  ~InFlight() {
+    node_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    shared_.total_in_flight.fetch_sub(1, std::memory_order_relaxed);
+    node_.metrics.in_flight->Decrement();
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  SharedState& shared_;
+  UpstreamNode& node_;
+};
+
+enum class AttemptFailure { none, connect, timeout, status_5xx, stale };
+
+std::string session_key(const Request& request, const std::string& header_name) {
+  const auto it = request.find(header_name);
+  if (it == request.end()) {
+    return {};
+  }
+  std::string_view value = it->value();
+  const auto first = value.find_first_not_of(" \t");
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  const auto last = value.find_last_not_of(" \t");
+  return std::string{value.substr(first, last - first + 1)};
+}
+
+// The request as sent upstream: hop-by-hop headers removed (and those named by Connection),
+// X-Forwarded-For appended, Host set per node, Content-Length from the body.
+void prepare_upstream_request(Request& request, const std::string& client_ip) {
+  std::vector<std::string> named_by_connection;
+  for (const auto& token : http::token_list{request[http::field::connection]}) {
+    named_by_connection.emplace_back(token);
+  }
+  for (const auto& name : named_by_connection) {
+    request.erase(name);
+  }
+  for (auto it = request.begin(); it != request.end();) {
+    if (is_hop_by_hop(it->name_string()) || it->name() == http::field::expect) {
+      it = request.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  constexpr std::string_view kForwardedFor = "X-Forwarded-For";
+  const std::string_view forwarded = request[kForwardedFor];
+  if (forwarded.empty()) {
+    request.set(kForwardedFor, client_ip);
+  } else {
+    request.set(kForwardedFor, std::string{forwarded} + ", " + client_ip);
+  }
+  request.version(11);
+  request.keep_alive(true);
+  request.prepare_payload();
+}
+
+asio::awaitable<std::optional<beast::tcp_stream>> connect_upstream(Worker& worker,
+                                                                   const UpstreamNode& node) {
+  const auto& timeouts = worker.shared.config.timeouts;
+  tcp::resolver resolver(worker.io);
+  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
+      node.config.host, std::to_string(node.config.port), kAsTuple);
+  if (resolve_error) {
+    co_return std::nullopt;
+  }
+  beast::tcp_stream stream(worker.io);
+  stream.expires_after(timeouts.connect);
+  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
+  if (connect_error) {
+    co_return std::nullopt;
+  }
+  stream.socket().set_option(tcp::no_delay(true));
+  co_return std::optional<beast::tcp_stream>{std::move(stream)};
+}
+
+// The status line + headers the client gets, derived from the node's response head.
+http::response<http::empty_body> client_head(const http::response_parser<http::buffer_body>& parser,
+                                             const UpstreamNode& node, routing::RouteKind route,
+                                             bool head_request, bool keep_alive) {
+  const auto& upstream = parser.get();
+  http::response<http::empty_body> head;
+  head.version(11);
+  head.result(upstream.result_int());
+  for (const auto& field : upstream) {
+    if (!is_hop_by_hop(field.name_string())) {
+      head.insert(field.name_string(), field.value());
+    }
+  }
+  head.set("X-Gateway-Node", node.id);
+  head.set("X-Gateway-Route", routing::to_string(route));
+  const int status = upstream.result_int();
+  const bool may_have_body = !head_request && status >= 200 && status != 204 && status != 304;
+  if (may_have_body && !parser.content_length()) {
+    head.chunked(true);  // upstream chunked or close-delimited: relay as chunks
+  }
+  head.keep_alive(keep_alive);
+  return head;
+}
+
+// An error record in the stream's own format, for a stream that breaks after its first byte.
+std::string stream_error_record(std::string_view content_type, const std::string& message) {
+  const nlohmann::json error{{"error", message}};
+  if (content_type.find("text/event-stream") != std::string_view::npos) {
+    const nlohmann::json openai{{"error", {{"message", message}, {"type", "upstream_error"}}}};
+    return "data: " + openai.dump() + "\n\n";
+  }
+  return error.dump() + "\n";
+}
+
+}  // namespace
+
+void arm(beast::tcp_stream& stream, std::chrono::milliseconds timeout) {
+  if (timeout.count() > 0) {
+    stream.expires_after(timeout);
+  } else {
+    stream.expires_never();
+  }
+}
+
+bool is_hop_by_hop(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 9> kHopByHop{
+      "connection", "keep-alive",         "proxy-connection", "proxy-authenticate",
+      "te",         "proxy-authorization", "trailer",          "transfer-encoding",
+      "upgrade"};
+  for (const auto& hop : kHopByHop) {
+    if (beast::iequals(name, hop)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+http::response<http::string_body> json_error(int status, const std::string& message,
+                                             bool keep_alive) {
+  http::response<http::string_body> response;
+  response.version(11);
+  response.result(static_cast<unsigned>(status));
+  response.set(http::field::content_type, "application/json");
+  response.set(http::field::server, "llmgw");
+  response.body() = nlohmann::json{{"error", message}}.dump() + "\n";
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  return response;
+}
+
+asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& connection,
+                                           Request& request, const std::string& client_ip,
+                                           Clock::time_point started) {
+  SharedState& shared = worker.shared;
+  const auto& config = shared.config;
+  beast::tcp_stream& client = *connection.client;
+  ProxyResult result;
+  const bool client_keep_alive = request.keep_alive();
+  const bool head_request = request.method() == http::verb::head;
+
+  const Snapshot& snapshot = worker.snapshot();
+  const std::string key = session_key(request, config.routing.session_header);
+  const routing::RoutePlan plan =
+      key.empty() ? routing::plan_round_robin(
+                        snapshot.table,
+                        shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
+                        shared.policy)
+                  : routing::plan_keyed(snapshot.table, routing::ring_position(key),
+                                        shared.total_in_flight.load(std::memory_order_relaxed),
+                                        shared.policy);
+  if (plan.empty()) {
+    result.status = 502;
+    auto response = json_error(502, "no upstream nodes are configured", client_keep_alive);
+    auto [ec, n] = co_await http::async_write(client, response, kAsTuple);
+    result.reusable = !ec && client_keep_alive;
+    co_return result;
+  }
+  shared.metrics.count_routing_decision(plan.kind);
+  prepare_upstream_request(request, client_ip);
+
+  bool any_timeout = false;
+  std::string last_failure = "no node could be reached";
+  for (std::size_t attempt = 0; attempt < plan.count; ++attempt) {
+    UpstreamNode& node = snapshot.node(plan.candidates[attempt]);
+    const routing::RouteKind route = attempt == 0 ? plan.kind : routing::RouteKind::failover;
+    InFlight in_flight(shared, node);
+    node.requests.fetch_add(1, std::memory_order_relaxed);
+    request.set(http::field::host, node.authority);
+
+    // A pooled connection may have been closed by the node since; one fresh retry on the same
+    // node does not count against it.
+    std::optional<beast::tcp_stream> upstream;
+    beast::flat_buffer upstream_buffer;
+    std::optional<http::response_parser<http::buffer_body>> parser_slot;
+    AttemptFailure failure = AttemptFailure::none;
+    for (int connect_try = 0; connect_try < 2; ++connect_try) {
+      bool pooled = false;
+      upstream.reset();
+      if (auto idle = worker.pool.take(node.id)) {
+        pooled = true;
+        upstream.emplace(std::move(*idle));
+      } else if (auto fresh = co_await connect_upstream(worker, node)) {
+        upstream.emplace(std::move(*fresh));
+      } else {
+        failure = AttemptFailure::connect;
+        break;
+      }
+      connection.upstream = &*upstream;
+      arm(*upstream, config.timeouts.connect + config.timeouts.idle);
+      auto [write_error, written] = co_await http::async_write(*upstream, request, kAsTuple);
+      if (!write_error) {
+        upstream_buffer.clear();
+        auto& fresh = parser_slot.emplace();
+        fresh.body_limit(std::numeric_limits<std::uint64_t>::max());
+        fresh.skip(head_request);
+        upstream->expires_after(config.timeouts.first_byte);
+        auto [read_error, read] =
+            co_await http::async_read_header(*upstream, upstream_buffer, fresh, kAsTuple);
+        if (!read_error) {
+          failure = AttemptFailure::none;
+          break;
+        }
+        if (read_error == beast::error::timeout) {
+          failure = AttemptFailure::timeout;
+          break;
+        }
+      } else if (write_error == beast::error::timeout) {
+        failure = AttemptFailure::timeout;
+        break;
+      }
+      connection.upstream = nullptr;
+      upstream.reset();
+      failure = pooled ? AttemptFailure::stale : AttemptFailure::connect;
+      if (!pooled) {
+        break;
+      }
+    }
+
+    if (failure == AttemptFailure::none && parser_slot->get().result_int() >= 500 &&
+        attempt + 1 < plan.count) {
+      failure = AttemptFailure::status_5xx;
+      last_failure =
+          "node " + node.id + " answered " + std::to_string(parser_slot->get().result_int());
+    }
+    if (failure != AttemptFailure::none) {
+      connection.upstream = nullptr;
+      upstream.reset();
+      const auto kind = failure == AttemptFailure::timeout  ? metrics::UpstreamError::timeout
+                        : failure == AttemptFailure::status_5xx ? metrics::UpstreamError::status_5xx
+                                                                : metrics::UpstreamError::connect;
+      node.metrics.errors[static_cast<std::size_t>(kind)]->Increment();
+      if (failure == AttemptFailure::timeout) {
+        any_timeout = true;
+        last_failure = "node " + node.id + " did not answer within " +
+                       std::to_string(config.timeouts.first_byte.count()) + " ms";
+      } else if (failure != AttemptFailure::status_5xx) {
+        last_failure = "could not connect to node " + node.id + " (" + node.authority + ")";
+      }
+      if (node.record_failure(config.health.unhealthy_threshold)) {
+        node.metrics.healthy->Set(0);
+      }
+      continue;
+    }
+
+    // The node answered: relay the head, then the body as it arrives.
+    auto& parser = *parser_slot;
+    if (parser.get().result_int() < 500 && node.record_success(config.health.healthy_threshold)) {
+      node.metrics.healthy->Set(1);
+    }
+    const bool keep_alive = client_keep_alive && !shared.draining.load(std::memory_order_relaxed);
+    auto head = client_head(parser, node, route, head_request, keep_alive);
+    const bool chunked = head.chunked();
+    const std::string content_type{parser.get()[http::field::content_type]};
+    result.status = parser.get().result_int();
+    result.node = node.id;
+    result.route = routing::to_string(route);
+
+    http::response_serializer<http::empty_body> serializer{head};
+    arm(client, config.timeouts.idle);
+    auto [head_error, head_bytes] = co_await http::async_write_header(client, serializer, kAsTuple);
+    bool client_gone = static_cast<bool>(head_error);
+
+    UsageScanner usage;
+    std::array<char, kRelayBufferBytes> buffer;
+    bool upstream_complete = parser.is_done();
+    bool first_byte_seen = false;
+    bool stream_broken = false;
+    while (!client_gone && !upstream_complete) {
+      parser.get().body().data = buffer.data();
+      parser.get().body().size = buffer.size();
+      arm(*upstream, config.timeouts.idle);
+      auto [read_error, read] = co_await http::async_read(*upstream, upstream_buffer, parser,
+                                                          kAsTuple);
+      const std::size_t got = buffer.size() - parser.get().body().size;
+      if (got > 0) {
+        if (!first_byte_seen) {
+          first_byte_seen = true;
+          node.metrics.time_to_first_byte->Observe(seconds_since(started));
+        }
+        usage.feed(std::string_view{buffer.data(), got});
+        arm(client, config.timeouts.idle);
+        if (chunked) {
+          auto [ec, n] = co_await asio::async_write(
+              client, http::make_chunk(asio::buffer(buffer.data(), got)), kAsTuple);
+          client_gone = static_cast<bool>(ec);
+        } else {
+          auto [ec, n] = co_await asio::async_write(client, asio::buffer(buffer.data(), got),
+                                                    kAsTuple);
+          client_gone = static_cast<bool>(ec);
+        }
+        if (!client_gone) {
+          result.bytes += got;
+        }
+      }
+      if (read_error && read_error != http::error::need_buffer) {
+        stream_broken = true;
+        break;
+      }
+      upstream_complete = parser.is_done();
+      if (config.timeouts.total.count() > 0 &&
+          Clock::now() - started > config.timeouts.total) {
+        stream_broken = true;
+        break;
+      }
+    }
+    connection.upstream = nullptr;
+
+    if (client_gone) {
+      // Closing the upstream connection cancels the generation on the node (frees its slot).
+      node.metrics.errors[static_cast<std::size_t>(metrics::UpstreamError::client_disconnect)]
+          ->Increment();
+      result.reusable = false;
+    } else if (stream_broken) {
+      node.metrics.errors[static_cast<std::size_t>(metrics::UpstreamError::broken_stream)]
+          ->Increment();
+      if (chunked) {
+        const auto record = stream_error_record(
+            content_type, "the upstream node " + node.id + " ended the stream unexpectedly");
+        arm(client, config.timeouts.idle);
+        co_await asio::async_write(client, http::make_chunk(asio::buffer(record)), kAsTuple);
+        co_await asio::async_write(client, http::make_chunk_last(), kAsTuple);
+      }
+      result.reusable = false;
+    } else {
+      if (chunked) {
+        arm(client, config.timeouts.idle);
+        auto [ec, n] = co_await asio::async_write(client, http::make_chunk_last(), kAsTuple);
+        client_gone = static_cast<bool>(ec);
+      }
+      if (!first_byte_seen) {
+        node.metrics.time_to_first_byte->Observe(seconds_since(started));
+      }
+      result.reusable = keep_alive && !client_gone;
+      if (parser.keep_alive() && upstream_complete) {
+        worker.pool.put(node.id, std::move(*upstream), config.limits.max_idle_upstream_per_node);
+      }
+    }
+    usage.finish();
+    if (usage.usage().seen) {
+      node.metrics.prompt_tokens->Increment(static_cast<double>(usage.usage().prompt_tokens));
+      node.metrics.completion_tokens->Increment(
+          static_cast<double>(usage.usage().completion_tokens));
+      node.metrics.prompt_eval_seconds->Increment(usage.usage().prompt_eval_seconds);
+    }
+    node.metrics.bytes_relayed->Increment(static_cast<double>(result.bytes));
+    node.metrics.request_duration->Observe(seconds_since(started));
+    node.metrics.requests[static_cast<std::size_t>(route)]
+                         [metrics::status_class_index(result.status)]
+                             ->Increment();
+    co_return result;
+  }
+
+  // No node produced a response head.
+  result.status = any_timeout ? 504 : 502;
+  shared.metrics.count_unrouted(result.status);
+  auto response = json_error(result.status, last_failure, client_keep_alive);
+  arm(client, config.timeouts.idle);
+  auto [ec, n] = co_await http::async_write(client, response, kAsTuple);
+  result.reusable = !ec && client_keep_alive;
+  co_return result;
+}
+
+}  // namespace llmgw::server::detail

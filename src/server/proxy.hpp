@@ -1,0 +1,43 @@
+#pragma once
+
+// Internal: the proxy path of one request, and the JSON error responses the gateway sends.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "gateway_state.hpp"
+
+namespace llmgw::server::detail {
+
+namespace http = beast::http;
+using Request = http::request<http::string_body>;
+
+struct ProxyResult {
+  int status = 0;
+  bool reusable = true;  // the client connection may serve another request
+  std::string node;      // empty when no node answered
+  std::string_view route = "none";
+  std::uint64_t bytes = 0;  // response body bytes relayed
+};
+
+// Routes `request`, relays the chosen node's response to `client` as it arrives, retries before
+// the first byte on the next candidate, and records metrics. Never throws.
+asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& connection,
+                                           Request& request, const std::string& client_ip,
+                                           std::chrono::steady_clock::time_point started);
+
+// {"error": message} with the given status.
+http::response<http::string_body> json_error(int status, const std::string& message,
+                                             bool keep_alive);
+
+// Arms the stream's timer; a timeout of 0 means no limit.
+void arm(beast::tcp_stream& stream, std::chrono::milliseconds timeout);
+
+// True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
+bool is_hop_by_hop(std::string_view name) noexcept;
+
+}  // namespace llmgw::server::detail

@@ -1,0 +1,82 @@
+#include "llmgw/server/usage_scanner.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace llmgw::server {
+namespace {
+
+std::uint64_t unsigned_field(const nlohmann::json& object, const char* name) {
+  const auto it = object.find(name);
+  if (it == object.end() || !it->is_number()) {
+    return 0;
+  }
+  const auto value = it->get<double>();
+  return value > 0 ? static_cast<std::uint64_t>(value) : 0;
+}
+
+}  // namespace
+
+void UsageScanner::feed(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const auto newline = bytes.find('\n');
+    const auto piece = bytes.substr(0, newline);
+    if (!skipping_) {
+      if (line_.size() + piece.size() > kMaxLineBytes) {
+        skipping_ = true;
+        line_.clear();
+      } else {
+        line_.append(piece);
+      }
+    }
+    if (newline == std::string_view::npos) {
+      return;
+    }
+    if (!skipping_) {
+      examine(line_);
+    }
+    line_.clear();
+    skipping_ = false;
+    bytes.remove_prefix(newline + 1);
+  }
+}
+
+void UsageScanner::finish() {
+  if (!skipping_ && !line_.empty()) {
+    examine(line_);
+  }
+  line_.clear();
+  skipping_ = false;
+}
+
+void UsageScanner::examine(std::string_view line) {
+  // Cheap filters first: almost every streamed line is a token and carries no usage.
+  const bool ollama_final = line.find("\"done\"") != std::string_view::npos &&
+                            line.find("prompt_eval_count") != std::string_view::npos;
+  const bool openai_usage = line.find("\"usage\"") != std::string_view::npos;
+  if (!ollama_final && !openai_usage) {
+    return;
+  }
+  if (line.starts_with("data:")) {
+    line.remove_prefix(5);
+  }
+  const auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) {
+    return;
+  }
+  if (ollama_final && parsed.value("done", false)) {
+    usage_.prompt_tokens = unsigned_field(parsed, "prompt_eval_count");
+    usage_.completion_tokens = unsigned_field(parsed, "eval_count");
+    usage_.prompt_eval_seconds =
+        static_cast<double>(unsigned_field(parsed, "prompt_eval_duration")) / 1e9;
+    usage_.seen = true;
+    return;
+  }
+  const auto usage = parsed.find("usage");
+  if (usage != parsed.end() && usage->is_object()) {
+    usage_.prompt_tokens = unsigned_field(*usage, "prompt_tokens");
+    usage_.completion_tokens = unsigned_field(*usage, "completion_tokens");
+    usage_.seen = true;
+  }
+}
+
+}  // namespace llmgw::server

@@ -1,0 +1,53 @@
+#include "llmgw/server/usage_scanner.hpp"
+
+#include <gtest/gtest.h>
+
+namespace llmgw::server {
+namespace {
+
+TEST(UsageScanner, ReadsOllamaFinalRecordSplitAcrossChunks) {
+  UsageScanner scanner;
+  const std::string stream =
+      "{\"model\":\"m\",\"response\":\"Hi\",\"done\":false}\n"
+      "{\"model\":\"m\",\"response\":\"\",\"done\":true,\"done_reason\":\"stop\","
+      "\"prompt_eval_count\":26,\"prompt_eval_duration\":130079000,\"eval_count\":259}\n";
+  // Feed in awkward 7-byte pieces, as a network would.
+  for (std::size_t i = 0; i < stream.size(); i += 7) {
+    scanner.feed(std::string_view{stream}.substr(i, 7));
+  }
+  scanner.finish();
+  ASSERT_TRUE(scanner.usage().seen);
+  EXPECT_EQ(scanner.usage().prompt_tokens, 26U);
+  EXPECT_EQ(scanner.usage().completion_tokens, 259U);
+  EXPECT_DOUBLE_EQ(scanner.usage().prompt_eval_seconds, 0.130079);
+}
+
+TEST(UsageScanner, ReadsNonStreamedBodyWithoutTrailingNewline) {
+  UsageScanner scanner;
+  scanner.feed(R"({"response":"x","done":true,"prompt_eval_count":5,"eval_count":2})");
+  scanner.finish();
+  EXPECT_EQ(scanner.usage().prompt_tokens, 5U);
+  EXPECT_EQ(scanner.usage().completion_tokens, 2U);
+}
+
+TEST(UsageScanner, ReadsOpenAiSseUsage) {
+  UsageScanner scanner;
+  scanner.feed("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
+  scanner.feed("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":3}}\n");
+  scanner.feed("\ndata: [DONE]\n\n");
+  scanner.finish();
+  EXPECT_EQ(scanner.usage().prompt_tokens, 11U);
+  EXPECT_EQ(scanner.usage().completion_tokens, 3U);
+}
+
+TEST(UsageScanner, IgnoresTokensThatMentionDoneAndOversizedLines) {
+  UsageScanner scanner;
+  scanner.feed("{\"response\":\"\\\"done\\\": true prompt_eval_count\",\"done\":false}\n");
+  scanner.feed(std::string(UsageScanner::kMaxLineBytes + 10, 'x'));
+  scanner.feed("\n");
+  scanner.finish();
+  EXPECT_FALSE(scanner.usage().seen);
+}
+
+}  // namespace
+}  // namespace llmgw::server
