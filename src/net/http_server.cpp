@@ -149,12 +149,7 @@ class StreamResponder final : public ResponseStream {
     if (state_ != State::kNothingSent) {
       co_return false;
     }
-    http::response<http::string_body> response{http::status::ok, version_};
-    response.result(static_cast<unsigned>(status));
-    for (auto& header : headers) {
-      response.insert(header.name, header.value);
-    }
-    response.keep_alive(keep_alive_);
+    auto response = make_head<http::string_body>(status, headers);
     response.body() = std::move(body);
     response.prepare_payload();
     state_ = State::kBroken;  // until the write succeeds
@@ -172,12 +167,7 @@ class StreamResponder final : public ResponseStream {
     if (state_ != State::kNothingSent) {
       co_return false;
     }
-    http::response<http::empty_body> response{http::status::ok, version_};
-    response.result(static_cast<unsigned>(status));
-    for (auto& header : headers) {
-      response.insert(header.name, header.value);
-    }
-    response.keep_alive(keep_alive_);
+    auto response = make_head<http::empty_body>(status, headers);
     response.chunked(true);
     http::response_serializer<http::empty_body> serializer{response};
     state_ = State::kBroken;
@@ -259,6 +249,17 @@ class StreamResponder final : public ResponseStream {
   }
 
  private:
+  template <class Body>
+  http::response<Body> make_head(int status, const HttpHeaders& headers) const {
+    http::response<Body> response{http::status::ok, version_};
+    response.result(static_cast<unsigned>(status));
+    for (const auto& header : headers) {
+      response.insert(header.name, header.value);
+    }
+    response.keep_alive(keep_alive_);
+    return response;
+  }
+
   ServerCore& core_;
   Stream& stream_;
   asio::steady_timer& timer_;
