@@ -116,6 +116,53 @@ TEST(HttpClientServer, KeepAliveReusesOneConnection) {
       << "requests_served() = " << server.requests_served();
 }
 
+TEST(HttpClientServer, ServesConcurrentClientsOnSeveralThreads) {
+  auto options = loopback_options();
+  options.threads = 4;
+  HttpServer server{
+      options,
+      [](const ServerRequest& request, ResponseStream& response) -> boost::asio::awaitable<void> {
+        co_await response.begin(200, {});
+        for (const char* line : {"a\n", "b\n", "c\n"}) {
+          co_await response.sleep(milliseconds{1});
+          co_await response.write(line);
+        }
+        co_await response.write(request.body);
+        co_await response.end();
+      }};
+  server.start();
+  constexpr int kClients = 6;
+  constexpr int kRequestsPerClient = 10;
+  std::atomic<int> complete{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      HttpClient client;
+      for (int i = 0; i < kRequestsPerClient; ++i) {
+        const std::string id = std::to_string(c) + "/" + std::to_string(i);
+        std::string received;
+        try {
+          const auto response =
+              client.send({"POST", server.base_url() + "/", {}, id}, [&](std::string_view chunk) {
+                received.append(chunk);
+                return true;
+              });
+          if (response.status == 200 && received == "a\nb\nc\n" + id) {
+            ++complete;
+          }
+        } catch (const TransportError&) {
+          // counted as incomplete below
+        }
+      }
+    });
+  }
+  for (auto& thread : clients) {
+    thread.join();
+  }
+  EXPECT_EQ(complete.load(), kClients * kRequestsPerClient);
+  EXPECT_EQ(server.connections_accepted(), static_cast<std::uint64_t>(kClients));
+}
+
 TEST(HttpClientServer, ReconnectsWhenTheIdleConnectionWasClosed) {
   auto options = loopback_options();
   options.idle_timeout = milliseconds{100};
