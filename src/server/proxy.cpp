@@ -336,8 +336,9 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       parser.get().body().data = buffer.data();
       parser.get().body().size = buffer.size();
       arm(*upstream, config.timeouts.idle);
-      auto [read_error, read] = co_await http::async_read(*upstream, upstream_buffer, parser,
-                                                          kAsTuple);
+      // read_some, not read: read would wait until the buffer is full, holding tokens back.
+      auto [read_error, read] =
+          co_await http::async_read_some(*upstream, upstream_buffer, parser, kAsTuple);
       const std::size_t got = buffer.size() - parser.get().body().size;
       if (got > 0) {
         if (!first_byte_seen) {
