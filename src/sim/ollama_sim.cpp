@@ -131,6 +131,13 @@ std::string_view endpoint_label(std::string_view path) {
   return "other";
 }
 
+// One unlabelled metric; `builder` is prometheus::BuildCounter() or BuildGauge().
+template <typename Builder>
+auto& add_metric(Builder builder, prometheus::Registry& registry, const std::string& name,
+                 const std::string& help) {
+  return builder.Name(name).Help(help).Register(registry).Add({});
+}
+
 struct Metrics {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>& requests =
@@ -138,47 +145,30 @@ struct Metrics {
           .Name("ollama_sim_requests_total")
           .Help("HTTP requests received, by endpoint")
           .Register(*registry);
-  prometheus::Counter& prompt_tokens = prometheus::BuildCounter()
-                                           .Name("ollama_sim_prompt_tokens_total")
-                                           .Help("Prompt tokens of generations that got a KV slot")
-                                           .Register(*registry)
-                                           .Add({});
+  prometheus::Counter& prompt_tokens =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_prompt_tokens_total",
+                 "Prompt tokens of generations that got a KV slot");
   prometheus::Counter& cached_prompt_tokens =
-      prometheus::BuildCounter()
-          .Name("ollama_sim_prompt_tokens_cached_total")
-          .Help("Prompt tokens served from a KV slot instead of being evaluated")
-          .Register(*registry)
-          .Add({});
-  prometheus::Counter& generated_tokens = prometheus::BuildCounter()
-                                              .Name("ollama_sim_generated_tokens_total")
-                                              .Help("Output tokens generated")
-                                              .Register(*registry)
-                                              .Add({});
-  prometheus::Counter& connections = prometheus::BuildCounter()
-                                         .Name("ollama_sim_connections_accepted_total")
-                                         .Help("TCP connections accepted")
-                                         .Register(*registry)
-                                         .Add({});
-  prometheus::Counter& cancelled = prometheus::BuildCounter()
-                                       .Name("ollama_sim_requests_cancelled_total")
-                                       .Help("Generations stopped because the client went away")
-                                       .Register(*registry)
-                                       .Add({});
-  prometheus::Counter& rejected = prometheus::BuildCounter()
-                                      .Name("ollama_sim_requests_rejected_total")
-                                      .Help("Requests refused with 503 because the queue was full")
-                                      .Register(*registry)
-                                      .Add({});
-  prometheus::Gauge& slots_busy = prometheus::BuildGauge()
-                                      .Name("ollama_sim_slots_busy")
-                                      .Help("KV slots serving a request now")
-                                      .Register(*registry)
-                                      .Add({});
-  prometheus::Gauge& queue_depth = prometheus::BuildGauge()
-                                       .Name("ollama_sim_queue_depth")
-                                       .Help("Requests waiting for a KV slot")
-                                       .Register(*registry)
-                                       .Add({});
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_prompt_tokens_cached_total",
+                 "Prompt tokens served from a KV slot instead of being evaluated");
+  prometheus::Counter& generated_tokens =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_generated_tokens_total",
+                 "Output tokens generated");
+  prometheus::Counter& connections =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_connections_accepted_total",
+                 "TCP connections accepted");
+  prometheus::Counter& cancelled =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_requests_cancelled_total",
+                 "Generations stopped because the client went away");
+  prometheus::Counter& rejected =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_requests_rejected_total",
+                 "Requests refused with 503 because the queue was full");
+  prometheus::Gauge& slots_busy =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_slots_busy",
+                 "KV slots serving a request now");
+  prometheus::Gauge& queue_depth =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_queue_depth",
+                 "Requests waiting for a KV slot");
 };
 
 // Holds a KV slot for one generation and gives it back, holding what was served (prompt plus the

@@ -90,15 +90,10 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string{kVersion});
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
+    // --help and --version are "successes" (exit code 0); anything else is a usage error.
+    const int code = app.exit(e);
+    return e.get_exit_code() == 0 ? code : kExitUsage;
   }
   options.models = split_models(models);
   if (options.models.empty()) {
