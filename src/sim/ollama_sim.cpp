@@ -16,7 +16,7 @@
 
 #include "llmgw/net/http_server.hpp"
 #include "llmgw/sim/protocol.hpp"
-#include "sim/slot_scheduler.hpp"
+#include "llmgw/sim/slot_scheduler.hpp"
 
 namespace llmgw::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/slot_scheduler.hpp"
+#include "llmgw/sim/slot_scheduler.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
