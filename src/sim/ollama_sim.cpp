@@ -23,7 +23,8 @@ namespace llmgw::sim {
 namespace {
 
 namespace asio = boost::asio;
-using nlohmann::json;
+// Ordered, so records list their fields in the order Ollama writes them.
+using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 // The Ollama version the emulator claims; clients only check that it parses.

@@ -9,7 +9,8 @@ namespace llmgw::sim {
 
 namespace {
 
-using nlohmann::json;
+// Ordered, so records list their fields in the order Ollama writes them.
+using json = nlohmann::ordered_json;
 
 RequestError bad_request(std::string message) {
   return RequestError{400, std::move(message)};
@@ -119,8 +120,8 @@ std::optional<std::size_t> limit_field(const json& object, const char* name) {
 }
 
 void put_stats(json& record, const FinalStats& stats) {
-  record["done_reason"] = stats.done_reason;
   record["done"] = true;
+  record["done_reason"] = stats.done_reason;
   record["total_duration"] = stats.total_duration.count();
   record["load_duration"] = stats.load_duration.count();
   record["prompt_eval_count"] = stats.prompt_eval_count;
