@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <ctime>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace llmgw::sim {
@@ -181,6 +182,22 @@ std::variant<InferenceRequest, RequestError> parse_inference_request(Endpoint en
       request.load_only = prompt.empty();
       request.prompt =
           render_generate(string_field(object, "system").value_or(""), prompt, request.raw);
+      // The deprecated "context" (a previous response's tokens) goes in front of the prompt, which
+      // is what lets a generate-style conversation reuse its KV slot.
+      if (const auto context = object.find("context"); context != object.end()) {
+        Tokens earlier;
+        if (!context->is_array()) {
+          return bad_request("context must be an array of token ids");
+        }
+        for (const auto& id : *context) {
+          if (!id.is_number_unsigned() ||
+              id.get<std::uint64_t>() > std::numeric_limits<TokenId>::max()) {
+            return bad_request("context must be an array of token ids");
+          }
+          earlier.push_back(static_cast<TokenId>(id.get<std::uint64_t>()));
+        }
+        request.prompt = detokenize(earlier) + request.prompt;
+      }
       if (const auto options = object.find("options"); options != object.end()) {
         if (!options->is_object()) {
           return bad_request("options must be an object");

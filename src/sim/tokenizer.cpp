@@ -25,6 +25,21 @@ Tokens tokenize(std::string_view text) {
   return tokens;
 }
 
+std::string detokenize(const Tokens& tokens) {
+  std::string text;
+  text.reserve(tokens.size() * kBytesPerToken);
+  for (const TokenId id : tokens) {
+    for (std::size_t i = 0; i < kBytesPerToken; ++i) {
+      const auto byte = static_cast<char>((id >> (8 * i)) & 0xFFu);
+      if (byte == '\0') {
+        break;  // the zero padding of a short last piece
+      }
+      text += byte;
+    }
+  }
+  return text;
+}
+
 namespace {
 
 void append_message(std::string& out, std::string_view role, std::string_view content) {

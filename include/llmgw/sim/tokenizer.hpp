@@ -32,6 +32,10 @@ inline constexpr std::size_t kBytesPerToken = 4;
 // Tokens of `text`; an empty text still yields one token (as a BOS token would).
 Tokens tokenize(std::string_view text);
 
+// The text of `tokens` (the inverse of tokenize for text without NUL bytes): lets /api/generate
+// accept the deprecated "context" a previous response returned.
+std::string detokenize(const Tokens& tokens);
+
 // Number of tokens tokenize(text) returns, without building them.
 std::size_t count_tokens(std::string_view text) noexcept;
 

@@ -75,6 +75,69 @@ TEST(OllamaSimBehaviour, SecondTurnOfAConversationIsServedFromTheKvCache) {
       << metrics;
 }
 
+TEST(OllamaSimBehaviour, GenerateContextContinuesTheConversationFromTheCache) {
+  RunningSim sim;
+  net::HttpClient client;
+  const auto first =
+      json::parse(post(client, sim.url("/api/generate"),
+                       R"({"model":"llama3.2","prompt":"Tell me about the sea","stream":false})")
+                      .body);
+  const auto context = first["context"];
+  ASSERT_TRUE(context.is_array());
+  const auto cached_before = sim->stats().cached_prompt_tokens;
+  const json next{
+      {"model", "llama3.2"}, {"prompt", "And rivers?"}, {"context", context}, {"stream", false}};
+  const auto second = json::parse(post(client, sim.url("/api/generate"), next.dump()).body);
+  EXPECT_GT(second["prompt_eval_count"].get<std::size_t>(), context.size());
+  EXPECT_GE(sim->stats().cached_prompt_tokens - cached_before, context.size() - 1);
+}
+
+TEST(OllamaSimBehaviour, ConcurrentConversationsOnSeveralThreadsAllComplete) {
+  SimOptions options = testing::fast_options();
+  options.threads = 4;
+  options.num_parallel = 2;
+  options.queue_size = 64;
+  RunningSim sim(options);
+  constexpr int kSessions = 8;
+  constexpr int kTurns = 4;
+  std::vector<std::future<int>> sessions;
+  for (int session = 0; session < kSessions; ++session) {
+    sessions.push_back(std::async(std::launch::async, [&sim, session] {
+      net::HttpClient client;
+      json messages = json::array();
+      int ok = 0;
+      for (int turn = 0; turn < kTurns; ++turn) {
+        messages.push_back(
+            {{"role", "user"},
+             {"content", "session " + std::to_string(session) + " turn " + std::to_string(turn)}});
+        const auto response =
+            post(client, sim.url("/api/chat"), chat_body(messages, /*stream=*/turn % 2 == 0));
+        if (response.status != 200) {
+          continue;
+        }
+        ++ok;
+        std::string reply;
+        for (const auto& record : ndjson_records(response.body)) {
+          reply += record["message"]["content"].get<std::string>();
+        }
+        messages.push_back({{"role", "assistant"}, {"content", reply}});
+      }
+      return ok;
+    }));
+  }
+  int completed = 0;
+  for (auto& session : sessions) {
+    ASSERT_EQ(session.wait_for(std::chrono::seconds{60}), std::future_status::ready);
+    completed += session.get();
+  }
+  EXPECT_EQ(completed, kSessions * kTurns);
+  const auto stats = sim->stats();
+  EXPECT_EQ(stats.requests, static_cast<std::uint64_t>(kSessions * kTurns));
+  EXPECT_EQ(stats.slots_busy, 0u);
+  EXPECT_EQ(stats.queue_depth, 0u);
+  EXPECT_GT(stats.cached_prompt_tokens, 0u);
+}
+
 TEST(OllamaSimBehaviour, QueueFullAnswers503WithOllamasMessage) {
   SimOptions options;
   options.num_parallel = 1;

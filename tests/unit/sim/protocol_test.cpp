@@ -41,6 +41,15 @@ TEST(SimProtocol, GenerateDefaultsToStreamingAndTemplatesThePrompt) {
   EXPECT_TRUE(parse_ok(Endpoint::generate, R"({"model":"m"})").load_only);
 }
 
+TEST(SimProtocol, GenerateContextPrefixesThePreviousConversation) {
+  const std::string earlier = "<|user|>\nhi\n<|assistant|>\nHello.";
+  nlohmann::json body{{"model", "m"}, {"prompt", "more"}, {"context", tokenize(earlier)}};
+  const auto request = parse_ok(Endpoint::generate, body.dump());
+  EXPECT_EQ(request.prompt, earlier + "<|user|>\nmore\n<|assistant|>\n");
+  EXPECT_EQ(parse_error(Endpoint::generate, R"({"model":"m","prompt":"x","context":[-1]})").status,
+            400);
+}
+
 TEST(SimProtocol, OpenAiDefaultsToNonStreamingAndReadsMaxTokens) {
   const auto request =
       parse_ok(Endpoint::openai_chat,

@@ -23,6 +23,12 @@ TEST(SimTokenizer, EqualPiecesGetEqualIdsAndDifferentPiecesDiffer) {
   EXPECT_EQ(tokenize("abcdabcdwxyz"), a) << "tokenizing is deterministic";
 }
 
+TEST(SimTokenizer, DetokenizeInvertsTokenize) {
+  for (const std::string text : {"", "a", "abcd", "abcde", "<|user|>\nhello\n<|assistant|>\n"}) {
+    EXPECT_EQ(detokenize(tokenize(text)), text);
+  }
+}
+
 TEST(SimTokenizer, CommonPrefixCountsSharedLeadingTokens) {
   EXPECT_EQ(common_prefix(tokenize("abcdefghijkl"), tokenize("abcdefghXXXX")), 2u);
   EXPECT_EQ(common_prefix(tokenize("abcd"), tokenize("abcdefgh")), 1u);
