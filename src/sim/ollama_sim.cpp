@@ -726,11 +726,19 @@ std::string OllamaSim::Impl::metrics_text() {
   return prometheus::TextSerializer{}.Serialize(metrics.registry->Collect());
 }
 
-OllamaSim::OllamaSim(SimOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
-  if (impl_->options.models.empty()) {
+namespace {
+
+SimOptions validated(SimOptions options) {
+  if (options.models.empty()) {
     throw std::invalid_argument("ollama-sim needs at least one model");
   }
+  return options;
 }
+
+}  // namespace
+
+OllamaSim::OllamaSim(SimOptions options)
+    : impl_(std::make_unique<Impl>(validated(std::move(options)))) {}
 
 OllamaSim::~OllamaSim() {
   stop();

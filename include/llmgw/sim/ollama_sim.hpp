@@ -70,6 +70,7 @@ struct SimStats {
 // Thread-safe: every member may be called from any thread once constructed.
 class OllamaSim {
  public:
+  // Throws std::invalid_argument when options.models is empty.
   explicit OllamaSim(SimOptions options);
   ~OllamaSim();  // stops
   OllamaSim(const OllamaSim&) = delete;
