@@ -47,11 +47,13 @@ int run_cli(int argc, char** argv) {
   app.add_option("--port", options.port, "Port to listen on (0 = ephemeral, printed on start)")
       ->capture_default_str();
   app.add_option("--models", models, "Comma-separated model names to serve")->capture_default_str();
-  app.add_option("--num-parallel", options.num_parallel, "KV slots per model (OLLAMA_NUM_PARALLEL)")
-      ->check(CLI::PositiveNumber)
+  app.add_option("--num-parallel", options.num_parallel, "KV slots per model")
+      ->envname("OLLAMA_NUM_PARALLEL")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
       ->capture_default_str();
   app.add_option("--queue-size", options.queue_size,
-                 "Requests that may wait for a slot per model before 503 (OLLAMA_MAX_QUEUE)")
+                 "Requests that may wait for a slot per model before 503")
+      ->envname("OLLAMA_MAX_QUEUE")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--prefill-tps", options.latency.prefill_tokens_per_s,
@@ -67,10 +69,10 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--min-output-tokens", options.output.min_tokens, "Shortest natural reply")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
       ->capture_default_str();
   app.add_option("--max-output-tokens", options.output.max_tokens, "Longest natural reply")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
       ->capture_default_str();
   app.add_option("--seed", options.seed, "Seed of the generated text and lengths")
       ->capture_default_str();
