@@ -142,8 +142,8 @@ TEST(OllamaSimBehaviour, QueueFullAnswers503WithOllamasMessage) {
   SimOptions options;
   options.num_parallel = 1;
   options.queue_size = 1;
-  options.latency = {2000.0, 20.0, 1.0};  // 10 output tokens: 0.5 s per request
-  options.output = {10, 10};
+  options.latency = {2000.0, 20.0, 1.0};  // 20 output tokens: 1 s per request
+  options.output = {20, 20};
   RunningSim sim(options);
   const std::string body = R"({"model":"llama3.2","prompt":"hello","stream":false})";
   auto send_in_background = [&sim, &body] {
