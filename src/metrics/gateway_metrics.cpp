@@ -13,8 +13,8 @@
 namespace llmgw::metrics {
 namespace {
 
-constexpr std::array<std::string_view, kStatusClassCount> kStatusClasses{"1xx", "2xx", "3xx",
-                                                                         "4xx", "5xx"};
+constexpr std::array<std::string_view, kStatusClassCount> kStatusClasses{"1xx", "2xx", "3xx", "4xx",
+                                                                         "5xx"};
 
 // LLM requests range from a few ms (embeddings, cached short prompts) to minutes (long decodes).
 const prometheus::Histogram::BucketBoundaries kDurationBuckets{
@@ -70,16 +70,14 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_upstream_in_flight")
           .Help("Requests in flight to each node through this gateway")
           .Register(*registry);
-  prometheus::Family<prometheus::Counter>& errors =
-      prometheus::BuildCounter()
-          .Name("llmgw_upstream_errors_total")
-          .Help("Upstream failures by node and kind")
-          .Register(*registry);
-  prometheus::Family<prometheus::Counter>& decisions =
-      prometheus::BuildCounter()
-          .Name("llmgw_routing_decisions_total")
-          .Help("Routing decisions by route kind")
-          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& errors = prometheus::BuildCounter()
+                                                        .Name("llmgw_upstream_errors_total")
+                                                        .Help("Upstream failures by node and kind")
+                                                        .Register(*registry);
+  prometheus::Family<prometheus::Counter>& decisions = prometheus::BuildCounter()
+                                                           .Name("llmgw_routing_decisions_total")
+                                                           .Help("Routing decisions by route kind")
+                                                           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& vnodes =
       prometheus::BuildGauge()
           .Name("llmgw_ring_virtual_nodes")
@@ -110,11 +108,10 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_response_bytes_total")
           .Help("Response body bytes relayed to clients, per node")
           .Register(*registry);
-  prometheus::Family<prometheus::Gauge>& connections =
-      prometheus::BuildGauge()
-          .Name("llmgw_client_connections")
-          .Help("Open client connections")
-          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& connections = prometheus::BuildGauge()
+                                                           .Name("llmgw_client_connections")
+                                                           .Help("Open client connections")
+                                                           .Register(*registry);
 
   std::array<prometheus::Counter*, routing::kRouteKindCount> decision_counters{};
   std::array<prometheus::Counter*, kStatusClassCount> unrouted{};

@@ -107,9 +107,9 @@ RoutePlan plan_keyed(const RoutingTable& table, std::uint64_t key_position,
       if (down_count < down.size()) {
         down[down_count++] = static_cast<std::uint32_t>(index);
       }
-    } else if (bounded && node.in_flight.load(std::memory_order_relaxed) >=
-                              cap_for(node.weight, eligible, total_in_flight,
-                                      policy.balance_factor)) {
+    } else if (bounded &&
+               node.in_flight.load(std::memory_order_relaxed) >=
+                   cap_for(node.weight, eligible, total_in_flight, policy.balance_factor)) {
       if (full_count < full.size()) {
         full[full_count++] = static_cast<std::uint32_t>(index);
       }

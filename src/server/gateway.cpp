@@ -16,9 +16,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <condition_variable>
 #include <fstream>
@@ -64,8 +64,8 @@ void access_log(const SharedState& shared, const std::string& client_ip, const R
     spdlog::info("{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
     spdlog::info("{} {} {} {} node={} route={} duration_ms={:.2f} bytes={}", client_ip,
-                 std::string_view{request.method_string()}, path, result.status, node,
-                 result.route, ms, result.bytes);
+                 std::string_view{request.method_string()}, path, result.status, node, result.route,
+                 ms, result.bytes);
   }
 }
 
@@ -114,8 +114,8 @@ struct Gateway::Impl {
 
 void Gateway::Impl::start() {
   const auto& config = shared.config;
-  const unsigned count = config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency())
-                                             : config.workers;
+  const unsigned count =
+      config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency()) : config.workers;
   const auto address = asio::ip::make_address(config.listen.address);
   port = config.listen.port;
   for (unsigned i = 0; i < count; ++i) {
@@ -205,8 +205,9 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
   if (static_cast<std::size_t>(open) > config.limits.max_connections) {
-    auto response = json_error(503, "too many connections (limits.max_connections = " +
-                                        std::to_string(config.limits.max_connections) + ")",
+    auto response = json_error(503,
+                               "too many connections (limits.max_connections = " +
+                                   std::to_string(config.limits.max_connections) + ")",
                                false);
     stream.expires_after(std::chrono::seconds{1});
     co_await http::async_write(stream, response, kAsTuple);
@@ -238,18 +239,19 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       }
       const bool too_large = head_error == http::error::header_limit;
       const int status = too_large ? 431 : 400;
-      auto response = json_error(
-          status,
-          too_large ? "request header is larger than limits.max_header_bytes (" +
-                          std::to_string(config.limits.max_header_bytes) + " bytes)"
-                    : "malformed request: " + head_error.message(),
-          false);
+      auto response =
+          json_error(status,
+                     too_large ? "request header is larger than limits.max_header_bytes (" +
+                                     std::to_string(config.limits.max_header_bytes) + " bytes)"
+                               : "malformed request: " + head_error.message(),
+                     false);
       arm(stream, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
       shared.metrics.count_unrouted(status);
       break;
     }
-    if (head_parser.content_length() && *head_parser.content_length() > config.limits.max_body_bytes) {
+    if (head_parser.content_length() &&
+        *head_parser.content_length() > config.limits.max_body_bytes) {
       auto response = json_error(413,
                                  "request body is larger than limits.max_body_bytes (" +
                                      std::to_string(config.limits.max_body_bytes) + " bytes)",
@@ -270,9 +272,9 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     auto [body_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
     if (body_error) {
       if (body_error == http::error::body_limit) {
-        auto response = json_error(413, "request body is larger than limits.max_body_bytes (" +
-                                            std::to_string(config.limits.max_body_bytes) +
-                                            " bytes)",
+        auto response = json_error(413,
+                                   "request body is larger than limits.max_body_bytes (" +
+                                       std::to_string(config.limits.max_body_bytes) + " bytes)",
                                    false);
         co_await http::async_write(stream, response, kAsTuple);
         shared.metrics.count_unrouted(413);
@@ -472,10 +474,18 @@ Gateway::~Gateway() {
   }
 }
 
-void Gateway::start() { impl_->start(); }
-std::uint16_t Gateway::port() const noexcept { return impl_->port; }
-void Gateway::request_stop() { impl_->request_stop(); }
-void Gateway::wait() { impl_->wait(); }
+void Gateway::start() {
+  impl_->start();
+}
+std::uint16_t Gateway::port() const noexcept {
+  return impl_->port;
+}
+void Gateway::request_stop() {
+  impl_->request_stop();
+}
+void Gateway::wait() {
+  impl_->wait();
+}
 
 void Gateway::run_until_signal() {
   asio::signal_set signals(impl_->control, SIGINT, SIGTERM);

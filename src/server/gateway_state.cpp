@@ -74,8 +74,8 @@ void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
     upstreams.push_back(std::move(existing));
   }
   const auto version = snapshot_version.load(std::memory_order_relaxed) + 1;
-  auto next = std::make_shared<const Snapshot>(std::move(upstreams), config.routing.virtual_nodes,
-                                               version);
+  auto next =
+      std::make_shared<const Snapshot>(std::move(upstreams), config.routing.virtual_nodes, version);
   for (std::size_t i = 0; i < next->nodes.size(); ++i) {
     next->nodes[i]->metrics.ring_virtual_nodes->Set(
         static_cast<double>(next->table.ring().virtual_nodes_of(i)));
@@ -95,8 +95,7 @@ std::optional<beast::tcp_stream> UpstreamPool::take(const std::string& node_id) 
   return stream;
 }
 
-void UpstreamPool::put(const std::string& node_id, beast::tcp_stream stream,
-                       std::size_t max_idle) {
+void UpstreamPool::put(const std::string& node_id, beast::tcp_stream stream, std::size_t max_idle) {
   auto& idle = idle_[node_id];
   if (idle.size() < max_idle) {
     stream.expires_never();
@@ -104,6 +103,8 @@ void UpstreamPool::put(const std::string& node_id, beast::tcp_stream stream,
   }
 }
 
-void UpstreamPool::clear() { idle_.clear(); }
+void UpstreamPool::clear() {
+  idle_.clear();
+}
 
 }  // namespace llmgw::server::detail

@@ -47,10 +47,10 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
     nodes.push_back(node_json(node, snapshot->table.ring().virtual_nodes_of(i)));
   }
   const bool draining = shared.draining.load();
-  const std::string status = draining        ? "draining"
-                             : healthy == 0  ? "unavailable"
+  const std::string status = draining                           ? "draining"
+                             : healthy == 0                     ? "unavailable"
                              : healthy < snapshot->nodes.size() ? "degraded"
-                                                                 : "ok";
+                                                                : "ok";
   const auto& routing = shared.config.routing;
   const json body{
       {"status", status},
@@ -132,25 +132,27 @@ http::response<http::string_body> admin(SharedState& shared,
   constexpr std::string_view kNodes = "/admin/nodes";
   const auto snapshot = shared.current();
   if (path == kNodes && request.method() == http::verb::get) {
-    return make_response(200, "application/json", nodes_json(*snapshot).dump() + "\n",
-                         keep_alive);
+    return make_response(200, "application/json", nodes_json(*snapshot).dump() + "\n", keep_alive);
   }
   try {
     if (path == kNodes && request.method() == http::verb::post) {
       const auto body = json::parse(request.body());
       if (!body.is_object() || !body.contains("url")) {
-        return json_error(400, "expected a JSON object with \"url\" (and optional \"name\", "
-                               "\"weight\")", keep_alive);
+        return json_error(400,
+                          "expected a JSON object with \"url\" (and optional \"name\", "
+                          "\"weight\")",
+                          keep_alive);
       }
       shared.publish(validated_nodes(shared, current_node_configs(*snapshot), body));
       return make_response(201, "application/json", nodes_json(*shared.current()).dump() + "\n",
                            keep_alive);
     }
-    if (path.starts_with(kNodes) && path.size() > kNodes.size() + 1 &&
-        path[kNodes.size()] == '/' && request.method() == http::verb::delete_) {
+    if (path.starts_with(kNodes) && path.size() > kNodes.size() + 1 && path[kNodes.size()] == '/' &&
+        request.method() == http::verb::delete_) {
       const std::string name{path.substr(kNodes.size() + 1)};
       auto nodes = current_node_configs(*snapshot);
-      const auto removed = std::erase_if(nodes, [&](const auto& node) { return node.name == name; });
+      const auto removed =
+          std::erase_if(nodes, [&](const auto& node) { return node.name == name; });
       if (removed == 0) {
         return json_error(404, "no node named \"" + name + "\"", keep_alive);
       }
@@ -180,7 +182,8 @@ http::response<http::string_body> handle_local(SharedState& shared,
                                                const http::request<http::string_body>& request) {
   const bool keep_alive = request.keep_alive() && !shared.draining.load();
   const std::string_view path = net::target_path(request.target());
-  const bool read_only = request.method() == http::verb::get || request.method() == http::verb::head;
+  const bool read_only =
+      request.method() == http::verb::get || request.method() == http::verb::head;
   if (path.starts_with("/admin")) {
     return admin(shared, request, keep_alive);
   }

@@ -13,14 +13,14 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
@@ -110,8 +110,8 @@ asio::awaitable<std::optional<beast::tcp_stream>> connect_upstream(Worker& worke
                                                                    const UpstreamNode& node) {
   const auto& timeouts = worker.shared.config.timeouts;
   tcp::resolver resolver(worker.io);
-  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
-      node.config.host, std::to_string(node.config.port), kAsTuple);
+  auto [resolve_error, endpoints] =
+      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
   if (resolve_error) {
     co_return std::nullopt;
   }
@@ -171,7 +171,7 @@ void arm(beast::tcp_stream& stream, std::chrono::milliseconds timeout) {
 
 bool is_hop_by_hop(std::string_view name) noexcept {
   static constexpr std::array<std::string_view, 9> kHopByHop{
-      "connection", "keep-alive",         "proxy-connection", "proxy-authenticate",
+      "connection", "keep-alive",          "proxy-connection", "proxy-authenticate",
       "te",         "proxy-authorization", "trailer",          "transfer-encoding",
       "upgrade"};
   for (const auto& hop : kHopByHop) {
@@ -208,13 +208,13 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   const Snapshot& snapshot = worker.snapshot();
   const std::string key = session_key(request, config.routing.session_header);
   const routing::RoutePlan plan =
-      key.empty() ? routing::plan_round_robin(
-                        snapshot.table,
-                        shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
-                        shared.policy)
-                  : routing::plan_keyed(snapshot.table, routing::ring_position(key),
-                                        shared.total_in_flight.load(std::memory_order_relaxed),
-                                        shared.policy);
+      key.empty()
+          ? routing::plan_round_robin(
+                snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
+                shared.policy)
+          : routing::plan_keyed(snapshot.table, routing::ring_position(key),
+                                shared.total_in_flight.load(std::memory_order_relaxed),
+                                shared.policy);
   if (plan.empty()) {
     result.status = 502;
     auto response = json_error(502, "no upstream nodes are configured", client_keep_alive);
@@ -292,7 +292,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     if (failure != AttemptFailure::none) {
       connection.upstream = nullptr;
       upstream.reset();
-      const auto kind = failure == AttemptFailure::timeout  ? metrics::UpstreamError::timeout
+      const auto kind = failure == AttemptFailure::timeout      ? metrics::UpstreamError::timeout
                         : failure == AttemptFailure::status_5xx ? metrics::UpstreamError::status_5xx
                                                                 : metrics::UpstreamError::connect;
       node.metrics.errors[static_cast<std::size_t>(kind)]->Increment();
@@ -352,8 +352,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
               client, http::make_chunk(asio::buffer(buffer.data(), got)), kAsTuple);
           client_gone = static_cast<bool>(ec);
         } else {
-          auto [ec, n] = co_await asio::async_write(client, asio::buffer(buffer.data(), got),
-                                                    kAsTuple);
+          auto [ec, n] =
+              co_await asio::async_write(client, asio::buffer(buffer.data(), got), kAsTuple);
           client_gone = static_cast<bool>(ec);
         }
         if (!client_gone) {
@@ -365,8 +365,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
         break;
       }
       upstream_complete = parser.is_done();
-      if (config.timeouts.total.count() > 0 &&
-          Clock::now() - started > config.timeouts.total) {
+      if (config.timeouts.total.count() > 0 && Clock::now() - started > config.timeouts.total) {
         stream_broken = true;
         break;
       }
@@ -412,9 +411,9 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     }
     node.metrics.bytes_relayed->Increment(static_cast<double>(result.bytes));
     node.metrics.request_duration->Observe(seconds_since(started));
-    node.metrics.requests[static_cast<std::size_t>(route)]
-                         [metrics::status_class_index(result.status)]
-                             ->Increment();
+    node.metrics
+        .requests[static_cast<std::size_t>(route)][metrics::status_class_index(result.status)]
+        ->Increment();
     co_return result;
   }
 

@@ -62,7 +62,7 @@ TEST(Router, BoundedCapFollowsTheFormula) {
   EXPECT_EQ(bounded_load_cap(table, 0, 7, 1.25), 3);   // 2.5 -> 3
   EXPECT_EQ(bounded_load_cap(table, 0, 15, 1.25), 5);  // exactly 5
   EXPECT_EQ(bounded_load_cap(table, 0, 15, 0.0), 0);   // off
-  table.node(3).healthy = false;                        // N counts eligible nodes only
+  table.node(3).healthy = false;                       // N counts eligible nodes only
   EXPECT_EQ(bounded_load_cap(table, 0, 11, 1.25), 5);  // 1.25 × 12 / 3 = 5
 }
 
