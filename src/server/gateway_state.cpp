@@ -85,8 +85,8 @@ void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
   snapshot_version.store(version, std::memory_order_release);
 }
 
-std::optional<beast::tcp_stream> UpstreamPool::take(const std::string& node_id) {
-  const auto it = idle_.find(node_id);
+std::optional<beast::tcp_stream> UpstreamPool::take(const std::string& authority) {
+  const auto it = idle_.find(authority);
   if (it == idle_.end() || it->second.empty()) {
     return std::nullopt;
   }
@@ -95,8 +95,9 @@ std::optional<beast::tcp_stream> UpstreamPool::take(const std::string& node_id) 
   return stream;
 }
 
-void UpstreamPool::put(const std::string& node_id, beast::tcp_stream stream, std::size_t max_idle) {
-  auto& idle = idle_[node_id];
+void UpstreamPool::put(const std::string& authority, beast::tcp_stream stream,
+                       std::size_t max_idle) {
+  auto& idle = idle_[authority];
   if (idle.size() < max_idle) {
     stream.expires_never();
     idle.push_back(std::move(stream));

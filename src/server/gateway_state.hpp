@@ -95,8 +95,9 @@ struct SharedState {
 // Keep-alive connections to the nodes, per worker thread (no lock: one thread uses it).
 class UpstreamPool {
  public:
-  std::optional<beast::tcp_stream> take(const std::string& node_id);
-  void put(const std::string& node_id, beast::tcp_stream stream, std::size_t max_idle);
+  // Keyed by "host:port": connections to one address are interchangeable whatever the name.
+  std::optional<beast::tcp_stream> take(const std::string& authority);
+  void put(const std::string& authority, beast::tcp_stream stream, std::size_t max_idle);
   void clear();
 
  private:
@@ -113,14 +114,16 @@ struct ClientConnection {
 struct Worker {
   explicit Worker(SharedState& shared_state) : shared(shared_state) {}
 
-  // The routing snapshot, refreshed only when a new one was published (one relaxed load).
-  const Snapshot& snapshot() {
+  // The routing snapshot, refreshed only when a new one was published (one acquire load).
+  // A request copies the pointer: it keeps its snapshot alive across suspensions while later
+  // requests on this worker move on to a newer one.
+  const std::shared_ptr<const Snapshot>& snapshot() {
     const auto version = shared.snapshot_version.load(std::memory_order_acquire);
     if (!cached || cached_version != version) {
       cached = shared.current();
       cached_version = version;
     }
-    return *cached;
+    return cached;
   }
 
   SharedState& shared;

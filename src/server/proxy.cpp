@@ -205,7 +205,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   const bool client_keep_alive = request.keep_alive();
   const bool head_request = request.method() == http::verb::head;
 
-  const Snapshot& snapshot = worker.snapshot();
+  const std::shared_ptr<const Snapshot> snapshot_ref = worker.snapshot();
+  const Snapshot& snapshot = *snapshot_ref;
   const std::string key = session_key(request, config.routing.session_header);
   const routing::RoutePlan plan =
       key.empty()
@@ -243,7 +244,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     for (int connect_try = 0; connect_try < 2; ++connect_try) {
       bool pooled = false;
       upstream.reset();
-      if (auto idle = worker.pool.take(node.id)) {
+      if (auto idle = worker.pool.take(node.authority)) {
         pooled = true;
         upstream.emplace(std::move(*idle));
       } else if (auto fresh = co_await connect_upstream(worker, node)) {
@@ -399,7 +400,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       }
       result.reusable = keep_alive && !client_gone;
       if (parser.keep_alive() && upstream_complete) {
-        worker.pool.put(node.id, std::move(*upstream), config.limits.max_idle_upstream_per_node);
+        worker.pool.put(node.authority, std::move(*upstream),
+                        config.limits.max_idle_upstream_per_node);
       }
     }
     usage.finish();
