@@ -201,6 +201,9 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   } cleanup{*this, worker, connection};
 
   beast::error_code endpoint_error;
+  // Responses go out as a head and then one write per relayed chunk: without TCP_NODELAY, Nagle
+  // holds each small write until the client's delayed ACK (40 ms on Linux) arrives.
+  stream.socket().set_option(tcp::no_delay(true), endpoint_error);
   const auto remote = stream.socket().remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
@@ -237,14 +240,18 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       if (head_error == http::error::partial_message && buffer.size() == 0) {
         break;
       }
-      const bool too_large = head_error == http::error::header_limit;
-      const int status = too_large ? 431 : 400;
-      auto response =
-          json_error(status,
-                     too_large ? "request header is larger than limits.max_header_bytes (" +
-                                     std::to_string(config.limits.max_header_bytes) + " bytes)"
-                               : "malformed request: " + head_error.message(),
-                     false);
+      const bool header_too_large = head_error == http::error::header_limit;
+      // The head parser already checks Content-Length against the body limit.
+      const bool body_too_large = head_error == http::error::body_limit;
+      const int status = header_too_large ? 431 : body_too_large ? 413 : 400;
+      auto response = json_error(
+          status,
+          header_too_large ? "request header is larger than limits.max_header_bytes (" +
+                                 std::to_string(config.limits.max_header_bytes) + " bytes)"
+          : body_too_large ? "request body is larger than limits.max_body_bytes (" +
+                                 std::to_string(config.limits.max_body_bytes) + " bytes)"
+                           : "malformed request: " + head_error.message(),
+          false);
       arm(stream, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
       shared.metrics.count_unrouted(status);

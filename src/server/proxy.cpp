@@ -121,7 +121,8 @@ asio::awaitable<std::optional<beast::tcp_stream>> connect_upstream(Worker& worke
   if (connect_error) {
     co_return std::nullopt;
   }
-  stream.socket().set_option(tcp::no_delay(true));
+  beast::error_code ignored;  // the throwing overload would throw on the data path
+  stream.socket().set_option(tcp::no_delay(true), ignored);
   co_return std::optional<beast::tcp_stream>{std::move(stream)};
 }
 

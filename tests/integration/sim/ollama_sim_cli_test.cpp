@@ -1,10 +1,7 @@
 // The ollama-sim executable: flags, the "listening on" line scripts read, and clean shutdown.
 
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <optional>
@@ -13,91 +10,16 @@
 #include <vector>
 
 #include "llmgw/net/http_client.hpp"
+#include "support/child_process.hpp"
 
 namespace llmgw::sim {
 namespace {
 
-// A child process with its stdout (and stderr) on a pipe; killed and reaped on destruction.
-class Child {
+// The ollama-sim executable as a child process (output on a pipe; killed and reaped at the end).
+class Child : public llmgw::testing::ChildProcess {
  public:
-  explicit Child(std::vector<std::string> args) {
-    int fds[2];
-    if (::pipe(fds) != 0) {
-      throw std::runtime_error("pipe failed");
-    }
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::dup2(fds[1], STDERR_FILENO);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(OLLAMA_SIM_BINARY));
-      for (auto& arg : args) {
-        argv.push_back(arg.data());
-      }
-      argv.push_back(nullptr);
-      ::execv(OLLAMA_SIM_BINARY, argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    out_ = fds[0];
-  }
-  ~Child() {
-    if (pid_ > 0 && !exit_code_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    ::close(out_);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  // Output up to and including the first line containing `needle`, or everything read before the
-  // deadline.
-  std::string read_until(const std::string& needle, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (output_.find(needle) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        break;
-      }
-      pollfd fd{out_, POLLIN, 0};
-      if (::poll(&fd, 1, static_cast<int>(left.count())) <= 0) {
-        break;
-      }
-      char buffer[4096];
-      const auto n = ::read(out_, buffer, sizeof buffer);
-      if (n <= 0) {
-        break;
-      }
-      output_.append(buffer, static_cast<std::size_t>(n));
-    }
-    return output_;
-  }
-
-  // The exit code, or nullopt when the process did not exit in time (or died of a signal).
-  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        return exit_code_;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds{10});
-    }
-    return std::nullopt;
-  }
-
-  void signal(int number) { ::kill(pid_, number); }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string output_;
-  std::optional<int> exit_code_;
+  explicit Child(std::vector<std::string> args)
+      : ChildProcess(OLLAMA_SIM_BINARY, std::move(args)) {}
 };
 
 constexpr std::chrono::milliseconds kTimeout{10'000};

@@ -1,0 +1,173 @@
+// The admin API: bearer-token protected; adding a node moves sessions only to the new node,
+// removing it moves them back; bad input is refused with the key path; the token is never logged.
+
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/gateway_fixture.hpp"
+
+namespace llmgw::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kToken = "adm1n-t0ken-never-logged";
+
+// Captures everything spdlog's default logger writes while it lives; restores the old logger.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_);
+    auto logger = std::make_shared<spdlog::logger>("capture", sink);
+    logger->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() {
+    // set_default_logger registered the capture logger; drop it before its stream goes away.
+    spdlog::set_default_logger(previous_);
+    spdlog::drop("capture");
+  }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return stream_.str();
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::ostringstream stream_;
+};
+
+net::ClientResponse admin_call(net::HttpClient& client, const std::string& method,
+                               const std::string& url, const std::string& body = {},
+                               std::string_view token = kToken) {
+  net::ClientRequest request;
+  request.method = method;
+  request.url = url;
+  if (!token.empty()) {
+    request.headers.push_back({"Authorization", "Bearer " + std::string{token}});
+  }
+  if (!body.empty()) {
+    request.headers.push_back({"Content-Type", "application/json"});
+    request.body = body;
+  }
+  return client.send(request);
+}
+
+// The node each session lands on through the gateway.
+std::vector<std::string> nodes_of(GatewayFixture& fixture, net::HttpClient& client,
+                                  const std::vector<std::string>& sessions) {
+  std::vector<std::string> nodes;
+  for (const auto& session : sessions) {
+    const auto exchange =
+        post_json(client, fixture.url("/api/generate"), generate_body("hi", false), session);
+    EXPECT_EQ(exchange.status, 200) << exchange.body;
+    nodes.push_back(exchange.node);
+  }
+  return nodes;
+}
+
+TEST(GatewayAdmin, RequiresTheBearerTokenAndNeverLogsIt) {
+  LogCapture logs;
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kToken};
+    config.log.access_log = true;
+  }});
+  net::HttpClient client;
+  const auto none = admin_call(client, "GET", fixture.url("/admin/nodes"), {}, {});
+  EXPECT_EQ(none.status, 401);
+  EXPECT_TRUE(json::parse(none.body).contains("error"));
+  const auto wrong = admin_call(client, "GET", fixture.url("/admin/nodes"), {}, "not-the-token");
+  EXPECT_EQ(wrong.status, 401);
+  const auto right = admin_call(client, "GET", fixture.url("/admin/nodes"));
+  ASSERT_EQ(right.status, 200) << right.body;
+  EXPECT_EQ(json::parse(right.body)["nodes"].size(), 3U);
+  const auto bad_url =
+      admin_call(client, "POST", fixture.url("/admin/nodes"), R"({"url":"ftp://nowhere"})");
+  EXPECT_EQ(bad_url.status, 400);
+
+  const std::string text = logs.text();
+  EXPECT_NE(text.find("/admin/nodes"), std::string::npos) << "access log lines are missing";
+  EXPECT_EQ(text.find(kToken), std::string::npos) << "the admin token was logged:\n" << text;
+  for (const auto* body : {&none.body, &wrong.body, &right.body, &bad_url.body}) {
+    EXPECT_EQ(body->find(kToken), std::string::npos) << *body;
+  }
+}
+
+TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kToken};
+  }});
+  sim::OllamaSim extra(fast_sim_options());
+  extra.start();
+  net::HttpClient client;
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 60; ++i) {
+    sessions.push_back("admin-session-" + std::to_string(i));
+  }
+  const auto before = nodes_of(fixture, client, sessions);
+
+  const auto added = admin_call(client, "POST", fixture.url("/admin/nodes"),
+                                json{{"name", "node-d"}, {"url", extra.base_url()}}.dump());
+  ASSERT_EQ(added.status, 201) << added.body;
+  EXPECT_EQ(json::parse(added.body)["nodes"].size(), 4U);
+
+  // The expected owners on the four-node ring, computed independently of the gateway.
+  std::vector<routing::RingMember> members;
+  for (std::size_t i = 0; i < fixture.node_count(); ++i) {
+    members.push_back({fixture.node_name(i), 1.0});
+  }
+  members.push_back({"node-d", 1.0});
+  const routing::HashRing ring(members);
+
+  const auto after = nodes_of(fixture, client, sessions);
+  int moved = 0;
+  for (std::size_t i = 0; i < sessions.size(); ++i) {
+    const auto owner = ring.owner(routing::ring_position(sessions[i]));
+    ASSERT_TRUE(owner.has_value());
+    EXPECT_EQ(after[i], members[*owner].id) << sessions[i];
+    if (after[i] != before[i]) {
+      ++moved;
+      EXPECT_EQ(after[i], "node-d") << sessions[i] << " moved between two old nodes";
+    }
+  }
+  EXPECT_GT(moved, 0) << "no session moved to the new node";
+  EXPECT_LT(moved, 40) << "far more than a quarter of the sessions moved";
+
+  const auto removed = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-d"));
+  ASSERT_EQ(removed.status, 200) << removed.body;
+  EXPECT_EQ(json::parse(removed.body)["nodes"].size(), 3U);
+  EXPECT_EQ(nodes_of(fixture, client, sessions), before);
+
+  const auto unknown = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-z"));
+  EXPECT_EQ(unknown.status, 404);
+}
+
+TEST(GatewayAdmin, ABadNodeUrlIsRefusedWithTheKeyPath) {
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kToken};
+  }});
+  net::HttpClient client;
+  const auto response = admin_call(client, "POST", fixture.url("/admin/nodes"),
+                                   R"({"name":"node-x","url":"ftp://nowhere:21"})");
+  ASSERT_EQ(response.status, 400) << response.body;
+  const auto message = json::parse(response.body)["error"].get<std::string>();
+  EXPECT_NE(message.find("nodes[3].url"), std::string::npos) << message;
+  const auto duplicate = admin_call(client, "POST", fixture.url("/admin/nodes"),
+                                    json{{"name", "node-a"}, {"url", "http://127.0.0.1:9"}}.dump());
+  EXPECT_EQ(duplicate.status, 400) << duplicate.body;
+  const auto listed = admin_call(client, "GET", fixture.url("/admin/nodes"));
+  EXPECT_EQ(json::parse(listed.body)["nodes"].size(), 3U) << "a refused change was applied";
+}
+
+}  // namespace
+}  // namespace llmgw::testing
