@@ -1,8 +1,8 @@
 // Micro benchmarks of the routing hot path: the MD5 position of a session key, the ring lookup,
 // the bounded-load pick, round-robin and the ring build. Every figure is time per operation.
 //
-//   ./build/bench-release/bench/llmgw_micro_bench --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   ./build/bench-release/bench/llmgw_micro_bench --benchmark_repetitions=5
+//       --benchmark_report_aggregates_only=true   (one command line)
 //
 // Lookups cycle through a fixed table of pre-hashed keys so that the benchmark measures the
 // binary search over realistic, cache-cold-ish positions rather than one hot key.
