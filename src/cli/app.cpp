@@ -21,6 +21,7 @@ int run(int argc, char** argv) {
   ExitCode exit_code;
   add_version_command(app, exit_code);
   add_serve_command(app, exit_code);
+  add_bench_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -171,6 +171,10 @@ asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
       co_await backoff.async_wait(kAsTuple);
       continue;
     }
+    // Without TCP_NODELAY the first small chunk after the response head waits for the client's
+    // delayed ACK of the head (about 40 ms on Linux): that would be added to every stream's TTFT.
+    boost::system::error_code nodelay_ec;
+    socket.set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     asio::co_spawn(worker.io, serve_client(worker, std::move(socket)),
                    [](const std::exception_ptr& error) {
                      if (error) {

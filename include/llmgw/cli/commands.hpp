@@ -22,5 +22,6 @@ int run(int argc, char** argv);
 
 void add_version_command(CLI::App& app, ExitCode& exit_code);
 void add_serve_command(CLI::App& app, ExitCode& exit_code);
+void add_bench_command(CLI::App& app, ExitCode& exit_code);
 
 }  // namespace llmgw::cli

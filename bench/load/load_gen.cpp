@@ -1,0 +1,419 @@
+// llmgw_load: the load generator of the overhead and capacity benchmarks (bench/run-overhead.sh).
+// One io_context on one thread, one coroutine per connection, so the generator itself needs one
+// core at most and can hold thousands of open streams.
+//
+//   llmgw_load rps    --url U [--connections C] [--duration-s D] [--path /api/version]
+//   llmgw_load stream --url-a DIRECT --url-b GATEWAY [--requests K] [--tokens N]
+//   llmgw_load open   --url U --streams N [--hold-s H] [--connect-per-s R] [--pid P]
+//
+// Each prints one JSON object on stdout. Latencies are in microseconds.
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llmgw/bench/report.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+
+struct Origin {
+  std::string host;
+  std::string port;
+};
+
+Origin parse_origin(const std::string& url) {
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed || parsed->scheme() != "http") {
+    throw std::invalid_argument("not an http URL: " + url);
+  }
+  return {std::string(parsed->host()), parsed->has_port() ? std::string(parsed->port()) : "80"};
+}
+
+double micros(Clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
+json summary(const std::vector<double>& values) {
+  return {{"p50", llmgw::bench::percentile(values, 0.5)},
+          {"p90", llmgw::bench::percentile(values, 0.9)},
+          {"p99", llmgw::bench::percentile(values, 0.99)},
+          {"count", values.size()}};
+}
+
+asio::awaitable<std::optional<beast::tcp_stream>> connect(const Origin& origin) {
+  auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  auto [resolve_ec, endpoints] =
+      co_await resolver.async_resolve(origin.host, origin.port, kAsTuple);
+  if (resolve_ec) {
+    co_return std::nullopt;
+  }
+  beast::tcp_stream stream(executor);
+  stream.expires_after(std::chrono::seconds{10});
+  auto [ec, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
+  if (ec) {
+    co_return std::nullopt;
+  }
+  stream.socket().set_option(tcp::no_delay(true));
+  co_return std::move(stream);
+}
+
+// ---- rps: short requests on keep-alive connections for a fixed time ----------------------------
+
+struct RpsResult {
+  std::vector<double> latencies_us;
+  std::size_t errors = 0;
+};
+
+asio::awaitable<void> rps_connection(Origin origin, std::string path, Clock::time_point until,
+                                     RpsResult& result) {
+  auto stream = co_await connect(origin);
+  if (!stream) {
+    ++result.errors;
+    co_return;
+  }
+  beast::flat_buffer buffer;
+  http::request<http::empty_body> request{http::verb::get, path, 11};
+  request.set(http::field::host, origin.host + ":" + origin.port);
+  request.keep_alive(true);
+  while (Clock::now() < until) {
+    const auto sent = Clock::now();
+    stream->expires_after(std::chrono::seconds{10});
+    auto [write_ec, bytes_written] = co_await http::async_write(*stream, request, kAsTuple);
+    if (write_ec) {
+      ++result.errors;
+      co_return;
+    }
+    http::response<http::string_body> response;
+    auto [read_ec, bytes_read] = co_await http::async_read(*stream, buffer, response, kAsTuple);
+    if (read_ec || response.result_int() != 200) {
+      ++result.errors;
+      co_return;  // one broken connection ends its loop; the error count says so
+    }
+    result.latencies_us.push_back(micros(Clock::now() - sent));
+    if (!response.keep_alive()) {
+      co_return;
+    }
+  }
+  beast::error_code ignored;
+  stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+json run_rps(const std::string& url, const std::string& path, std::size_t connections,
+             double duration_s) {
+  asio::io_context io;
+  RpsResult result;
+  const auto started = Clock::now();
+  const auto until = started + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(duration_s));
+  for (std::size_t i = 0; i < connections; ++i) {
+    asio::co_spawn(io, rps_connection(parse_origin(url), path, until, result), asio::detached);
+  }
+  io.run();
+  const double elapsed_s = std::chrono::duration<double>(Clock::now() - started).count();
+  return {{"url", url},
+          {"path", path},
+          {"connections", connections},
+          {"duration_s", elapsed_s},
+          {"requests", result.latencies_us.size()},
+          {"errors", result.errors},
+          {"rps", static_cast<double>(result.latencies_us.size()) / elapsed_s},
+          {"latency_us", summary(result.latencies_us)}};
+}
+
+// ---- streaming: when the head and each NDJSON record arrive ------------------------------------
+
+struct StreamTiming {
+  bool ok = false;
+  double head_us = 0.0;            // response head received
+  std::vector<double> records_us;  // each complete record received
+};
+
+std::string chat_body(std::size_t tokens) {
+  return json{{"model", "llama3.2"},
+              {"messages", json::array({{{"role", "user"}, {"content", "hello"}}})},
+              {"stream", true},
+              {"options", {{"num_predict", tokens}}}}
+      .dump();
+}
+
+asio::awaitable<StreamTiming> timed_stream(Origin origin, std::size_t tokens,
+                                           std::chrono::seconds idle_timeout,
+                                           std::optional<Clock::time_point> close_at = {}) {
+  StreamTiming timing;
+  auto stream = co_await connect(origin);
+  if (!stream) {
+    co_return timing;
+  }
+  http::request<http::string_body> request{http::verb::post, "/api/chat", 11};
+  request.set(http::field::host, origin.host + ":" + origin.port);
+  request.set(http::field::content_type, "application/json");
+  request.body() = chat_body(tokens);
+  request.prepare_payload();
+  const auto sent = Clock::now();
+  stream->expires_after(idle_timeout);
+  auto [write_ec, written] = co_await http::async_write(*stream, request, kAsTuple);
+  if (write_ec) {
+    co_return timing;
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  auto [head_ec, head_bytes] = co_await http::async_read_header(*stream, buffer, parser, kAsTuple);
+  if (head_ec || parser.get().result_int() != 200) {
+    co_return timing;
+  }
+  timing.head_us = micros(Clock::now() - sent);
+  std::array<char, 8192> chunk{};
+  while (!parser.is_done()) {
+    if (close_at && Clock::now() >= *close_at) {
+      timing.ok = true;  // held open as long as asked
+      co_return timing;
+    }
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    stream->expires_after(idle_timeout);
+    auto [ec, n] = co_await http::async_read_some(*stream, buffer, parser, kAsTuple);
+    if (ec == http::error::need_buffer) {
+      ec = {};
+    }
+    if (ec) {
+      co_return timing;
+    }
+    const std::size_t got = chunk.size() - parser.get().body().size;
+    const double now_us = micros(Clock::now() - sent);
+    for (std::size_t i = 0; i < got; ++i) {
+      if (chunk[i] == '\n') {
+        timing.records_us.push_back(now_us);
+      }
+    }
+  }
+  timing.ok = true;
+  co_return timing;
+}
+
+json run_stream(const std::string& url_a, const std::string& url_b, std::size_t requests,
+                std::size_t tokens) {
+  asio::io_context io;
+  std::vector<StreamTiming> a_runs;
+  std::vector<StreamTiming> b_runs;
+  // Alternate A and B, one request at a time, so drift in machine load hits both alike.
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (std::size_t i = 0; i < requests; ++i) {
+          a_runs.push_back(
+              co_await timed_stream(parse_origin(url_a), tokens, std::chrono::seconds{60}));
+          b_runs.push_back(
+              co_await timed_stream(parse_origin(url_b), tokens, std::chrono::seconds{60}));
+        }
+      },
+      asio::detached);
+  io.run();
+  const auto describe = [](const std::vector<StreamTiming>& runs) {
+    std::vector<double> heads;
+    std::vector<double> firsts;
+    std::vector<double> gaps;
+    std::size_t errors = 0;
+    for (const auto& run : runs) {
+      if (!run.ok || run.records_us.empty()) {
+        ++errors;
+        continue;
+      }
+      heads.push_back(run.head_us);
+      firsts.push_back(run.records_us.front());
+      for (std::size_t i = 1; i < run.records_us.size(); ++i) {
+        gaps.push_back(run.records_us[i] - run.records_us[i - 1]);
+      }
+    }
+    return json{{"head_us", summary(heads)},
+                {"first_record_us", summary(firsts)},
+                {"record_gap_us", summary(gaps)},
+                {"errors", errors}};
+  };
+  // Added delay per record index: median arrival through B minus median arrival through A.
+  std::vector<double> added_per_record;
+  const std::size_t records = std::min(a_runs.empty() ? 0 : a_runs.front().records_us.size(),
+                                       b_runs.empty() ? 0 : b_runs.front().records_us.size());
+  for (std::size_t i = 0; i < records; ++i) {
+    std::vector<double> a_at;
+    std::vector<double> b_at;
+    for (const auto& run : a_runs) {
+      if (run.ok && run.records_us.size() > i) {
+        a_at.push_back(run.records_us[i]);
+      }
+    }
+    for (const auto& run : b_runs) {
+      if (run.ok && run.records_us.size() > i) {
+        b_at.push_back(run.records_us[i]);
+      }
+    }
+    added_per_record.push_back(llmgw::bench::percentile(b_at, 0.5) -
+                               llmgw::bench::percentile(a_at, 0.5));
+  }
+  json a = describe(a_runs);
+  json b = describe(b_runs);
+  return {{"a", a},
+          {"b", b},
+          {"requests", requests},
+          {"added_head_us", b["head_us"]["p50"].get<double>() - a["head_us"]["p50"].get<double>()},
+          {"added_first_record_us",
+           b["first_record_us"]["p50"].get<double>() - a["first_record_us"]["p50"].get<double>()},
+          {"added_per_record_us", summary(added_per_record)}};
+}
+
+// ---- open: N concurrent streams held open, errors and the server's peak RSS --------------------
+
+std::size_t rss_kib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stoul(line.substr(6));
+    }
+  }
+  return 0;
+}
+
+json run_open(const std::string& url, std::size_t streams, double hold_s, double connect_per_s,
+              int pid) {
+  asio::io_context io;
+  std::size_t opened = 0;
+  std::size_t errors = 0;
+  std::size_t finished = 0;
+  std::size_t peak_rss_kib = pid > 0 ? rss_kib(pid) : 0;
+  const std::size_t idle_rss_kib = peak_rss_kib;
+  const auto started = Clock::now();
+  const auto ramp = std::chrono::duration<double>(static_cast<double>(streams) / connect_per_s);
+  const auto close_at = started + std::chrono::duration_cast<Clock::duration>(
+                                      ramp + std::chrono::duration<double>(hold_s));
+  std::optional<double> all_open_s;
+  const Origin origin = parse_origin(url);
+  for (std::size_t i = 0; i < streams; ++i) {
+    asio::co_spawn(
+        io,
+        [&, i]() -> asio::awaitable<void> {
+          asio::steady_timer delay(co_await asio::this_coro::executor);
+          delay.expires_at(
+              started + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(static_cast<double>(i) / connect_per_s)));
+          co_await delay.async_wait(kAsTuple);
+          // 100k tokens: the stream outlives the hold time; the client closes it.
+          const auto timing =
+              co_await timed_stream(origin, 100'000, std::chrono::seconds{30}, close_at);
+          if (timing.head_us > 0.0) {
+            if (++opened == streams) {
+              all_open_s = std::chrono::duration<double>(Clock::now() - started).count();
+            }
+          }
+          if (!timing.ok) {
+            ++errors;
+          }
+          ++finished;
+        },
+        asio::detached);
+  }
+  if (pid > 0) {
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          asio::steady_timer tick(co_await asio::this_coro::executor);
+          while (finished < streams) {
+            peak_rss_kib = std::max(peak_rss_kib, rss_kib(pid));
+            tick.expires_after(std::chrono::milliseconds{100});
+            co_await tick.async_wait(kAsTuple);
+          }
+        },
+        asio::detached);
+  }
+  io.run();
+  return {{"url", url},
+          {"streams", streams},
+          {"opened", opened},
+          {"errors", errors},
+          {"all_open_after_s", all_open_s ? json(*all_open_s) : json(nullptr)},
+          {"hold_s", hold_s},
+          {"server_rss_idle_mib", static_cast<double>(idle_rss_kib) / 1024.0},
+          {"server_rss_peak_mib", static_cast<double>(peak_rss_kib) / 1024.0}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"llmgw_load: load generator for the gateway's overhead benchmarks"};
+  app.require_subcommand(1);
+  std::string url;
+  std::string url_a;
+  std::string url_b;
+  std::string path = "/api/version";
+  std::size_t connections = 1;
+  double duration_s = 5.0;
+  std::size_t requests = 20;
+  std::size_t tokens = 8;
+  std::size_t streams = 1000;
+  double hold_s = 5.0;
+  double connect_per_s = 2000.0;
+  int pid = 0;
+
+  auto* rps = app.add_subcommand("rps", "Short requests on keep-alive connections");
+  rps->add_option("--url", url, "Base URL")->required();
+  rps->add_option("--path", path, "Request path")->capture_default_str();
+  rps->add_option("--connections", connections, "Concurrent connections")->capture_default_str();
+  rps->add_option("--duration-s", duration_s, "Run time")->capture_default_str();
+
+  auto* stream = app.add_subcommand("stream", "Streaming delay: A (direct) against B (gateway)");
+  stream->add_option("--url-a", url_a, "Base URL A (direct)")->required();
+  stream->add_option("--url-b", url_b, "Base URL B (through the gateway)")->required();
+  stream->add_option("--requests", requests, "Requests to each")->capture_default_str();
+  stream->add_option("--tokens", tokens, "num_predict of each")->capture_default_str();
+
+  auto* open = app.add_subcommand("open", "Hold N streams open at once");
+  open->add_option("--url", url, "Base URL")->required();
+  open->add_option("--streams", streams, "Concurrent streams")->capture_default_str();
+  open->add_option("--hold-s", hold_s, "Hold time after the last stream opened")
+      ->capture_default_str();
+  open->add_option("--connect-per-s", connect_per_s, "Connection rate")->capture_default_str();
+  open->add_option("--pid", pid, "Server process whose RSS to sample");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    json result;
+    if (*rps) {
+      result = run_rps(url, path, connections, duration_s);
+    } else if (*stream) {
+      result = run_stream(url_a, url_b, requests, tokens);
+    } else {
+      result = run_open(url, streams, hold_s, connect_per_s, pid);
+    }
+    std::cout << result.dump() << '\n';
+  } catch (const std::exception& e) {
+    std::cerr << "llmgw_load: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

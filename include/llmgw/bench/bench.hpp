@@ -1,0 +1,86 @@
+#pragma once
+
+// `llmgw bench`: runs the multi-turn workload (workload.hpp) in several routing modes, over several
+// session-id seeds, and reports them side by side (report.hpp).
+//
+// With SpawnOptions, every (mode, seed) pair gets fresh in-process ollama-sim nodes and a fresh
+// in-process gateway, so every run starts with cold caches and empty counters:
+//   round_robin      the gateway, no session header (it round-robins unkeyed requests)
+//   consistent_hash  the gateway with routing.balance_factor = 0 (the plain MD5 ring)
+//   bounded          the gateway with routing.balance_factor = c (default 1.25)
+// Without it, every run goes to target_url (a running gateway, or one Ollama node) and there is
+// exactly one mode, whose name only decides whether the session header is sent (not for
+// round_robin); cache reuse is then estimated from prompt_eval_duration.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llmgw/bench/report.hpp"
+#include "llmgw/bench/workload.hpp"
+
+namespace llmgw::bench {
+
+struct SpawnOptions {
+  std::size_t sims = 4;
+  std::size_t num_parallel = 4;  // KV slots per sim (OLLAMA_NUM_PARALLEL)
+  double prefill_tokens_per_s = 2000.0;
+  double decode_tokens_per_s = 60.0;
+  double time_scale = 0.2;  // < 1 runs the simulated compute faster than real time
+  std::size_t min_output_tokens = 16;
+  std::size_t max_output_tokens = 64;
+  unsigned gateway_workers = 1;
+};
+
+inline constexpr const char* kModeRoundRobin = "round_robin";
+inline constexpr const char* kModeConsistentHash = "consistent_hash";
+inline constexpr const char* kModeBounded = "bounded";
+
+struct BenchOptions {
+  WorkloadOptions workload;
+  std::vector<std::uint64_t> seeds{1, 2, 3};
+  std::vector<std::string> modes{kModeRoundRobin, kModeConsistentHash, kModeBounded};
+  double balance_factor = 1.25;       // c of the bounded mode
+  std::optional<SpawnOptions> spawn;  // start sims and gateways; else use target_url
+  std::string target_url;             // "http://host:port" of a running gateway
+  // Prefill rate for the cache-reuse estimate from prompt_eval_duration (see report.hpp); by
+  // default it is inferred from first turns.
+  std::optional<double> prefill_tokens_per_s;
+};
+
+// What a progress display reads while run_bench works (from another thread).
+struct BenchProgress {
+  ProgressCounter requests;           // over all runs so far
+  std::atomic<std::size_t> total{0};  // requests of all runs
+  std::atomic<std::size_t> runs_done{0};
+  std::atomic<std::size_t> runs_total{0};
+
+  void set_label(std::string label);
+  std::string label() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::string label_;
+};
+
+struct BenchResult {
+  nlohmann::json report;
+  std::vector<std::vector<SeedRun>> runs_by_mode;  // in the order of options.modes
+};
+
+// Throws std::invalid_argument for unusable options (unknown mode, several modes with a target,
+// zero sessions, turns or seeds) and std::runtime_error when a sim or gateway cannot start.
+BenchResult run_bench(const BenchOptions& options, BenchProgress* progress = nullptr);
+
+// The "workload" object of the report for these options.
+nlohmann::json describe_workload(const BenchOptions& options);
+
+// Writes report.json, report.html and requests.csv into `directory` (created if missing). Throws
+// std::runtime_error naming the file that could not be written.
+void write_report_files(const BenchResult& result, const std::string& directory);
+
+}  // namespace llmgw::bench

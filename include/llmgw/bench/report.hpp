@@ -1,0 +1,80 @@
+#pragma once
+
+// Turning workload runs into the benchmark's report: percentiles, throughput, cache reuse and
+// per-node share per routing mode, aggregated over seeds with the per-seed detail beside it; and
+// rendering that report as a text table, a self-contained HTML page and a CSV of every request.
+//
+// The JSON report is a stable interface (bench/README.md documents every field):
+//   {"workload": {...},
+//    "modes": [{"mode": "bounded", "ttft": {"p50","p90","p99"}, "latency": {...},
+//               "throughput": {"requests_per_s","tokens_per_s"}, "cache_reuse": 0..1,
+//               "node_share": {node: fraction}, "seeds": n, ..., "per_seed": [...]}]}
+// Times are in seconds.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "llmgw/bench/workload.hpp"
+
+namespace llmgw::bench {
+
+struct Percentiles {
+  double p50 = 0.0;
+  double p90 = 0.0;
+  double p99 = 0.0;
+};
+
+// The `fraction` (0..1) quantile, interpolating linearly between the closest ranks (NumPy's
+// default). 0 for an empty sample.
+double percentile(std::vector<double> values, double fraction);
+Percentiles percentiles(const std::vector<double>& values);
+
+// Prompt tokens a node evaluated and how many of them came from its KV cache.
+struct CacheCounts {
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t cached_prompt_tokens = 0;
+};
+
+// One run of the workload in one routing mode with one session-id seed.
+struct SeedRun {
+  std::string mode;
+  std::uint64_t seed = 0;
+  WorkloadRun run;
+  std::vector<std::string> nodes;             // every node behind the gateway, when known
+  std::optional<CacheCounts> measured_cache;  // the sims' own counters, when the bench started them
+};
+
+// Cache reuse estimated from Ollama's final records, for nodes whose counters we cannot read:
+// a request evaluated about prompt_eval_duration × rate tokens, the rest came from the cache.
+// rate is prefill_tokens_per_s when given, else the median prompt_eval_count /
+// prompt_eval_duration of first turns (which, without a shared system prompt, have nothing cached).
+// nullopt when there is nothing to estimate from.
+std::optional<double> estimate_cache_reuse(const std::vector<RequestRecord>& requests,
+                                           std::optional<double> prefill_tokens_per_s);
+
+// The best reuse this workload allows: every turn after the first finds its whole previous
+// prompt and reply cached.
+double ideal_cache_reuse(const std::vector<RequestRecord>& requests);
+
+// Summary of one mode over its seeds (`runs` all have the same mode).
+nlohmann::json summarise_mode(const std::vector<SeedRun>& runs,
+                              std::optional<double> prefill_tokens_per_s);
+
+// {"workload": workload, "modes": [summaries in the given order]}.
+nlohmann::json build_report(const nlohmann::json& workload,
+                            const std::vector<std::vector<SeedRun>>& runs_by_mode,
+                            std::optional<double> prefill_tokens_per_s);
+
+// The comparison table printed on stdout.
+std::string render_table(const nlohmann::json& report);
+
+// A self-contained HTML page (inline CSS and SVG charts, no external assets).
+std::string render_html(const nlohmann::json& report);
+
+// Every request of every run, one CSV row each, with a header row.
+std::string render_requests_csv(const std::vector<std::vector<SeedRun>>& runs_by_mode);
+
+}  // namespace llmgw::bench

@@ -1,0 +1,261 @@
+#include "llmgw/bench/bench.hpp"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+#include "llmgw/config/gateway_config.hpp"
+#include "llmgw/server/gateway.hpp"
+#include "llmgw/sim/ollama_sim.hpp"
+
+namespace llmgw::bench {
+namespace {
+
+struct ModeSpec {
+  std::string name;
+  double balance_factor = 0.0;
+  bool send_session_id = true;
+};
+
+ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
+  if (name == kModeRoundRobin) {
+    return {name, options.balance_factor, false};
+  }
+  if (name == kModeConsistentHash) {
+    return {name, 0.0, true};
+  }
+  if (name == kModeBounded) {
+    return {name, options.balance_factor, true};
+  }
+  if (!options.spawn) {
+    return {name, 0.0, true};  // a label for a running target; it decides only the header
+  }
+  throw std::invalid_argument(
+      fmt::format("unknown mode '{}' (expected round_robin, consistent_hash or bounded)", name));
+}
+
+void check(const BenchOptions& options) {
+  const WorkloadOptions& workload = options.workload;
+  if (workload.sessions == 0 || workload.turns == 0) {
+    throw std::invalid_argument("sessions and turns must be at least 1");
+  }
+  if (options.seeds.empty()) {
+    throw std::invalid_argument("at least one seed is needed");
+  }
+  if (options.modes.empty()) {
+    throw std::invalid_argument("at least one mode is needed");
+  }
+  if (options.spawn) {
+    if (options.spawn->sims == 0 || options.spawn->num_parallel == 0) {
+      throw std::invalid_argument("--spawn-sims and --num-parallel must be at least 1");
+    }
+    if (!options.target_url.empty()) {
+      throw std::invalid_argument("give either --spawn-sims or --target, not both");
+    }
+  } else {
+    if (options.target_url.empty()) {
+      throw std::invalid_argument("give --spawn-sims N or --target URL");
+    }
+    if (options.modes.size() != 1) {
+      throw std::invalid_argument(
+          "with --target the gateway's routing is fixed: give exactly one --mode");
+    }
+  }
+  if (options.balance_factor != 0.0 && options.balance_factor < 1.0) {
+    throw std::invalid_argument("--balance-factor must be 0 or at least 1");
+  }
+}
+
+// The sims and the gateway of one (mode, seed) run; stopped (gateway first) on destruction.
+class SpawnedCluster {
+ public:
+  SpawnedCluster(const SpawnOptions& spawn, const ModeSpec& mode) {
+    config::GatewayConfig gateway_config;
+    gateway_config.listen.address = "127.0.0.1";
+    gateway_config.listen.port = 0;
+    gateway_config.workers = spawn.gateway_workers;
+    gateway_config.routing.balance_factor = mode.balance_factor;
+    gateway_config.log.access_log = false;
+    gateway_config.drain = std::chrono::milliseconds{2'000};
+    for (std::size_t i = 0; i < spawn.sims; ++i) {
+      sim::SimOptions sim_options;
+      sim_options.num_parallel = spawn.num_parallel;
+      sim_options.latency.prefill_tokens_per_s = spawn.prefill_tokens_per_s;
+      sim_options.latency.decode_tokens_per_s = spawn.decode_tokens_per_s;
+      sim_options.latency.time_scale = spawn.time_scale;
+      sim_options.output.min_tokens = spawn.min_output_tokens;
+      sim_options.output.max_tokens = spawn.max_output_tokens;
+      auto node = std::make_unique<sim::OllamaSim>(std::move(sim_options));
+      node->start();
+      config::NodeConfig node_config;
+      node_config.name = fmt::format("sim-{}", i);
+      node_config.url = node->base_url();
+      config::resolve_node(node_config, fmt::format("nodes[{}]", i));
+      gateway_config.nodes.push_back(std::move(node_config));
+      node_ids_.push_back(fmt::format("sim-{}", i));
+      sims_.push_back(std::move(node));
+    }
+    config::validate(gateway_config);
+    gateway_ = std::make_unique<server::Gateway>(std::move(gateway_config));
+    gateway_->start();
+  }
+
+  ~SpawnedCluster() {
+    if (gateway_) {
+      gateway_->request_stop();
+      gateway_->wait();
+    }
+    for (auto& node : sims_) {
+      node->stop();
+    }
+  }
+
+  SpawnedCluster(const SpawnedCluster&) = delete;
+  SpawnedCluster& operator=(const SpawnedCluster&) = delete;
+
+  std::string url() const { return fmt::format("http://127.0.0.1:{}", gateway_->port()); }
+  const std::vector<std::string>& node_ids() const { return node_ids_; }
+
+  CacheCounts cache_counts() const {
+    CacheCounts counts;
+    for (const auto& node : sims_) {
+      const auto stats = node->stats();
+      counts.prompt_tokens += stats.prompt_tokens;
+      counts.cached_prompt_tokens += stats.cached_prompt_tokens;
+    }
+    return counts;
+  }
+
+ private:
+  std::vector<std::unique_ptr<sim::OllamaSim>> sims_;
+  std::vector<std::string> node_ids_;
+  std::unique_ptr<server::Gateway> gateway_;
+};
+
+std::string utc_now() {
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", now);
+}
+
+}  // namespace
+
+void BenchProgress::set_label(std::string label) {
+  const std::lock_guard lock(mutex_);
+  label_ = std::move(label);
+}
+
+std::string BenchProgress::label() const {
+  const std::lock_guard lock(mutex_);
+  return label_;
+}
+
+nlohmann::json describe_workload(const BenchOptions& options) {
+  const WorkloadOptions& w = options.workload;
+  nlohmann::json out = {
+      {"sessions", w.sessions},
+      {"turns", w.turns},
+      {"think_time_s", std::chrono::duration<double>(w.think_time).count()},
+      {"concurrency", w.concurrency},
+      {"system_prompt_tokens", w.system_prompt_tokens},
+      {"user_message_tokens", w.user_message_tokens},
+      {"max_output_tokens", w.max_output_tokens},
+      {"model", w.model},
+      {"seeds", options.seeds},
+      {"balance_factor", options.balance_factor},
+  };
+  if (options.spawn) {
+    const SpawnOptions& s = *options.spawn;
+    out["spawn"] = {{"sims", s.sims},
+                    {"num_parallel", s.num_parallel},
+                    {"prefill_tokens_per_s", s.prefill_tokens_per_s},
+                    {"decode_tokens_per_s", s.decode_tokens_per_s},
+                    {"time_scale", s.time_scale},
+                    {"min_output_tokens", s.min_output_tokens},
+                    {"max_output_tokens", s.max_output_tokens},
+                    {"gateway_workers", s.gateway_workers}};
+  } else {
+    out["target"] = options.target_url;
+  }
+  if (options.prefill_tokens_per_s) {
+    out["estimate_prefill_tokens_per_s"] = *options.prefill_tokens_per_s;
+  }
+  return out;
+}
+
+BenchResult run_bench(const BenchOptions& options, BenchProgress* progress) {
+  check(options);
+  std::vector<ModeSpec> modes;
+  for (const auto& name : options.modes) {
+    modes.push_back(mode_spec(name, options));
+  }
+  const std::size_t runs_total = modes.size() * options.seeds.size();
+  const std::size_t requests_per_run = options.workload.sessions * options.workload.turns;
+  if (progress != nullptr) {
+    progress->runs_total = runs_total;
+    progress->total = runs_total * requests_per_run;
+  }
+
+  BenchResult result;
+  result.runs_by_mode.resize(modes.size());
+  nlohmann::json workload = describe_workload(options);
+  workload["started_at"] = utc_now();
+  // Seeds outside, modes inside: a drift in machine load during the run then hits every mode of a
+  // seed alike instead of one mode wholesale.
+  for (const auto seed : options.seeds) {
+    for (std::size_t m = 0; m < modes.size(); ++m) {
+      const ModeSpec& mode = modes[m];
+      if (progress != nullptr) {
+        progress->set_label(fmt::format("{} seed {}", mode.name, seed));
+      }
+      SeedRun seed_run;
+      seed_run.mode = mode.name;
+      seed_run.seed = seed;
+      if (options.spawn) {
+        SpawnedCluster cluster(*options.spawn, mode);
+        seed_run.run = run_workload(cluster.url(), options.workload, seed, mode.send_session_id,
+                                    progress != nullptr ? &progress->requests : nullptr);
+        seed_run.nodes = cluster.node_ids();
+        seed_run.measured_cache = cluster.cache_counts();
+      } else {
+        seed_run.run =
+            run_workload(options.target_url, options.workload, seed, mode.send_session_id,
+                         progress != nullptr ? &progress->requests : nullptr);
+      }
+      result.runs_by_mode[m].push_back(std::move(seed_run));
+      if (progress != nullptr) {
+        ++progress->runs_done;
+      }
+    }
+  }
+  result.report = build_report(workload, result.runs_by_mode, options.prefill_tokens_per_s);
+  return result;
+}
+
+void write_report_files(const BenchResult& result, const std::string& directory) {
+  std::error_code ec;
+  std::filesystem::create_directories(directory, ec);
+  if (ec) {
+    throw std::runtime_error(fmt::format("cannot create {}: {}", directory, ec.message()));
+  }
+  const auto write = [&directory](const std::string& name, const std::string& content) {
+    const auto path = std::filesystem::path(directory) / name;
+    std::ofstream file(path, std::ios::binary | std::ios::trunc);
+    file << content;
+    file.close();
+    if (!file) {
+      throw std::runtime_error(fmt::format("cannot write {}", path.string()));
+    }
+  };
+  write("report.json", result.report.dump(2) + "\n");
+  write("report.html", render_html(result.report));
+  write("requests.csv", render_requests_csv(result.runs_by_mode));
+}
+
+}  // namespace llmgw::bench
