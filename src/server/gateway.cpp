@@ -171,10 +171,6 @@ asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
       co_await backoff.async_wait(kAsTuple);
       continue;
     }
-    // Without TCP_NODELAY the first small chunk after the response head waits for the client's
-    // delayed ACK of the head (about 40 ms on Linux): that would be added to every stream's TTFT.
-    boost::system::error_code nodelay_ec;
-    socket.set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     asio::co_spawn(worker.io, serve_client(worker, std::move(socket)),
                    [](const std::exception_ptr& error) {
                      if (error) {
@@ -204,10 +200,12 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     }
   } cleanup{*this, worker, connection};
 
-  beast::error_code endpoint_error;
   // Responses go out as a head and then one write per relayed chunk: without TCP_NODELAY, Nagle
-  // holds each small write until the client's delayed ACK (40 ms on Linux) arrives.
-  stream.socket().set_option(tcp::no_delay(true), endpoint_error);
+  // holds each small write until the client's delayed ACK (40 ms on Linux) arrives, adding that
+  // to every stream's time to first token.
+  beast::error_code nodelay_error;
+  stream.socket().set_option(tcp::no_delay(true), nodelay_error);
+  beast::error_code endpoint_error;
   const auto remote = stream.socket().remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
