@@ -45,6 +45,8 @@ struct RetryOptions {
   NowFunction now;      // default: std::chrono::system_clock::now
   // Returns a uniform value in [0, 1); default: a per-call std::mt19937 seeded from random_device.
   std::function<double()> random;
+  // Names the call in log lines, e.g. "GET api.github.com" (never a URL query or a header).
+  std::string operation;
   // Called before each wait (attempt just failed, delay, reason) e.g. for a progress line.
   std::function<void(int attempt, std::chrono::milliseconds delay, const std::string& reason)>
       on_retry;
