@@ -103,6 +103,14 @@ struct ExistingComment {
   std::string body;
 };
 
+// A review already on the pull request (GET /pulls/{n}/reviews).
+struct ExistingReview {
+  std::int64_t id = 0;
+  std::string body;
+  std::string commit_id;
+  std::string state;  // "COMMENTED", "PENDING", ...
+};
+
 // A failed GitHub call. what() = "<host> answered <status> <reason>: <message>".
 class GithubError : public std::runtime_error {
  public:
@@ -159,9 +167,14 @@ class Client {
   // Every review comment on the pull request (all pages).
   std::vector<ExistingComment> list_review_comments(const RepoRef& repo, int number);
 
+  // Every review on the pull request (all pages).
+  std::vector<ExistingReview> list_reviews(const RepoRef& repo, int number);
+
   // POST /repos/{o}/{r}/pulls/{n}/reviews. Throws GithubError (status 422 with errors() for
-  // comments GitHub could not place).
+  // comments GitHub could not place). An empty `event` leaves the review PENDING (unpublished).
   PostedReview create_review(const RepoRef& repo, int number, const ReviewRequest& review);
+  // DELETE /repos/{o}/{r}/pulls/{n}/reviews/{id}: discards a PENDING review.
+  void delete_pending_review(const RepoRef& repo, int number, std::int64_t review_id);
 
   // Requests sent so far (each retry counts).
   std::uint64_t requests_sent() const noexcept;
