@@ -93,15 +93,7 @@ nlohmann::json OllamaClient::request_body(const ChatRequest& request, bool strea
   }
   body["messages"] = std::move(messages);
   if (!request.tools.empty() && config.native_tools) {
-    auto tools = nlohmann::json::array();
-    for (const auto& tool : request.tools) {
-      tools.push_back({{"type", "function"},
-                       {"function",
-                        {{"name", tool.name},
-                         {"description", tool.description},
-                         {"parameters", tool.parameters}}}});
-    }
-    body["tools"] = std::move(tools);
+    body["tools"] = detail::tools_json(request.tools);
   }
   if (request.json_schema) {
     body["format"] = *request.json_schema;

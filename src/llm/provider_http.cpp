@@ -65,6 +65,18 @@ void LineSplitter::finish(const std::function<void(std::string_view)>& on_line) 
   }
 }
 
+nlohmann::json tools_json(const std::vector<ToolSpec>& tools) {
+  auto out = nlohmann::json::array();
+  for (const auto& tool : tools) {
+    out.push_back({{"type", "function"},
+                   {"function",
+                    {{"name", tool.name},
+                     {"description", tool.description},
+                     {"parameters", tool.parameters}}}});
+  }
+  return out;
+}
+
 std::string dump_json(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

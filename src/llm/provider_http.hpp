@@ -60,6 +60,9 @@ class ProviderHttp {
   net::HttpClient http_;
 };
 
+// Tool definitions in the {"type": "function", "function": {...}} form both APIs share.
+nlohmann::json tools_json(const std::vector<ToolSpec>& tools);
+
 // The JSON text of `value`; invalid UTF-8 (a diff of a Latin-1 file) is replaced, never thrown on.
 std::string dump_json(const nlohmann::json& value);
 
