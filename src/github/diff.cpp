@@ -5,40 +5,16 @@
 #include <cstdlib>
 #include <iterator>
 
+#include "llmgw/util/text.hpp"
+
 namespace llmgw::github {
 namespace {
 
+using util::split_lines;
+using util::trim;
+
 bool starts_with(std::string_view text, std::string_view prefix) noexcept {
   return text.substr(0, prefix.size()) == prefix;
-}
-
-// Splits on '\n', dropping a trailing '\r' (CRLF diffs) and the empty piece after a final '\n'.
-std::vector<std::string_view> split_lines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  std::size_t begin = 0;
-  while (begin < text.size()) {
-    auto end = text.find('\n', begin);
-    if (end == std::string_view::npos) {
-      end = text.size();
-    }
-    auto line = text.substr(begin, end - begin);
-    if (!line.empty() && line.back() == '\r') {
-      line.remove_suffix(1);
-    }
-    lines.push_back(line);
-    begin = end + 1;
-  }
-  return lines;
-}
-
-std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
 }
 
 bool parse_int(std::string_view text, int& out) noexcept {

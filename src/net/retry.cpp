@@ -14,20 +14,13 @@
 #include <sstream>
 #include <thread>
 
+#include "llmgw/util/text.hpp"
+
 namespace llmgw::net {
 namespace {
 
 using std::chrono::milliseconds;
-
-std::string_view trim(std::string_view text) noexcept {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-    text.remove_prefix(1);
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-    text.remove_suffix(1);
-  }
-  return text;
-}
+using util::trim;
 
 std::optional<double> parse_number(std::string_view text) {
   text = trim(text);
