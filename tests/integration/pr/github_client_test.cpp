@@ -9,6 +9,7 @@
 #include "fakes/fake_github.hpp"
 #include "fakes/sample_pr.hpp"
 #include "llmgw/github/client.hpp"
+#include "support/test_certs.hpp"
 
 namespace llmgw::github {
 namespace {
@@ -204,6 +205,32 @@ TEST(GithubClient, UnknownPullRequestNamesTheStatusAndMessage) {
   } catch (const GithubError& e) {
     EXPECT_EQ(e.status(), 404);
     EXPECT_THAT(e.what(), HasSubstr("404 Not Found: Not Found"));
+  }
+}
+
+TEST(GithubClient, HttpsWithATestCaAndRefusalWithoutIt) {
+  const testing::TestCertificates certs;
+  fakes::FakeGithub fake{
+      net::ServerTlsOptions{certs.certificate_chain_file(), certs.private_key_file()}};
+  fake.add_pull("acme/widgets", fakes::sample_fake_pull());
+  ASSERT_EQ(fake.base_url().rfind("https://", 0), 0u);
+
+  ClientConfig config;
+  config.base_url = fake.base_url();
+  config.token = "ghp_SecretForTls";
+  config.retry.policy.max_attempts = 2;
+  config.retry.sleep = [](milliseconds) {};
+  config.http.ca_file = certs.ca_file();
+  EXPECT_EQ(Client{config}.get_pull_request(kRepo, 42).number, 42);
+
+  // The system store does not know the test CA: the certificate is refused, not ignored.
+  config.http.ca_file.clear();
+  try {
+    Client{config}.get_pull_request(kRepo, 42);
+    FAIL() << "expected the certificate to be refused";
+  } catch (const net::TransportError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("127.0.0.1"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("ghp_SecretForTls")));
   }
 }
 
