@@ -261,6 +261,7 @@ struct Client::Impl {
       request.body = std::move(body);
     }
     auto retry = config.retry;
+    retry.idempotent = request.method != "POST";
     if (retry.operation.empty()) {
       retry.operation = request.method + " " + net::url_host(url);
     }

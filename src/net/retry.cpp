@@ -185,7 +185,9 @@ ClientResponse send_with_retry(const std::function<ClientResponse()>& send,
     std::string reason;
     try {
       auto response = send();
-      if (!is_retryable_status(response) || attempt >= max_attempts) {
+      const bool server_error = response.status >= 500;
+      if (!is_retryable_status(response) || attempt >= max_attempts ||
+          (server_error && !options.idempotent)) {
         return response;
       }
       reason = "HTTP " + std::to_string(response.status);
@@ -200,7 +202,7 @@ ClientResponse send_with_retry(const std::function<ClientResponse()>& send,
         delay = backoff_delay(policy, attempt, random());
       }
     } catch (const TransportError& error) {
-      if (attempt >= max_attempts) {
+      if (attempt >= max_attempts || !options.idempotent) {
         throw;
       }
       reason = error.what();

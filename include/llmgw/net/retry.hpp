@@ -45,6 +45,10 @@ struct RetryOptions {
   NowFunction now;      // default: std::chrono::system_clock::now
   // Returns a uniform value in [0, 1); default: a per-call std::mt19937 seeded from random_device.
   std::function<double()> random;
+  // False for requests that must not run twice (creating a review): then only answers that say
+  // the request was not processed (429, rate-limited 403) are retried, not 5xx or broken
+  // connections, which may come after the server acted.
+  bool idempotent = true;
   // Names the call in log lines, e.g. "GET api.github.com" (never a URL query or a header).
   std::string operation;
   // Called before each wait (attempt just failed, delay, reason) e.g. for a progress line.

@@ -189,6 +189,33 @@ TEST(SendWithRetry, RetriesTransportErrorsAndRethrowsTheLast) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST(SendWithRetry, NonIdempotentRequestsRetryOnlyWhenNotProcessed) {
+  Recorder recorder;
+  auto options = recorder.options();
+  options.idempotent = false;
+  int calls = 0;
+  EXPECT_EQ(send_with_retry([&] { return ++calls, response(502); }, options).status, 502);
+  EXPECT_EQ(calls, 1);
+  calls = 0;
+  EXPECT_THROW(send_with_retry(
+                   [&]() -> ClientResponse {
+                     ++calls;
+                     throw TransportError{"connection reset"};
+                   },
+                   options),
+               TransportError);
+  EXPECT_EQ(calls, 1);
+  calls = 0;
+  EXPECT_EQ(send_with_retry(
+                [&] {
+                  return ++calls == 1 ? response(429, {{"retry-after", "1"}}) : response(200);
+                },
+                options)
+                .status,
+            200);
+  EXPECT_EQ(calls, 2);
+}
+
 TEST(HttpFailure, NamesHostStatusAndApiMessageButNotTheQuery) {
   const auto github = response(404, {}, R"({"message":"Not Found","documentation_url":"x"})");
   EXPECT_EQ(describe_http_failure("https://api.github.com/repos/o/r?access_token=s3cret", github),
