@@ -7,10 +7,14 @@
 #include <set>
 #include <tuple>
 
+#include "llmgw/util/text.hpp"
+
 namespace llmgw::review {
 namespace {
 
 constexpr std::string_view kMarkerPrefix = "<!-- llmgw:review:";
+constexpr std::size_t kMaxSummaryBytes = 40'000;
+constexpr std::size_t kMaxCommentBytes = 8'000;
 
 std::string hex_sha256(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -143,7 +147,11 @@ PreparedReview prepare_review(const github::PullRequest& pr, const ReviewDraft& 
   prepared.request.commit_id = pr.meta.head_sha;
   prepared.request.event = "COMMENT";
   for (const auto& draft_comment : draft.comments) {
-    const auto text = draft_comment.rendered_body();
+    auto text = draft_comment.rendered_body();
+    if (text.size() > kMaxCommentBytes) {
+      text = std::string{util::utf8_prefix(text, kMaxCommentBytes)} + "\n\n[comment cut]";
+    }
+    text = util::valid_utf8(text);
     const auto marker =
         comment_marker(draft_comment.path, draft_comment.line, draft_comment.side, text);
     github::ReviewComment comment{draft_comment.path, draft_comment.line, draft_comment.side,
@@ -156,7 +164,12 @@ PreparedReview prepare_review(const github::PullRequest& pr, const ReviewDraft& 
   }
   prepared.already_reviewed = head_reviewed && prepared.request.comments.empty();
 
-  prepared.body_main = draft.summary;
+  // GitHub refuses bodies over 65536 characters; a rambling model must not fail the post.
+  prepared.body_main =
+      draft.summary.size() > kMaxSummaryBytes
+          ? std::string{util::utf8_prefix(draft.summary, kMaxSummaryBytes)} + "\n\n[summary cut]"
+          : draft.summary;
+  prepared.body_main = util::valid_utf8(prepared.body_main);
   for (const auto& note : draft.notes) {
     prepared.body_main += "\n\n" + note;
   }

@@ -132,6 +132,12 @@ std::vector<llm::ToolSpec> ReviewTools::specs() {
 }
 
 ToolOutcome ReviewTools::call(std::string_view name, const json& arguments) {
+  auto outcome = dispatch(name, arguments);
+  outcome.observation = util::valid_utf8(outcome.observation);
+  return outcome;
+}
+
+ToolOutcome ReviewTools::dispatch(std::string_view name, const json& arguments) {
   if (finished_) {
     return error("the review is finished; no more tools can be called");
   }
@@ -292,9 +298,16 @@ ToolOutcome ReviewTools::search_code(const json& arguments) {
   }
   std::string out;
   int matches = 0;
+  int searched = 0;
   for (const auto& file : pr_.files) {
     if (file.status == "removed") {
       continue;
+    }
+    // Each file is one contents API call the first time; a huge PR is searched in part.
+    if (++searched > limits_.max_search_files) {
+      out +=
+          "[only the first " + std::to_string(limits_.max_search_files) + " files were searched]\n";
+      break;
     }
     std::string why;
     const auto* content = cached_file(file.filename, why);

@@ -44,6 +44,7 @@ struct ToolLimits {
   std::int64_t max_observation_tokens = 3000;  // longer observations are cut, with a note
   int max_read_lines = 300;                    // per read_file call
   int max_search_results = 40;
+  int max_search_files = 100;  // files read by one search_code call
 };
 
 struct ToolOutcome {
@@ -72,6 +73,7 @@ class ReviewTools {
   std::string overview() const;
 
  private:
+  ToolOutcome dispatch(std::string_view name, const nlohmann::json& arguments);
   ToolOutcome list_files() const;
   ToolOutcome get_file_diff(const nlohmann::json& arguments) const;
   ToolOutcome read_file(const nlohmann::json& arguments);
