@@ -20,6 +20,8 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", std::string{kVersion});
   ExitCode exit_code;
   add_version_command(app, exit_code);
+  add_summarise_command(app, exit_code);
+  add_eval_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -112,11 +112,6 @@ net::ClientResponse ProviderHttp::post_json(std::string_view path, const nlohman
   net::RetryOptions retry;
   retry.policy.max_attempts = std::max(1, config_.max_attempts);
   retry.operation = "POST " + host_ + std::string{path};
-  retry.on_retry = [this](int attempt, std::chrono::milliseconds delay, const std::string& reason) {
-    spdlog::warn("{} {}: attempt {} failed ({}), retrying in {} ms", provider_name_, host_, attempt,
-                 redact(reason, config_.api_key), delay.count());
-  };
-
   const auto attempt = [&]() -> net::ClientResponse {
     if (lines == nullptr) {
       return http_.send(request);
