@@ -128,9 +128,12 @@ std::string ollama_error_body(const FakeReply& reply) {
 
 }  // namespace
 
-FakeOpenAi::FakeOpenAi() : state_(std::make_shared<State>()) {
+FakeOpenAi::FakeOpenAi(std::optional<net::ServerTlsOptions> tls)
+    : state_(std::make_shared<State>()) {
+  net::ServerOptions options;
+  options.tls = std::move(tls);
   server_ = std::make_unique<net::HttpServer>(
-      net::ServerOptions{}, [this](const net::ServerRequest& request, net::ResponseStream& stream) {
+      options, [this](const net::ServerRequest& request, net::ResponseStream& stream) {
         return handle(request, stream);
       });
   server_->start();

@@ -67,12 +67,14 @@ struct RecordedRequest {
 
 class FakeOpenAi {
  public:
-  FakeOpenAi();
+  // Serves HTTPS with `tls` (certificates from support/test_certs.hpp), else plain HTTP.
+  explicit FakeOpenAi(std::optional<net::ServerTlsOptions> tls = std::nullopt);
   ~FakeOpenAi();
   FakeOpenAi(const FakeOpenAi&) = delete;
   FakeOpenAi& operator=(const FakeOpenAi&) = delete;
 
-  // "http://127.0.0.1:PORT": add "/v1" for the OpenAI-compatible API; Ollama's lives at the root.
+  // "http[s]://127.0.0.1:PORT": add "/v1" for the OpenAI-compatible API; Ollama's lives at the
+  // root.
   std::string base_url() const;
   std::string openai_base_url() const { return base_url() + "/v1"; }
 

@@ -7,6 +7,7 @@
 #include "fakes/fake_openai.hpp"
 #include "llmgw/llm/chat_client.hpp"
 #include "llmgw/net/http_client.hpp"
+#include "support/test_certs.hpp"
 
 namespace llmgw::llm {
 namespace {
@@ -240,6 +241,41 @@ TEST(OpenAiClient, AnUnreachableProviderIsATransportErrorNamingTheHost) {
     EXPECT_NE(std::string{error.what()}.find("127.0.0.1"), std::string::npos) << error.what();
     EXPECT_EQ(std::string{error.what()}.find(kKey), std::string::npos);
   }
+}
+
+TEST(OpenAiClient, SpeaksHttpsVerifyingTheCertificateAgainstTheConfiguredCa) {
+  const testing::TestCertificates certs;
+  FakeOpenAi fake{net::ServerTlsOptions{certs.certificate_chain_file(), certs.private_key_file()}};
+  ASSERT_EQ(fake.base_url().rfind("https://", 0), 0U) << fake.base_url();
+  fake.set_fallback(FakeReply::text("over TLS"));
+  auto config = openai_config(fake);
+  config.ca_file = certs.ca_file();
+  std::string streamed;
+  EXPECT_EQ(
+      make_chat_client(config)->chat(hello(), [&](std::string_view t) { streamed += t; }).content,
+      "over TLS");
+  EXPECT_EQ(streamed, "over TLS");
+
+  // Without the test CA the system store cannot vouch for the server: refused, never ignored.
+  config.ca_file.clear();
+  config.max_attempts = 1;
+  try {
+    make_chat_client(config)->chat(hello());
+    FAIL() << "an unknown CA must be refused";
+  } catch (const net::TransportError& error) {
+    EXPECT_EQ(std::string{error.what()}.find(kKey), std::string::npos) << error.what();
+  }
+  EXPECT_EQ(fake.request_count(), 1U) << "the refused handshake sent no request";
+}
+
+TEST(OpenAiClient, RefusesACertificateForAnotherHost) {
+  const testing::TestCertificates certs{{{"api.groq.example"}, {}}};
+  FakeOpenAi fake{net::ServerTlsOptions{certs.certificate_chain_file(), certs.private_key_file()}};
+  auto config = openai_config(fake);
+  config.ca_file = certs.ca_file();
+  config.max_attempts = 1;
+  EXPECT_THROW(make_chat_client(config)->chat(hello()), net::TransportError);
+  EXPECT_EQ(fake.request_count(), 0U);
 }
 
 TEST(OllamaClient, StreamsNdjsonAndReadsTheFinalRecordsCounts) {
