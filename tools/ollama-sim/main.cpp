@@ -1,7 +1,4 @@
-// Placeholder until the emulator lands (issue 2); replaced by a thin main over llmgw::sim.
-#include <cstdio>
+// The `ollama-sim` executable: everything lives in llmgw_core; see src/sim/.
+#include "llmgw/sim/ollama_sim.hpp"
 
-int main() {
-  std::fputs("ollama-sim: not built yet\n", stderr);
-  return 1;
-}
+int main(int argc, char** argv) { return llmgw::sim::run_cli(argc, argv); }

@@ -1,0 +1,102 @@
+#pragma once
+
+// ollama-sim: an emulated Ollama worker for trying the gateway and running benchmarks without GPUs.
+// It speaks Ollama's HTTP API (native NDJSON and OpenAI-compatible SSE), keeps `num_parallel` KV
+// slots per model with longest-common-prefix reuse, charges prefill and decode time from a latency
+// model, and exposes its own Prometheus metrics and fault switches. Usable in process (tests, the
+// benchmark) through OllamaSim, or as the `ollama-sim` executable through run_cli().
+//
+// Endpoints: GET / /api/version /api/tags /api/ps /v1/models /metrics /admin/fault;
+// POST /api/generate /api/chat /api/show /api/embed /api/embeddings /v1/chat/completions
+// /v1/completions /admin/fault. See DESIGN.md §4.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "llmgw/sim/generation.hpp"
+
+namespace llmgw::sim {
+
+// Fault switches for tests. They apply to the inference endpoints (generate, chat, /v1/*).
+enum class FaultMode {
+  none,
+  error500,          // answer 500 {"error":...} at once
+  hang,              // never answer (until the server stops)
+  close_mid_stream,  // close the connection after `after_tokens` tokens (stream:false: at once)
+  error_mid_stream,  // send Ollama's {"error":...} record after `after_tokens` tokens, then end
+  slow,              // multiply prefill and decode time by `slow_factor`
+};
+
+std::optional<FaultMode> parse_fault_mode(std::string_view name);
+std::string_view to_string(FaultMode mode) noexcept;
+
+struct FaultConfig {
+  FaultMode mode = FaultMode::none;
+  double slow_factor = 10.0;
+  std::size_t after_tokens = 3;
+};
+
+struct SimOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0 = ephemeral; read port() after start()
+  std::vector<std::string> models{"llama3.2", "qwen2.5:0.5b"};
+  std::size_t num_parallel = 4;  // KV slots per model (OLLAMA_NUM_PARALLEL)
+  std::size_t queue_size = 512;  // waiting requests per model beyond the slots (OLLAMA_MAX_QUEUE)
+  LatencyModel latency;
+  OutputLength output;
+  std::uint64_t seed = 0;
+  std::size_t embedding_dimensions = 384;
+  unsigned threads = 1;
+  FaultConfig fault;
+};
+
+// Counters since start (all models together).
+struct SimStats {
+  std::uint64_t requests = 0;              // every HTTP request answered or started
+  std::uint64_t prompt_tokens = 0;         // prompt tokens of generations that got a slot
+  std::uint64_t cached_prompt_tokens = 0;  // of those, served from a KV slot
+  std::uint64_t generated_tokens = 0;
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t cancelled = 0;  // generations stopped because the client went away
+  std::uint64_t rejected = 0;   // 503: queue full
+  std::size_t slots_busy = 0;
+  std::size_t queue_depth = 0;
+};
+
+// Thread-safe: every member may be called from any thread once constructed.
+class OllamaSim {
+ public:
+  // Throws std::invalid_argument when options.models is empty.
+  explicit OllamaSim(SimOptions options);
+  ~OllamaSim();  // stops
+  OllamaSim(const OllamaSim&) = delete;
+  OllamaSim& operator=(const OllamaSim&) = delete;
+
+  // Binds and serves on background threads; throws std::runtime_error when it cannot bind.
+  void start();
+  // Ends waiting and hanging requests, closes connections, joins. Idempotent.
+  void stop();
+  // Blocks until stop() has been called.
+  void wait();
+
+  std::uint16_t port() const noexcept;
+  std::string base_url() const;  // "http://127.0.0.1:PORT"
+  SimStats stats() const;
+
+  void set_fault(FaultConfig fault);
+  FaultConfig fault() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The `ollama-sim` command line: parses flags, serves until SIGINT/SIGTERM, returns the exit code
+// (0 ok, 1 runtime failure such as a port in use, 2 usage error).
+int run_cli(int argc, char** argv);
+
+}  // namespace llmgw::sim

@@ -1,0 +1,134 @@
+// The `ollama-sim` command line (declared in llmgw/sim/ollama_sim.hpp).
+
+#include <pthread.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "llmgw/sim/ollama_sim.hpp"
+#include "llmgw/version.hpp"
+
+namespace llmgw::sim {
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+std::vector<std::string> split_models(const std::string& list) {
+  std::vector<std::string> models;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    std::string name = list.substr(start, comma - start);
+    const auto first = name.find_first_not_of(" \t");
+    const auto last = name.find_last_not_of(" \t");
+    if (first != std::string::npos) {
+      models.push_back(name.substr(first, last - first + 1));
+    }
+    start = comma + 1;
+  }
+  return models;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{
+      "ollama-sim: an emulated Ollama worker (Ollama's API, KV cache reuse and latency, "
+      "no GPU)"};
+  SimOptions options;
+  options.port = 11434;
+  std::string models = "llama3.2,qwen2.5:0.5b";
+  std::string fault = "none";
+  app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", options.port, "Port to listen on (0 = ephemeral, printed on start)")
+      ->capture_default_str();
+  app.add_option("--models", models, "Comma-separated model names to serve")->capture_default_str();
+  app.add_option("--num-parallel", options.num_parallel, "KV slots per model")
+      ->envname("OLLAMA_NUM_PARALLEL")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
+      ->capture_default_str();
+  app.add_option("--queue-size", options.queue_size,
+                 "Requests that may wait for a slot per model before 503")
+      ->envname("OLLAMA_MAX_QUEUE")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--prefill-tps", options.latency.prefill_tokens_per_s,
+                 "Prompt tokens evaluated per second")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--decode-tps", options.latency.decode_tokens_per_s,
+                 "Output tokens generated per second")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--time-scale", options.latency.time_scale,
+                 "Multiplier on every simulated delay (0.01 = 100x faster)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--min-output-tokens", options.output.min_tokens, "Shortest natural reply")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  app.add_option("--max-output-tokens", options.output.max_tokens, "Longest natural reply")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
+      ->capture_default_str();
+  app.add_option("--seed", options.seed, "Seed of the generated text and lengths")
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "Server threads")
+      ->check(CLI::Range(1u, 256u))
+      ->capture_default_str();
+  app.add_option("--fault", fault, "Fault to inject into inference requests")
+      ->check(CLI::IsMember(
+          {"none", "error500", "hang", "close_mid_stream", "error_mid_stream", "slow"}))
+      ->capture_default_str();
+  app.add_option("--slow-factor", options.fault.slow_factor, "Delay multiplier of the slow fault")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--fault-after-tokens", options.fault.after_tokens,
+                 "Tokens streamed before a mid-stream fault strikes")
+      ->capture_default_str();
+  app.set_version_flag("--version", std::string{kVersion});
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "successes" (exit code 0); anything else is a usage error.
+    const int code = app.exit(e);
+    return e.get_exit_code() == 0 ? code : kExitUsage;
+  }
+  options.models = split_models(models);
+  if (options.models.empty()) {
+    std::cerr << "ollama-sim: --models: at least one model name is required\n";
+    return kExitUsage;
+  }
+  if (options.output.min_tokens > options.output.max_tokens) {
+    std::cerr << "ollama-sim: --min-output-tokens must not exceed --max-output-tokens\n";
+    return kExitUsage;
+  }
+  options.fault.mode = parse_fault_mode(fault).value_or(FaultMode::none);
+
+  // SIGINT and SIGTERM are blocked before any server thread exists (threads inherit the mask) and
+  // taken synchronously below, so no handler runs in signal context.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    OllamaSim sim(options);
+    sim.start();
+    std::cout << "ollama-sim listening on http://" << options.host << ':' << sim.port()
+              << std::endl;
+    int received = 0;
+    sigwait(&signals, &received);
+    sim.stop();
+  } catch (const std::exception& e) {
+    std::cerr << "ollama-sim: " << e.what() << '\n';
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace llmgw::sim
