@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -95,10 +96,13 @@ int run_review(const ReviewOptions& options) {
   const auto pr = github.fetch_pull_request(*repo, options.number);
   std::cerr << "  " << pr.meta.title << " (" << pr.files.size() << " files, head "
             << pr.meta.head_sha.substr(0, 12) << ")\n";
-  std::cerr << "Reviewing with " << provider_config.model << " (" << chat->describe() << ")...\n";
+  std::cerr << "Reviewing with " << chat->describe() << "...\n";
 
   review::ToolLimits limits;
   limits.max_comments = options.max_comments;
+  // One observation may take at most a quarter of the context (a 8k model reads ~2k at a time).
+  limits.max_observation_tokens =
+      std::clamp<std::int64_t>(provider_config.context_tokens / 4, 500, 6000);
   review::ReviewTools tools{pr,
                             [&](const std::string& path) {
                               return github.get_file_content(*repo, path, pr.meta.head_sha);
@@ -108,6 +112,7 @@ int run_review(const ReviewOptions& options) {
   agent_options.model = provider_config.model;
   agent_options.max_steps = options.max_steps;
   agent_options.token_budget = options.token_budget;
+  agent_options.context_tokens = provider_config.context_tokens;
   agent_options.session_id = session_id;
   const auto result = review::ReviewAgent{*chat, tools, agent_options}.run();
   std::cerr << "  " << result.steps << " model calls, " << result.comments.size()

@@ -93,6 +93,7 @@ class Loop {
   }
 
   void step() {
+    fit_context();
     llm::ChatRequest request;
     request.model = options_.model;
     request.messages = messages_;
@@ -111,7 +112,7 @@ class Loop {
     try {
       reply = client_.chat(request);
     } catch (const llm::ToolUseFailedError& e) {
-      count_tokens(request, {});
+      count_tokens({});
       ++result_.tool_errors;
       messages_.push_back(
           llm::Message::assistant(llm::truncate_to_tokens(e.failed_generation(), 500)));
@@ -130,7 +131,7 @@ class Loop {
       }
       return;
     }
-    count_tokens(request, reply);
+    count_tokens(reply);
     last_content_ = reply.content;
     if (native_) {
       handle_native(reply);
@@ -222,18 +223,34 @@ class Loop {
     return std::move(outcome.observation);
   }
 
-  void count_tokens(const llm::ChatRequest& request, const llm::ChatResult& reply) {
+  // Called before the reply is appended, so messages_ is the prompt just sent.
+  void count_tokens(const llm::ChatResult& reply) {
     if (reply.prompt_tokens > 0 || reply.completion_tokens > 0) {
       result_.tokens_used += reply.prompt_tokens + reply.completion_tokens;
       return;
     }
-    for (const auto& message : request.messages) {
-      result_.tokens_used += llm::estimate_tokens(message.content);
+    result_.tokens_used += estimated_prompt_tokens() + llm::estimate_tokens(reply.content);
+  }
+
+  std::int64_t estimated_prompt_tokens() const {
+    std::int64_t total = 0;
+    for (const auto& message : messages_) {
+      total += llm::estimate_tokens(message.content);
       for (const auto& call : message.tool_calls) {
-        result_.tokens_used += llm::estimate_tokens(call.arguments.dump());
+        total += llm::estimate_tokens(call.arguments.dump());
       }
     }
-    result_.tokens_used += llm::estimate_tokens(reply.content);
+    return total;
+  }
+
+  // A quarter of the window stays free for the tool definitions and the reply.
+  void fit_context() {
+    if (options_.context_tokens <= 0) {
+      return;
+    }
+    const auto budget = options_.context_tokens * 3 / 4;
+    while (estimated_prompt_tokens() > budget && elide_oldest_observation()) {
+    }
   }
 
   // Replaces the oldest observation that is still whole; false when none is left.

@@ -15,6 +15,8 @@
 //     instead of the same answer again; max_repeated_calls of those force the finish.
 //   - token budget: prompt + completion tokens summed over every call (reported by the provider,
 //     else estimated).
+//   - context: with context_tokens set, old observations are elided before a call that would not
+//     fit.
 // Provider trouble is handled in the loop: Groq's tool_use_failed is fed back to the model as an
 // error; a context-too-long answer makes the agent elide old observations and try again.
 
@@ -32,6 +34,10 @@ struct AgentOptions {
   std::string model;  // empty: the client's default
   int max_steps = 24;
   std::int64_t token_budget = 200'000;
+  // The model's context window (0: unknown). Before each call the oldest observations are elided
+  // until the estimated prompt fits in 3/4 of it: Ollama silently drops the start of a prompt
+  // that is too long (the instructions), instead of answering an error.
+  std::int64_t context_tokens = 0;
   int max_repeated_calls = 3;
   std::optional<std::string> session_id;  // X-Session-ID for a gateway
   std::optional<double> temperature = 0.2;

@@ -163,6 +163,25 @@ TEST_F(ReviewAgentTest, ContextTooLongElidesOldObservations) {
   EXPECT_EQ(after, "[observation elided to save context]");
 }
 
+TEST_F(ReviewAgentTest, OldObservationsAreElidedToFitTheContextWindow) {
+  std::string big(6000, 'x');
+  for (int i = 0; i < 200; ++i) {
+    big += "\nline " + std::to_string(i);
+  }
+  files_["src/cache.cpp"] = big;
+  fakes::ScriptedChatClient chat;
+  chat.call("read_file", {{"path", "src/cache.cpp"}, {"start_line", 1}, {"end_line", 100}})
+      .call("read_file", {{"path", "src/cache.cpp"}, {"start_line", 100}, {"end_line", 200}})
+      .call("finish", {{"summary", "done"}});
+  const auto result =
+      ReviewAgent{chat, tools(), options_with([](auto& o) { o.context_tokens = 4000; })}.run();
+  EXPECT_EQ(result.summary, "done");
+  // The first read (about 2,500 tokens) no longer fits once the second one is added.
+  const auto& last = chat.requests()[2].messages;
+  EXPECT_EQ(last[last.size() - 3].content, "[observation elided to save context]");
+  EXPECT_NE(last.back().content.find("lines 100-"), std::string::npos);
+}
+
 TEST_F(ReviewAgentTest, ProseAnswersAreNudgedThenTakenAsTheSummary) {
   fakes::ScriptedChatClient chat;
   chat.text("This PR looks fine.").text("Really, it is fine.");
