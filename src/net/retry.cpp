@@ -123,8 +123,10 @@ bool is_retryable_status(const ClientResponse& response) {
   if (response.status == 429 || (response.status >= 500 && response.status <= 599)) {
     return true;
   }
-  // GitHub's primary rate limit answers 403 with no requests left.
-  return response.status == 403 && header_is_zero(response, "x-ratelimit-remaining");
+  // GitHub's primary rate limit answers 403 with no requests left; its secondary limits answer
+  // 403 with Retry-After.
+  return response.status == 403 && (header_is_zero(response, "x-ratelimit-remaining") ||
+                                    response.header("retry-after").has_value());
 }
 
 std::optional<milliseconds> server_retry_hint(const ClientResponse& response,

@@ -4,8 +4,8 @@
 // jitter, honouring the server's own hints about when to come back.
 //
 // Retried: a TransportError (connect failure, timeout, broken connection), 429, 5xx, and GitHub's
-// 403 with "x-ratelimit-remaining: 0" (its primary rate limit). Everything else is returned to the
-// caller at once.
+// 403 with "x-ratelimit-remaining: 0" (its primary rate limit) or with Retry-After (its secondary
+// limits). Everything else is returned to the caller at once.
 //
 // How long to wait before attempt k+1 (k = 1, 2, ...):
 //   1. the server's hint, when there is one: Retry-After (seconds or an HTTP-date),

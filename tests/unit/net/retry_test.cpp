@@ -42,6 +42,7 @@ TEST(RetryableStatus, RateLimitsAndServerErrorsOnly) {
   EXPECT_TRUE(is_retryable_status(response(502)));
   EXPECT_TRUE(is_retryable_status(response(503)));
   EXPECT_TRUE(is_retryable_status(response(403, {{"X-RateLimit-Remaining", "0"}})));
+  EXPECT_TRUE(is_retryable_status(response(403, {{"retry-after", "60"}})));  // secondary limit
   EXPECT_FALSE(is_retryable_status(response(403, {{"x-ratelimit-remaining", "12"}})));
   EXPECT_FALSE(is_retryable_status(response(403)));
   EXPECT_FALSE(is_retryable_status(response(404)));
