@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "llmgw/llm/token_budget.hpp"
 #include "llmgw/review/react_parser.hpp"
@@ -232,9 +233,16 @@ Summary summarise(const github::PullRequest& pr, llm::ChatClient& client,
       options.on_text(text);
     }
   };
-  emit("# " + pr.meta.title + "\n\n");
-  emit(summary.repo + "#" + std::to_string(summary.number) +
-       (summary.url.empty() ? "" : " · " + summary.url) + "\n\n");
+  // The title block goes out just before the first text the model streams, after the progress
+  // lines, so that a terminal shows progress first and then one uninterrupted document.
+  bool header_sent = false;
+  const auto emit_header = [&] {
+    if (!std::exchange(header_sent, true)) {
+      emit("# " + pr.meta.title + "\n\n");
+      emit(summary.repo + "#" + std::to_string(summary.number) +
+           (summary.url.empty() ? "" : " · " + summary.url) + "\n\n");
+    }
+  };
   const llm::TokenCallback stream_tokens =
       options.stream && !options.json ? llm::TokenCallback{emit} : llm::TokenCallback{};
 
@@ -260,6 +268,7 @@ Summary summarise(const github::PullRequest& pr, llm::ChatClient& client,
     }
     const std::string prompt = header + "\nThe changes, file by file:\n" + diff_text + "\n";
     session.progress("summarising " + std::to_string(pr.files.size()) + " files in one call");
+    emit_header();
     try {
       if (options.json) {
         const auto result = session.ask(
@@ -348,6 +357,7 @@ Summary summarise(const github::PullRequest& pr, llm::ChatClient& client,
                         llm::estimate_tokens(kSystemPrompt) + llm::estimate_tokens(header) +
                             llm::estimate_tokens(kMarkdownTemplate));
   session.progress("combining " + std::to_string(lines.size()) + " file summaries");
+  emit_header();
   for (int attempt = 0;; ++attempt, reduce_budget /= 2) {
     const auto fit = llm::fit_to_budget(line_tokens, reduce_budget);
     std::string listing;

@@ -1,8 +1,11 @@
 // The two chat clients against the scripted fake server, over loopback.
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <sstream>
 
 #include "fakes/fake_openai.hpp"
 #include "llmgw/llm/chat_client.hpp"
@@ -187,6 +190,29 @@ TEST(OpenAiClient, TheKeyNeverAppearsInErrorsEvenWhenTheServerEchoesIt) {
     EXPECT_NE(std::string{error.what()}.find("Invalid API Key"), std::string::npos);
   }
   EXPECT_EQ(client->describe().find(kKey), std::string::npos);
+}
+
+TEST(OpenAiClient, TheKeyNeverAppearsInLogsAtAnyLevel) {
+  FakeOpenAi fake;
+  auto echoed = FakeReply::rate_limited(0);
+  echoed.error_body = R"({"error": {"message": "slow down, )" + std::string{kKey} + R"("}})";
+  fake.push(echoed);
+  fake.push(FakeReply::error(401, "Invalid API Key " + std::string{kKey}));
+
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  capture->set_level(spdlog::level::trace);
+  spdlog::set_default_logger(capture);
+  try {
+    make_chat_client(openai_config(fake))->chat(hello());
+  } catch (const ApiError&) {
+  }
+  spdlog::set_default_logger(previous);
+
+  EXPECT_NE(log.str().find("429"), std::string::npos) << "the retry is logged: " << log.str();
+  EXPECT_EQ(log.str().find(kKey), std::string::npos) << log.str();
 }
 
 TEST(OpenAiClient, AsksForAJsonSchemaAndFallsBackToJsonModeWhenTheModelHasNone) {
