@@ -140,6 +140,33 @@ TEST(Summarise, AContextTooLongAnswerFallsBackToFileByFile) {
   EXPECT_EQ(summary.files.size(), 2U);
 }
 
+TEST(Summarise, AFileTheModelFindsTooLongIsShrunkThenLeftOutIfItStillDoesNotFit) {
+  const auto pr = make_pr({{"a.cpp", 60}, {"b.cpp", 60}, {"huge.cpp", 60}});
+  std::vector<std::size_t> huge_prompt_sizes;
+  int a_refusals = 0;
+  FunctionChatClient client{[&](const llm::ChatRequest& request) {
+    const auto& prompt = FunctionChatClient::prompt_of(request);
+    if (prompt.find("### huge.cpp") != std::string::npos) {
+      huge_prompt_sizes.push_back(prompt.size());
+      throw llm::ContextTooLongError(413, "too long", "HTTP 413");
+    }
+    if (prompt.find("### a.cpp") != std::string::npos && a_refusals++ == 0) {
+      throw llm::ContextTooLongError(413, "too long", "HTTP 413");
+    }
+    return summariser(request);
+  }};
+  SummariseOptions options;
+  options.context_tokens = 1024;
+  const auto summary = summarise(pr, client, options);
+  ASSERT_EQ(huge_prompt_sizes.size(), 3U) << "three tries, each smaller";
+  EXPECT_GT(huge_prompt_sizes[0], huge_prompt_sizes[1]);
+  EXPECT_GT(huge_prompt_sizes[1], huge_prompt_sizes[2]);
+  EXPECT_EQ(summary.left_out, (std::vector<std::string>{"huge.cpp"}));
+  ASSERT_EQ(summary.files.size(), 2U);
+  EXPECT_EQ(summary.files[0].summary, "a.cpp gains generated code.") << "shrunk and retried";
+  EXPECT_NE(summary.markdown.find("## Files left out"), std::string::npos);
+}
+
 TEST(Summarise, JsonModeAsksForASchemaAndFillsTheFields) {
   const auto pr = make_pr({{"src/cache.cpp", 10}});
   FunctionChatClient client{[](const llm::ChatRequest&) {
