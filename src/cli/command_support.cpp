@@ -66,6 +66,18 @@ github::ClientConfig make_github_config(const GithubOptions& options,
   return config;
 }
 
+void require_api_key(const llm::ProviderConfig& config) {
+  if (config.provider != llm::Provider::openai || !config.api_key.empty()) {
+    return;
+  }
+  if (config.base_url.find("api.groq.com") != std::string::npos) {
+    throw UsageError("Groq needs an API key: set GROQ_API_KEY or pass --api-key-file");
+  }
+  if (config.base_url.find("api.openai.com") != std::string::npos) {
+    throw UsageError("OpenAI needs an API key: set OPENAI_API_KEY or pass --api-key-file");
+  }
+}
+
 void log_to_stderr() {
   if (!spdlog::get("llmgw-cli")) {
     auto logger = spdlog::stderr_color_mt("llmgw-cli");

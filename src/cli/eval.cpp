@@ -63,6 +63,7 @@ int run_eval_command(const EvalCliOptions& options) {
   if (options.ca_file) {
     provider_config.ca_file = *options.ca_file;
   }
+  require_api_key(provider_config);
   auto judge = llm::make_chat_client(provider_config);
   std::cerr << "Judging " << cases.size() << " case(s) x " << options.samples << " sample(s) with "
             << judge->describe() << "\n";

@@ -47,6 +47,7 @@ int run_summarise(const SummariseCliOptions& options) {
   if (provider_config.provider == llm::Provider::ollama || options.provider.gateway) {
     provider_config.session_id = session_id;
   }
+  require_api_key(provider_config);
   auto chat = llm::make_chat_client(provider_config);
 
   github::Client github{github_config};

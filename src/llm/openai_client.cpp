@@ -166,7 +166,9 @@ ChatResult parse_completion(const nlohmann::json& body) {
 
 bool complains_about_schema(const ApiError& error) {
   const auto& message = error.provider_message();
-  return error.status() == 400 && (message.find("json_schema") != std::string::npos ||
+  // Providers word this differently ("json_schema is not supported", "response_format ...
+  // unsupported", "'minimum' is not permitted in schema"); all are about the schema we sent.
+  return error.status() == 400 && (message.find("schema") != std::string::npos ||
                                    message.find("response_format") != std::string::npos);
 }
 

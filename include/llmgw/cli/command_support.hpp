@@ -43,6 +43,10 @@ void add_github_options(CLI::App& command, GithubOptions& options);
 github::ClientConfig make_github_config(const GithubOptions& options,
                                         const std::optional<std::string>& fallback_token = {});
 
+// Refuses (UsageError) a hosted OpenAI-compatible provider without an API key, naming the
+// environment variable to set, instead of letting the provider answer 401 later.
+void require_api_key(const llm::ProviderConfig& config);
+
 // Sends spdlog's default logger to stderr as "level: message".
 void log_to_stderr();
 
