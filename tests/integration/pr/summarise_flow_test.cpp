@@ -179,6 +179,11 @@ TEST_F(SummariseFlow, ErrorsExitWithOneAndUsageErrorsWithTwo) {
   result = testing::run_process({LLMGW_BINARY, "summarise", "acme/big", "7", "--provider", "bard"},
                                 env());
   EXPECT_EQ(result.exit_code, 2) << result.err;
+  result =
+      testing::run_process({LLMGW_BINARY, "summarise", "acme/big", "7", "--provider", "groq"},
+                           {{"GROQ_API_KEY", ""}, {"OPENAI_API_KEY", ""}, {"GROQ_BASE_URL", ""}});
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("GROQ_API_KEY"), std::string::npos) << result.err;
 }
 
 }  // namespace
