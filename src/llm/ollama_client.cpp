@@ -114,8 +114,11 @@ nlohmann::json OllamaClient::request_body(const ChatRequest& request, bool strea
 }
 
 ChatResult OllamaClient::chat(const ChatRequest& request, const TokenCallback& on_token) {
-  // Tool calls arrive whole in one record either way; streaming only matters for the text.
-  const bool stream = static_cast<bool>(on_token) && request.tools.empty();
+  // Text is always streamed, even when nobody watches the tokens: a local model on a CPU can take
+  // minutes for a long answer, and a token every so often keeps the read timeout (the idle time
+  // between bytes) from firing. Tool calls arrive whole in one record either way, and older
+  // Ollama versions do not stream them, so requests with tools are not streamed.
+  const bool stream = request.tools.empty();
   Accumulator accumulator;
   detail::LineHandler lines{
       .reset = [&] { accumulator = Accumulator{}; },

@@ -349,6 +349,7 @@ TEST(OllamaClient, ToolCallsAndSchemasUseOllamasFields) {
   EXPECT_EQ(requests[0].body["tools"][0]["type"], "function");
   EXPECT_EQ(requests[0].body["stream"], false);
   EXPECT_EQ(requests[1].body["format"]["type"], "object");
+  EXPECT_EQ(requests[1].body["stream"], true) << "text streams so the idle timeout stays alive";
 }
 
 TEST(OllamaClient, ErrorsAreTypedFromOllamasErrorShape) {
