@@ -33,6 +33,13 @@ bench-micro: deps
 	cmake --build --preset release -j $(JOBS) --target llmgw_micro_bench
 	./build/release/bench/llmgw_micro_bench
 
+# The PR workflow end to end against local fakes (fake GitHub + scripted model): summarise,
+# review --dry-run and eval, no account or model needed. See docs/pr-workflow.md.
+demo-pr: deps
+	cmake --preset ci
+	cmake --build --preset ci -j $(JOBS) --target llmgw llmgw-fakes
+	BUILD_DIR=build/ci bash scripts/demo-pr
+
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
 

@@ -22,6 +22,9 @@ int run(int argc, char** argv) {
   add_version_command(app, exit_code);
   add_serve_command(app, exit_code);
   add_bench_command(app, exit_code);
+  add_summarise_command(app, exit_code);
+  add_eval_command(app, exit_code);
+  add_review_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -23,5 +23,8 @@ int run(int argc, char** argv);
 void add_version_command(CLI::App& app, ExitCode& exit_code);
 void add_serve_command(CLI::App& app, ExitCode& exit_code);
 void add_bench_command(CLI::App& app, ExitCode& exit_code);
+void add_summarise_command(CLI::App& app, ExitCode& exit_code);
+void add_eval_command(CLI::App& app, ExitCode& exit_code);
+void add_review_command(CLI::App& app, ExitCode& exit_code);
 
 }  // namespace llmgw::cli
