@@ -280,6 +280,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     arm(stream, config.timeouts.client_header);
     auto [body_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
     if (body_error) {
+      arm(stream, config.timeouts.client_header);
       if (body_error == http::error::body_limit) {
         auto response = json_error(413,
                                    "request body is larger than limits.max_body_bytes (" +
