@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <exception>
+// GCC 12 reports std::function inside <regex> as maybe-uninitialized once optimising (a known
+// false positive in libstdc++'s regex compiler); keep the warning everywhere else.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <regex>
+#pragma GCC diagnostic pop
 
 #include "llmgw/llm/token_budget.hpp"
 #include "llmgw/util/text.hpp"
