@@ -129,7 +129,7 @@ for n in $OPEN_STREAMS; do
 import json, sys
 o = json.load(open(sys.argv[1]))
 print(f"  {o['streams']:>5} streams: opened {o['opened']}, errors {o['errors']},"
-      f" all open after {o['all_open_after_s']} s, gateway RSS idle {o['server_rss_idle_mib']:.1f} MiB"
+      f" all closed after {o['all_closed_after_s']:.1f} s, gateway RSS idle {o['server_rss_idle_mib']:.1f} MiB"
       f" peak {o['server_rss_peak_mib']:.1f} MiB")
 EOF
 done
