@@ -48,10 +48,12 @@ start_sim() {
   PORT=$(wait_for_port "$OUT_DIR/$name.log" 'listening on http://[^:]*:([0-9]+)')
 }
 
-# start_gateway NAME NODE_URL : llmgw serve with one worker; sets PORT and GATEWAY_PID.
+# start_gateway NAME NODE_URL... : llmgw serve with one worker; sets PORT and GATEWAY_PID.
 start_gateway() {
-  local name=$1 node=$2
-  "$LLMGW" serve --port 0 --listen 127.0.0.1 --workers 1 --node "$node" --log-level info \
+  local name=$1; shift
+  local node_flags=()
+  for node in "$@"; do node_flags+=(--node "$node"); done
+  "$LLMGW" serve --port 0 --listen 127.0.0.1 --workers 1 "${node_flags[@]}" --log-level info \
     --set log.access_log=false >"$OUT_DIR/$name.log" 2>&1 &
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
@@ -111,18 +113,23 @@ print(f"  added at head {s['added_head_us']:.0f} us, at first record {s['added_f
 EOF
 
 echo "== 3. concurrent open streams through the gateway (hold ${HOLD_S}s)"
+# Two sims behind the gateway (a sim has at most 4096 slots); the gateway round-robins them.
 for n in $OPEN_STREAMS; do
-  start_sim "sim-open-$n" --num-parallel $((n + 100)) --queue-size 100 --decode-tps 1 \
-    --prefill-tps 1000000 --min-output-tokens 1000 --max-output-tokens 1000
-  SIM_OPEN=$PORT
-  start_gateway "gw-open-$n" "http://127.0.0.1:$SIM_OPEN"
+  slots=$((n / 2 + 100)); (( slots > 4096 )) && slots=4096
+  open_nodes=()
+  for i in 1 2; do
+    start_sim "sim-open-$n-$i" --num-parallel "$slots" --queue-size 100 --decode-tps 1 \
+      --prefill-tps 1000000 --min-output-tokens 1000 --max-output-tokens 1000
+    open_nodes+=("http://127.0.0.1:$PORT")
+  done
+  start_gateway "gw-open-$n" "${open_nodes[@]}"
   "$LOAD" open --url "http://127.0.0.1:$PORT" --streams "$n" --hold-s "$HOLD_S" \
     --pid "$GATEWAY_PID" >"$OUT_DIR/open-$n.json"
   python3 - "$OUT_DIR/open-$n.json" <<'EOF'
 import json, sys
 o = json.load(open(sys.argv[1]))
 print(f"  {o['streams']:>5} streams: opened {o['opened']}, errors {o['errors']},"
-      f" all open after {o['all_open_after_s']} s, gateway RSS idle {o['server_rss_idle_mib']:.1f} MiB"
+      f" all closed after {o['all_closed_after_s']:.1f} s, gateway RSS idle {o['server_rss_idle_mib']:.1f} MiB"
       f" peak {o['server_rss_peak_mib']:.1f} MiB")
 EOF
 done

@@ -312,7 +312,7 @@ json run_open(const std::string& url, std::size_t streams, double hold_s, double
   const auto ramp = std::chrono::duration<double>(static_cast<double>(streams) / connect_per_s);
   const auto close_at = started + std::chrono::duration_cast<Clock::duration>(
                                       ramp + std::chrono::duration<double>(hold_s));
-  std::optional<double> all_open_s;
+  std::optional<double> all_done_s;  // the last stream closed (after its hold)
   const Origin origin = parse_origin(url);
   for (std::size_t i = 0; i < streams; ++i) {
     asio::co_spawn(
@@ -327,9 +327,10 @@ json run_open(const std::string& url, std::size_t streams, double hold_s, double
           const auto timing =
               co_await timed_stream(origin, 100'000, std::chrono::seconds{30}, close_at);
           if (timing.head_us > 0.0) {
-            if (++opened == streams) {
-              all_open_s = std::chrono::duration<double>(Clock::now() - started).count();
-            }
+            ++opened;
+          }
+          if (finished + 1 == streams) {
+            all_done_s = std::chrono::duration<double>(Clock::now() - started).count();
           }
           if (!timing.ok) {
             ++errors;
@@ -356,7 +357,7 @@ json run_open(const std::string& url, std::size_t streams, double hold_s, double
           {"streams", streams},
           {"opened", opened},
           {"errors", errors},
-          {"all_open_after_s", all_open_s ? json(*all_open_s) : json(nullptr)},
+          {"all_closed_after_s", all_done_s ? json(*all_done_s) : json(nullptr)},
           {"hold_s", hold_s},
           {"server_rss_idle_mib", static_cast<double>(idle_rss_kib) / 1024.0},
           {"server_rss_peak_mib", static_cast<double>(peak_rss_kib) / 1024.0}};

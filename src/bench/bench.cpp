@@ -168,7 +168,6 @@ nlohmann::json describe_workload(const BenchOptions& options) {
       {"max_output_tokens", w.max_output_tokens},
       {"model", w.model},
       {"seeds", options.seeds},
-      {"balance_factor", options.balance_factor},
   };
   if (options.spawn) {
     const SpawnOptions& s = *options.spawn;
@@ -179,7 +178,8 @@ nlohmann::json describe_workload(const BenchOptions& options) {
                     {"time_scale", s.time_scale},
                     {"min_output_tokens", s.min_output_tokens},
                     {"max_output_tokens", s.max_output_tokens},
-                    {"gateway_workers", s.gateway_workers}};
+                    {"gateway_workers", s.gateway_workers},
+                    {"balance_factor", options.balance_factor}};
   } else {
     out["target"] = options.target_url;
   }

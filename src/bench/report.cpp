@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <set>
 
 namespace llmgw::bench {
 namespace {
@@ -28,16 +29,23 @@ struct Pooled {
   double wall_time_s = 0.0;
   std::map<std::string, std::size_t> node_requests;
   std::map<std::string, std::size_t> routes;
+  // Distinct (seed, session) pairs each node served: its working set of KV caches.
+  std::map<std::string, std::set<std::pair<std::uint64_t, std::size_t>>> node_sessions;
+  std::map<std::size_t, std::vector<double>> ttft_by_turn;
+  std::size_t runs = 0;
   std::optional<CacheCounts> measured_cache = CacheCounts{};
 
   void add(const SeedRun& seed_run) {
+    ++runs;
     for (const auto& node : seed_run.nodes) {
       node_requests.try_emplace(node, 0);
+      node_sessions.try_emplace(node);
     }
     for (const auto& request : seed_run.run.requests) {
       requests.push_back(request);
       if (!request.node.empty()) {
         ++node_requests[request.node];
+        node_sessions[request.node].insert({seed_run.seed, request.session});
       }
       if (!request.route.empty()) {
         ++routes[request.route];
@@ -47,6 +55,7 @@ struct Pooled {
         continue;
       }
       ttft_s.push_back(request.ttft_s);
+      ttft_by_turn[request.turn].push_back(request.ttft_s);
       latency_s.push_back(request.latency_s);
       output_tokens += request.output_tokens;
     }
@@ -102,6 +111,19 @@ void fill_common(json& out, const Pooled& pooled, std::optional<double> prefill_
   const auto node_count = static_cast<double>(pooled.node_requests.size());
   out["node_share_max_over_mean"] = node_count > 0 ? max_share * node_count : 0.0;
   out["routes"] = pooled.routes;
+
+  // A node keeps only num_parallel caches: when more distinct sessions than that pass through it,
+  // they evict each other (mean over the pooled runs).
+  json sessions = json::object();
+  for (const auto& [node, keys] : pooled.node_sessions) {
+    sessions[node] = ratio(static_cast<double>(keys.size()), static_cast<double>(pooled.runs));
+  }
+  out["sessions_per_node"] = std::move(sessions);
+  json by_turn = json::array();
+  for (const auto& [turn, values] : pooled.ttft_by_turn) {
+    by_turn.push_back(percentile(values, 0.5));
+  }
+  out["ttft_p50_by_turn"] = std::move(by_turn);
 }
 
 std::string html_escape(std::string_view text) {
@@ -187,11 +209,10 @@ std::string ttft_cdf_svg(const json& modes) {
                     left, y, left + plot_w, left - 6, y + 4, i / 4.0, x, top, top + plot_h,
                     top + plot_h + 16, milliseconds(max_ttft * i / 4.0));
   }
-  svg += fmt::format(
-      R"(<text x="{}" y="{}" font-size="12" text-anchor="middle">TTFT (ms)</text>)"
-      R"svg(<text x="14" y="{}" font-size="12" transform="rotate(-90 14 {})")svg"
-      R"( text-anchor="middle">fraction of requests</text>)",
-      left + plot_w / 2, height - 6, top + plot_h / 2, top + plot_h / 2);
+  svg += fmt::format(R"(<text x="{}" y="{}" font-size="12" text-anchor="middle">TTFT (ms)</text>)"
+                     R"svg(<text x="14" y="{}" font-size="12" transform="rotate(-90 14 {})")svg"
+                     R"( text-anchor="middle">fraction of requests</text>)",
+                     left + plot_w / 2, height - 6, top + plot_h / 2, top + plot_h / 2);
   std::size_t index = 0;
   for (const auto& mode : modes) {
     const auto quantiles = mode.value("ttft_quantiles", json::array());
@@ -476,7 +497,7 @@ std::string render_html(const json& report) {
           "them differently; the spread between seeds is part of the result.</p>\n"
           "<table><tr><th>mode</th><th>seed</th><th>wall s</th><th>TTFT p50 ms</th>"
           "<th>TTFT p99 ms</th><th>req/s</th><th>cache reuse</th><th>node max/mean</th>"
-          "<th>node share</th><th>errors</th></tr>";
+          "<th>node share</th><th>sessions per node</th><th>errors</th></tr>";
   for (const auto& mode : modes) {
     for (const auto& seed : mode.value("per_seed", json::array())) {
       std::string shares;
@@ -484,16 +505,20 @@ std::string render_html(const json& report) {
         shares += fmt::format("{}{} {:.0f}%", shares.empty() ? "" : ", ", html_escape(node),
                               share.get<double>() * 100.0);
       }
+      std::string sessions;
+      for (const auto& [node, count] : object_at(seed, "sessions_per_node").items()) {
+        sessions += fmt::format("{}{:.0f}", sessions.empty() ? "" : " : ", count.get<double>());
+      }
       const auto ttft = seed.value("ttft", json::object());
       html += fmt::format(
           "<tr><td>{}</td><td>{}</td><td>{:.2f}</td><td>{}</td><td>{}</td><td>{:.2f}</td>"
-          "<td>{:.3f}</td><td>{:.2f}</td><td>{}</td><td>{}</td></tr>",
+          "<td>{:.3f}</td><td>{:.2f}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
           html_escape(mode.value("mode", "")), seed.value("seed", std::uint64_t{0}),
           number_at(seed, "wall_time_s"), milliseconds(number_at(ttft, "p50")),
           milliseconds(number_at(ttft, "p99")),
           number_at(seed.value("throughput", json::object()), "requests_per_s"),
           number_at(seed, "cache_reuse"), number_at(seed, "node_share_max_over_mean"), shares,
-          seed.value("errors", 0));
+          sessions, seed.value("errors", 0));
     }
   }
   html +=

@@ -81,6 +81,9 @@ TEST(BenchReport, SharesAndSeedsAreAggregated) {
   EXPECT_DOUBLE_EQ(summary["cache_reuse"].get<double>(), 0.25);
   EXPECT_DOUBLE_EQ(summary["throughput"]["requests_per_s"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(summary["throughput"]["tokens_per_s"].get<double>(), 5.0);
+  // Seed 1: sessions 0 and 1 on a; seed 2: session 0 on b, session 1 on a. Mean per run.
+  EXPECT_DOUBLE_EQ(summary["sessions_per_node"]["a"].get<double>(), 1.5);
+  EXPECT_DOUBLE_EQ(summary["sessions_per_node"]["b"].get<double>(), 0.5);
   // The first seed put everything on one node: its own detail shows that, with b at 0.
   EXPECT_DOUBLE_EQ(summary["per_seed"][0]["node_share"]["b"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(summary["per_seed"][0]["node_share_max_over_mean"].get<double>(), 2.0);
