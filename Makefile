@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test run release dev format tidy bench-micro demo-pr clean
+.PHONY: deps build test run release dev format tidy bench-micro bench-overhead demo-pr clean
 
 deps:
 	@bash scripts/install-deps
@@ -39,6 +39,11 @@ demo-pr: deps
 	cmake --preset ci
 	cmake --build --preset ci -j $(JOBS) --target llmgw llmgw-fakes
 	BUILD_DIR=build/ci bash scripts/demo-pr
+
+# Gateway overhead against a direct connection, streaming delay, open-stream capacity (bench/RESULTS.md).
+bench-overhead: release
+	cmake --build --preset release -j $(JOBS) --target llmgw_load
+	bash bench/run-overhead.sh build/release
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
