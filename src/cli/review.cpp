@@ -24,10 +24,7 @@ constexpr std::string_view kDefaultReviewModel = "llama-3.3-70b-versatile";
 struct ReviewOptions {
   std::string repo;
   int number = 0;
-  std::optional<std::string> token;
-  std::optional<std::string> token_file;
-  std::optional<std::string> github_url;
-  std::optional<std::string> ca_file;
+  GithubOptions github;
   bool dry_run = false;
   int max_comments = 10;
   int max_steps = 24;
@@ -60,17 +57,11 @@ std::vector<std::string> review_notes(const github::PullRequest& pr,
 }
 
 int run_review(const ReviewOptions& options) {
-  log_to_stderr();
   const auto repo = github::parse_repo(options.repo);
   if (!repo) {
     throw UsageError("OWNER/REPO expected, got '" + options.repo + "'");
   }
-  github::ClientConfig github_config;
-  github_config.base_url = options.github_url.value_or(github::default_api_url());
-  github_config.token = github::resolve_token(options.token, options.token_file);
-  if (options.ca_file) {
-    github_config.http.ca_file = *options.ca_file;
-  }
+  const auto github_config = make_github_config(options.github);
   if (github_config.token.empty() && !options.dry_run) {
     throw UsageError(
         "posting a review needs a GitHub token: set GITHUB_TOKEN, or pass --token or "
@@ -81,9 +72,10 @@ int run_review(const ReviewOptions& options) {
       llm::Provider::openai, std::string{kDefaultReviewModel}, options.provider);
   const auto session_id = repo->full_name() + "#" + std::to_string(options.number);
   provider_config.session_id = session_id;
-  if (options.ca_file) {
-    provider_config.ca_file = *options.ca_file;
+  if (options.github.ca_file) {
+    provider_config.ca_file = *options.github.ca_file;
   }
+  // Not require_api_key(): the default provider deserves its own hint (--provider ollama).
   if (provider_config.provider == llm::Provider::openai && provider_config.api_key.empty() &&
       provider_config.base_url.find("api.groq.com") != std::string::npos) {
     throw UsageError("the default provider is Groq: set GROQ_API_KEY (or pass --provider ollama)");
@@ -162,14 +154,7 @@ void add_review_command(CLI::App& app, ExitCode& exit_code) {
   cmd->add_option("pr", options->number, "Pull request number")
       ->required()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--token", options->token, "GitHub token (default: $GITHUB_TOKEN)");
-  cmd->add_option("--token-file", options->token_file, "File whose first line is the GitHub token")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--github-url", options->github_url,
-                  "GitHub API base URL (default: $GITHUB_API_URL or https://api.github.com)");
-  cmd->add_option("--ca-file", options->ca_file,
-                  "Extra PEM CA bundle trusted for the GitHub API and the provider")
-      ->check(CLI::ExistingFile);
+  add_github_options(*cmd, options->github);
   cmd->add_flag("--dry-run", options->dry_run, "Print the review instead of posting it");
   cmd->add_option("--max-comments", options->max_comments, "Most inline comments to post")
       ->check(CLI::Range(1, 50))

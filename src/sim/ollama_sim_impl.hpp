@@ -1,0 +1,189 @@
+// Private to src/sim: OllamaSim::Impl and what its two source files share. ollama_sim.cpp routes
+// requests and serves inference (generate, chat, OpenAI completions, embeddings);
+// ollama_sim_info.cpp answers the informational endpoints (model listings, /api/show, /metrics)
+// and /admin/fault.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "llmgw/net/http_server.hpp"
+#include "llmgw/sim/ollama_sim.hpp"
+#include "llmgw/sim/protocol.hpp"
+#include "llmgw/sim/slot_scheduler.hpp"
+
+namespace llmgw::sim {
+namespace detail {
+
+namespace asio = boost::asio;
+// Ordered, so records list their fields in the order Ollama writes them.
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+inline constexpr std::string_view kJson = "application/json; charset=utf-8";
+
+std::string model_not_found(std::string_view model);
+
+// "llama3.2" and "llama3.2:latest" name the same model, as in Ollama.
+std::string canonical_model(std::string_view name);
+
+net::HttpHeaders content_type(std::string_view type);
+
+// One unlabelled metric; `builder` is prometheus::BuildCounter() or BuildGauge().
+template <typename Builder>
+auto& add_metric(Builder builder, prometheus::Registry& registry, const std::string& name,
+                 const std::string& help) {
+  return builder.Name(name).Help(help).Register(registry).Add({});
+}
+
+struct Metrics {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& requests =
+      prometheus::BuildCounter()
+          .Name("ollama_sim_requests_total")
+          .Help("HTTP requests received, by endpoint")
+          .Register(*registry);
+  prometheus::Counter& prompt_tokens =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_prompt_tokens_total",
+                 "Prompt tokens of generations that got a KV slot");
+  prometheus::Counter& cached_prompt_tokens =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_prompt_tokens_cached_total",
+                 "Prompt tokens served from a KV slot instead of being evaluated");
+  prometheus::Counter& generated_tokens =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_generated_tokens_total",
+                 "Output tokens generated");
+  prometheus::Counter& connections =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_connections_accepted_total",
+                 "TCP connections accepted");
+  prometheus::Counter& cancelled =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_requests_cancelled_total",
+                 "Generations stopped because the client went away");
+  prometheus::Counter& rejected =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_requests_rejected_total",
+                 "Requests refused with 503 because the queue was full");
+  prometheus::Gauge& slots_busy =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_slots_busy",
+                 "KV slots serving a request now");
+  prometheus::Gauge& queue_depth =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_queue_depth",
+                 "Requests waiting for a KV slot");
+};
+
+// Holds a KV slot for one generation and gives it back, holding what was served (prompt plus the
+// text generated so far), however the handler ends: normally, on a failed write, or destroyed
+// when the server stops.
+class SlotLease {
+ public:
+  SlotLease(SlotScheduler& scheduler, std::size_t slot, std::string prompt)
+      : scheduler_(scheduler), slot_(slot), served_(std::move(prompt)) {}
+  ~SlotLease() { scheduler_.release(slot_, tokenize(served_)); }
+  SlotLease(const SlotLease&) = delete;
+  SlotLease& operator=(const SlotLease&) = delete;
+
+  void append(std::string_view piece) { served_ += piece; }
+  const std::string& served() const noexcept { return served_; }
+
+ private:
+  SlotScheduler& scheduler_;
+  std::size_t slot_;
+  std::string served_;
+};
+
+// Everything a generation needs after it got its slot.
+struct Generation {
+  InferenceRequest request;
+  Completion completion;
+  FinalStats stats;
+  std::chrono::nanoseconds per_token{0};
+  FaultConfig fault;
+  Clock::time_point arrived;
+  OpenAiIds ids;
+};
+
+}  // namespace detail
+
+struct OllamaSim::Impl {
+  explicit Impl(SimOptions sim_options)
+      : options(std::move(sim_options)), active_fault(options.fault) {
+    for (const auto& model : options.models) {
+      schedulers.try_emplace(
+          detail::canonical_model(model),
+          std::make_unique<SlotScheduler>(options.num_parallel, options.queue_size));
+    }
+    net::ServerOptions server_options;
+    server_options.address = options.host;
+    server_options.port = options.port;
+    server_options.threads = std::max(1u, options.threads);
+    server = std::make_unique<net::HttpServer>(
+        server_options, [this](const net::ServerRequest& request, net::ResponseStream& out) {
+          return handle(request, out);
+        });
+  }
+
+  boost::asio::awaitable<void> handle(const net::ServerRequest& request, net::ResponseStream& out);
+  boost::asio::awaitable<void> inference(Endpoint endpoint, const net::ServerRequest& request,
+                                         net::ResponseStream& out);
+  boost::asio::awaitable<void> stream_reply(detail::Generation& generation,
+                                            detail::SlotLease& lease, net::ResponseStream& out);
+  boost::asio::awaitable<void> whole_reply(detail::Generation& generation, detail::SlotLease& lease,
+                                           net::ResponseStream& out);
+  boost::asio::awaitable<void> embed(const net::ServerRequest& request, bool legacy,
+                                     net::ResponseStream& out);
+  boost::asio::awaitable<void> show(const net::ServerRequest& request, net::ResponseStream& out);
+  boost::asio::awaitable<void> admin_fault(const net::ServerRequest& request,
+                                           net::ResponseStream& out);
+
+  std::string tags_json(bool running) const;
+  std::string openai_models_json() const;
+  std::string metrics_text();
+  std::string fault_json() const;
+  SlotScheduler* find_model(std::string_view name) {
+    const auto it = schedulers.find(detail::canonical_model(name));
+    return it == schedulers.end() ? nullptr : it->second.get();
+  }
+  FaultConfig current_fault() const {
+    std::lock_guard lock(fault_mutex);
+    return active_fault;
+  }
+  void count_cancelled() {
+    cancelled.fetch_add(1);
+    metrics.cancelled.Increment();
+  }
+
+  SimOptions options;
+  const std::chrono::system_clock::time_point started_at = std::chrono::system_clock::now();
+  detail::Metrics metrics;
+  std::atomic<std::uint64_t> requests{0};
+  std::atomic<std::uint64_t> prompt_tokens{0};
+  std::atomic<std::uint64_t> cached_prompt_tokens{0};
+  std::atomic<std::uint64_t> generated_tokens{0};
+  std::atomic<std::uint64_t> cancelled{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> next_completion_id{1};
+  mutable std::mutex fault_mutex;
+  FaultConfig active_fault;
+  std::mutex scrape_mutex;
+  std::uint64_t connections_reported = 0;
+  std::mutex stop_mutex;
+  bool stopped = false;
+  // Schedulers outlive the server: handler frames destroyed while the server shuts down still
+  // give their slots back.
+  std::map<std::string, std::unique_ptr<SlotScheduler>, std::less<>> schedulers;
+  std::unique_ptr<net::HttpServer> server;
+};
+
+}  // namespace llmgw::sim
