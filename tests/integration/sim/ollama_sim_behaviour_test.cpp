@@ -131,11 +131,16 @@ TEST(OllamaSimBehaviour, ConcurrentConversationsOnSeveralThreadsAllComplete) {
     completed += session.get();
   }
   EXPECT_EQ(completed, kSessions * kTurns);
-  const auto stats = sim->stats();
-  EXPECT_EQ(stats.requests, static_cast<std::uint64_t>(kSessions * kTurns));
-  EXPECT_EQ(stats.slots_busy, 0u);
-  EXPECT_EQ(stats.queue_depth, 0u);
-  EXPECT_GT(stats.cached_prompt_tokens, 0u);
+  // The sim frees the slot and counts the request just after the last byte is written, so the
+  // client can be a moment ahead of the counters on a loaded machine.
+  EXPECT_TRUE(wait_until([&] {
+    const auto now = sim->stats();
+    return now.slots_busy == 0 && now.queue_depth == 0 &&
+           now.requests == static_cast<std::uint64_t>(kSessions * kTurns);
+  })) << "slots busy "
+      << sim->stats().slots_busy << ", queued " << sim->stats().queue_depth << ", requests "
+      << sim->stats().requests;
+  EXPECT_GT(sim->stats().cached_prompt_tokens, 0u);
 }
 
 TEST(OllamaSimBehaviour, QueueFullAnswers503WithOllamasMessage) {
@@ -188,7 +193,8 @@ TEST(OllamaSimBehaviour, ClientLeavingMidStreamFreesTheSlotAtOnce) {
   }
   ASSERT_TRUE(wait_until([&] { return sim->stats().cancelled == 1; }, milliseconds{5000}))
       << "the generation notices the closed connection";
-  EXPECT_EQ(sim->stats().slots_busy, 0u);
+  EXPECT_TRUE(wait_until([&] { return sim->stats().slots_busy == 0; }, milliseconds{2000}))
+      << "the cancelled generation gives its slot back";
 
   net::HttpClient next;
   const auto start = steady_clock::now();
