@@ -22,6 +22,7 @@ struct ModeSpec {
   std::string name;
   double balance_factor = 0.0;
   bool send_session_id = true;
+  std::string balance_by = "requests";
 };
 
 ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
@@ -32,13 +33,18 @@ ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
     return {name, 0.0, true};
   }
   if (name == kModeBounded) {
-    return {name, options.balance_factor, true};
+    return {name, options.balance_factor, true, "sessions"};
+  }
+  if (name == kModeBoundedRequests) {
+    return {name, options.balance_factor, true, "requests"};
   }
   if (!options.spawn) {
     return {name, 0.0, true};  // a label for a running target; it decides only the header
   }
   throw std::invalid_argument(
-      fmt::format("unknown mode '{}' (expected round_robin, consistent_hash or bounded)", name));
+      fmt::format("unknown mode '{}' (expected round_robin, consistent_hash, bounded or "
+                  "bounded_requests)",
+                  name));
 }
 
 void check(const BenchOptions& options) {
@@ -82,6 +88,7 @@ class SpawnedCluster {
     gateway_config.listen.port = 0;
     gateway_config.workers = spawn.gateway_workers;
     gateway_config.routing.balance_factor = mode.balance_factor;
+    gateway_config.routing.balance_by = mode.balance_by;
     gateway_config.log.access_log = false;
     gateway_config.drain = std::chrono::milliseconds{2'000};
     for (std::size_t i = 0; i < spawn.sims; ++i) {

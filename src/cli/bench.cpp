@@ -167,7 +167,7 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
       "bench", "Compare routing modes on a multi-turn chat workload (TTFT, throughput, cache)");
   cmd->footer(
       "Examples:\n"
-      "  llmgw bench --spawn-sims 4 --out bench-out      # 3 modes x 3 seeds on in-process sims\n"
+      "  llmgw bench --spawn-sims 4 --out bench-out      # 4 modes x 3 seeds on in-process sims\n"
       "  llmgw bench --target http://127.0.0.1:8000 --mode bounded\n"
       "See bench/README.md for the report format.");
   auto* spawn = cmd->add_option("--spawn-sims", cli->spawn_sims,
@@ -177,8 +177,9 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
       cmd->add_option("--target", cli->target, "Base URL of a running gateway (one mode)");
   spawn->excludes(target);
   cmd->add_option("--mode", cli->modes,
-                  "Modes to compare: round_robin, consistent_hash, bounded (default: all three; "
-                  "with --target the label of the target's routing, default bounded)")
+                  "Modes to compare: round_robin, consistent_hash, bounded, bounded_requests "
+                  "(default: all four; with --target the label of the target's routing, default "
+                  "bounded)")
       ->delimiter(',');
   cmd->add_option("--seeds", cli->seed_count, "Number of session-id seeds to repeat over")
       ->capture_default_str()
@@ -231,7 +232,7 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
                   "IO threads of each spawned gateway")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  cmd->add_option("--balance-factor", cli->balance_factor, "c of the bounded mode")
+  cmd->add_option("--balance-factor", cli->balance_factor, "c of the bounded modes")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--estimate-prefill-tps", cli->estimate_prefill_tps,

@@ -351,6 +351,8 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
     problems.add("routing.balance_factor",
                  "must be 0 (plain ring) or >= 1, got " + format_double(factor));
   }
+  check_one_of("routing.balance_by", config.routing.balance_by, {"sessions", "requests"},
+               problems);
   if (config.health.path.empty() || config.health.path.front() != '/') {
     problems.add("health.path", "must start with '/', got " + quote_value(config.health.path));
   }

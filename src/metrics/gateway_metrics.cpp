@@ -70,6 +70,11 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_upstream_in_flight")
           .Help("Requests in flight to each node through this gateway")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& sessions =
+      prometheus::BuildGauge()
+          .Name("llmgw_upstream_sessions")
+          .Help("Live sessions placed on each node (routing.balance_by: sessions)")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& errors = prometheus::BuildCounter()
                                                         .Name("llmgw_upstream_errors_total")
                                                         .Help("Upstream failures by node and kind")
@@ -157,6 +162,7 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
         {{"node", node_id}, {"kind", std::string{to_string(static_cast<UpstreamError>(e))}}});
   }
   m.in_flight = &impl_->in_flight.Add(node_label);
+  m.sessions = &impl_->sessions.Add(node_label);
   m.ring_virtual_nodes = &impl_->vnodes.Add(node_label);
   m.healthy = &impl_->healthy.Add(node_label);
   m.healthy->Set(1);

@@ -48,13 +48,7 @@ Eligible eligible_nodes(const RoutingTable& table) noexcept {
 
 std::int64_t cap_for(double weight, const Eligible& eligible, std::int64_t total_in_flight,
                      double balance_factor) noexcept {
-  if (balance_factor <= 0.0 || eligible.weight <= 0.0) {
-    return 0;
-  }
-  const double share = weight / eligible.weight;
-  const double cap = balance_factor * static_cast<double>(total_in_flight + 1) * share;
-  // A tiny epsilon keeps exact products (1.25 × 8 / 2 = 5) from rounding up through float error.
-  return static_cast<std::int64_t>(std::ceil(cap - 1e-9));
+  return load_cap(balance_factor, total_in_flight, weight, eligible.weight);
 }
 
 std::size_t attempt_limit(const RoutingPolicy& policy) noexcept {
@@ -68,6 +62,20 @@ void push(RoutePlan& plan, std::size_t node, std::size_t limit) noexcept {
 }
 
 }  // namespace
+
+std::int64_t load_cap(double balance_factor, std::int64_t total, double weight,
+                      double eligible_weight) noexcept {
+  if (balance_factor <= 0.0 || eligible_weight <= 0.0) {
+    return 0;
+  }
+  const double cap = balance_factor * static_cast<double>(total + 1) * (weight / eligible_weight);
+  // A tiny epsilon keeps exact products (1.25 × 8 / 2 = 5) from rounding up through float error.
+  return static_cast<std::int64_t>(std::ceil(cap - 1e-9));
+}
+
+double eligible_weight(const RoutingTable& table) noexcept {
+  return eligible_nodes(table).weight;
+}
 
 RoutingTable::RoutingTable(std::vector<std::shared_ptr<NodeState>> nodes, unsigned virtual_nodes)
     : nodes_(std::move(nodes)), ring_(members_of(nodes_), virtual_nodes) {}

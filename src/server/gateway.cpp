@@ -2,6 +2,7 @@
 
 #include "llmgw/server/gateway.hpp"
 
+#include <fmt/format.h>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -151,10 +152,12 @@ void Gateway::Impl::start() {
     control.run();
   });
   running = true;
-  spdlog::info("llmgw listening on {}:{} with {} workers, {} nodes, routing {} (c = {})",
+  spdlog::info("llmgw listening on {}:{} with {} workers, {} nodes, routing {}",
                config.listen.address, port, workers.size(), shared.current()->nodes.size(),
-               config.routing.balance_factor > 0 ? "bounded" : "consistent_hash",
-               config.routing.balance_factor);
+               config.routing.balance_factor > 0
+                   ? fmt::format("bounded by {} (c = {})", config.routing.balance_by,
+                                 config.routing.balance_factor)
+                   : std::string{"consistent_hash (plain ring)"});
 }
 
 asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {

@@ -48,7 +48,11 @@ const UpstreamNode* Snapshot::find(std::string_view name) const {
 
 SharedState::SharedState(config::GatewayConfig gateway_config)
     : config(std::move(gateway_config)),
-      policy{config.routing.balance_factor, config.routing.max_attempts} {
+      policy{config.routing.balance_factor, config.routing.max_attempts},
+      sessions(config.routing.balance_factor > 0 && config.routing.balance_by == "sessions"
+                   ? std::make_unique<routing::SessionTable>(routing::SessionTableOptions{
+                         config.routing.session_idle, config.routing.max_sessions})
+                   : nullptr) {
   publish(config.nodes);
 }
 

@@ -20,6 +20,7 @@
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/metrics/gateway_metrics.hpp"
 #include "llmgw/routing/router.hpp"
+#include "llmgw/routing/session_table.hpp"
 
 namespace llmgw::server::detail {
 
@@ -81,6 +82,8 @@ struct SharedState {
   const config::GatewayConfig config;
   metrics::GatewayMetrics metrics;
   const routing::RoutingPolicy policy;
+  // Session placements (routing.balance_by: sessions with c > 0); null when requests are balanced.
+  const std::unique_ptr<routing::SessionTable> sessions;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;
   std::atomic<std::uint64_t> snapshot_version{0};
   std::atomic<std::int64_t> total_in_flight{0};

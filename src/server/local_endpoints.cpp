@@ -1,6 +1,7 @@
 #include "local_endpoints.hpp"
 
 #include <openssl/crypto.h>
+#include <prometheus/gauge.h>
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +33,7 @@ json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
           {"weight", node.weight},
           {"healthy", node.healthy.load()},
           {"in_flight", node.in_flight.load()},
+          {"sessions", node.sessions.load()},
           {"requests", node.requests.load()},
           {"consecutive_failures", node.consecutive_failures.load()},
           {"virtual_nodes", virtual_nodes}};
@@ -62,6 +64,9 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
       {"routing",
        {{"mode", routing.balance_factor > 0 ? "bounded" : "consistent_hash"},
         {"balance_factor", routing.balance_factor},
+        {"balance_by", routing.balance_by},
+        {"live_sessions",
+         shared.sessions ? shared.sessions->live_sessions(std::chrono::steady_clock::now()) : 0},
         {"session_header", routing.session_header},
         {"max_attempts", routing.max_attempts}}},
       {"ring",
@@ -195,6 +200,12 @@ http::response<http::string_body> handle_local(SharedState& shared,
   }
   if (path == "/metrics") {
     shared.metrics.set_client_connections(static_cast<double>(shared.client_connections.load()));
+    if (shared.sessions) {
+      shared.sessions->live_sessions(std::chrono::steady_clock::now());  // expires idle ones
+    }
+    for (const auto& node : shared.current()->nodes) {
+      node->metrics.sessions->Set(static_cast<double>(node->sessions.load()));
+    }
     return make_response(200, "text/plain; version=0.0.4; charset=utf-8",
                          shared.metrics.serialize(), keep_alive);
   }

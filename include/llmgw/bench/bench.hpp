@@ -7,7 +7,9 @@
 // in-process gateway, so every run starts with cold caches and empty counters:
 //   round_robin      the gateway, no session header (it round-robins unkeyed requests)
 //   consistent_hash  the gateway with routing.balance_factor = 0 (the plain MD5 ring)
-//   bounded          the gateway with routing.balance_factor = c (default 1.25)
+//   bounded          the gateway's default: routing.balance_factor = c (default 1.25) and
+//                    routing.balance_by = sessions (sticky session placements, DESIGN.md §2.1)
+//   bounded_requests the same c over requests in flight only (routing.balance_by = requests)
 // Without it, every run goes to target_url (a running gateway, or one Ollama node) and there is
 // exactly one mode, whose name only decides whether the session header is sent (not for
 // round_robin); cache reuse is then estimated from prompt_eval_duration.
@@ -39,11 +41,13 @@ struct SpawnOptions {
 inline constexpr const char* kModeRoundRobin = "round_robin";
 inline constexpr const char* kModeConsistentHash = "consistent_hash";
 inline constexpr const char* kModeBounded = "bounded";
+inline constexpr const char* kModeBoundedRequests = "bounded_requests";
 
 struct BenchOptions {
   WorkloadOptions workload;
   std::vector<std::uint64_t> seeds{1, 2, 3};
-  std::vector<std::string> modes{kModeRoundRobin, kModeConsistentHash, kModeBounded};
+  std::vector<std::string> modes{kModeRoundRobin, kModeConsistentHash, kModeBounded,
+                                 kModeBoundedRequests};
   double balance_factor = 1.25;       // c of the bounded mode
   std::optional<SpawnOptions> spawn;  // start sims and gateways; else use target_url
   std::string target_url;             // "http://host:port" of a running gateway

@@ -38,7 +38,12 @@ struct RoutingConfig {
   std::string session_header = "X-Session-ID";
   // Bounded loads: c >= 1, or 0 for the plain ring. DESIGN.md §2.
   double balance_factor = 1.25;
-  unsigned max_attempts = 3;  // nodes tried for one request before 502/504
+  // What the bounded loads count: "sessions" (placements kept per session,
+  // routing/session_table.hpp) or "requests" (in flight; the DESIGN.md §2 rule).
+  std::string balance_by = "sessions";
+  std::chrono::milliseconds session_idle{300'000};  // a session's placement ends after this idle
+  std::size_t max_sessions = 100'000;               // placements remembered (LRU beyond)
+  unsigned max_attempts = 3;                        // nodes tried for one request before 502/504
 };
 
 struct TimeoutsConfig {

@@ -46,6 +46,7 @@ struct NodeMetrics {
       requests{};
   std::array<prometheus::Counter*, kUpstreamErrorCount> errors{};
   prometheus::Gauge* in_flight = nullptr;
+  prometheus::Gauge* sessions = nullptr;  // set from the session table when /metrics is read
   prometheus::Gauge* ring_virtual_nodes = nullptr;
   prometheus::Gauge* healthy = nullptr;
   prometheus::Histogram* request_duration = nullptr;

@@ -52,6 +52,7 @@ struct NodeState {
   const std::string id;
   const double weight;
   std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::int64_t> sessions{0};  // live sessions placed here (SessionTable)
   std::atomic<bool> healthy{true};
 };
 
@@ -97,5 +98,13 @@ RoutePlan plan_round_robin(const RoutingTable& table, std::uint64_t ticket,
 // The bounded-load cap of `node` for the current totals (0 when bounded loads are off).
 std::int64_t bounded_load_cap(const RoutingTable& table, std::size_t node,
                               std::int64_t total_in_flight, double balance_factor) noexcept;
+
+// The same cap for any unit of load: ceil(c × (total + 1) × weight / eligible_weight), where total
+// counts the units already placed (requests in flight, or live sessions). 0 when c is 0.
+std::int64_t load_cap(double balance_factor, std::int64_t total, double weight,
+                      double eligible_weight) noexcept;
+
+// The total weight of the healthy nodes.
+double eligible_weight(const RoutingTable& table) noexcept;
 
 }  // namespace llmgw::routing

@@ -75,8 +75,9 @@ TEST(BenchSmoke, ReportsEveryModeInTheDocumentedSchema) {
 
   const json& modes = report["modes"];
   ASSERT_TRUE(modes.is_array());
-  ASSERT_EQ(modes.size(), 3U);
-  const std::vector<std::string> expected_modes = {"round_robin", "consistent_hash", "bounded"};
+  ASSERT_EQ(modes.size(), 4U);
+  const std::vector<std::string> expected_modes = {"round_robin", "consistent_hash", "bounded",
+                                                   "bounded_requests"};
   for (std::size_t i = 0; i < modes.size(); ++i) {
     const json& mode = modes[i];
     SCOPED_TRACE(expected_modes[i]);
@@ -115,8 +116,10 @@ TEST(BenchSmoke, ReportsEveryModeInTheDocumentedSchema) {
   // session's second turn can reuse its first turn's cache on the node that served it.
   EXPECT_EQ(routes_of(modes[0]), std::set<std::string>{"round_robin"});
   EXPECT_EQ(routes_of(modes[1]), std::set<std::string>{"affinity"});
-  for (const auto& route : routes_of(modes[2])) {
-    EXPECT_TRUE(route == "affinity" || route == "spill") << route;
+  for (const std::size_t bounded : {2, 3}) {
+    for (const auto& route : routes_of(modes[bounded])) {
+      EXPECT_TRUE(route == "affinity" || route == "spill") << route;
+    }
   }
   EXPECT_GT(modes[1]["cache_reuse"].get<double>(), 0.0);
 
@@ -129,7 +132,7 @@ TEST(BenchSmoke, ReportsEveryModeInTheDocumentedSchema) {
   EXPECT_EQ(html.find("src="), std::string::npos);
 
   const std::string csv = read_file(std::filesystem::path(out_dir) / "requests.csv");
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 * 2 * 4 * 2);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 4 * 2 * 4 * 2);
 }
 
 TEST(BenchSmoke, RefusesUnusableOptions) {

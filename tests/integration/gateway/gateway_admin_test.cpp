@@ -5,6 +5,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -103,9 +104,12 @@ TEST(GatewayAdmin, RequiresTheBearerTokenAndNeverLogsIt) {
   }
 }
 
+// The ring's minimal disruption, seen through routing.balance_by: requests (which at low load is
+// the plain ring).
 TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
   GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
     config.admin.token = std::string{kToken};
+    config.routing.balance_by = "requests";
   }});
   sim::OllamaSim extra(fast_sim_options());
   extra.start();
@@ -150,6 +154,49 @@ TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
 
   const auto unknown = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-z"));
   EXPECT_EQ(unknown.status, 404);
+}
+
+// Under the default balance_by: sessions a live session keeps its node (and its cache) when a node
+// joins; new sessions fill the new node; when it leaves, only its own sessions are placed again.
+TEST(GatewayAdmin, UnderSessionPlacementAJoiningNodeTakesNewSessionsAndALeavingOneOnlyItsOwn) {
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kToken};
+  }});
+  sim::OllamaSim extra(fast_sim_options());
+  extra.start();
+  net::HttpClient client;
+  const auto make_sessions = [](const std::string& prefix) {
+    std::vector<std::string> sessions;
+    for (int i = 0; i < 30; ++i) {
+      sessions.push_back(prefix + std::to_string(i));
+    }
+    return sessions;
+  };
+  const auto old_sessions = make_sessions("placed-before-");
+  const auto before = nodes_of(fixture, client, old_sessions);
+
+  const auto added = admin_call(client, "POST", fixture.url("/admin/nodes"),
+                                json{{"name", "node-d"}, {"url", extra.base_url()}}.dump());
+  ASSERT_EQ(added.status, 201) << added.body;
+  EXPECT_EQ(nodes_of(fixture, client, old_sessions), before) << "a live session moved";
+
+  // 30 live sessions, 10 per old node: the fair share on 4 nodes stays <= 10 + 1 while the next 10
+  // arrive, so the old nodes are full and every new session goes to node-d until it catches up.
+  const auto new_sessions = make_sessions("placed-after-");
+  const auto placed = nodes_of(fixture, client, new_sessions);
+  const auto on_new = std::count(placed.begin(), placed.end(), "node-d");
+  EXPECT_GE(on_new, 10) << "the new node did not take the new sessions";
+
+  const auto removed = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-d"));
+  ASSERT_EQ(removed.status, 200) << removed.body;
+  EXPECT_EQ(nodes_of(fixture, client, old_sessions), before) << "a session of an old node moved";
+  const auto replaced = nodes_of(fixture, client, new_sessions);
+  for (std::size_t i = 0; i < new_sessions.size(); ++i) {
+    EXPECT_NE(replaced[i], "node-d") << new_sessions[i];
+    if (placed[i] != "node-d") {
+      EXPECT_EQ(replaced[i], placed[i]) << new_sessions[i] << " moved between two old nodes";
+    }
+  }
 }
 
 TEST(GatewayAdmin, ABadNodeUrlIsRefusedWithTheKeyPath) {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "support/gateway_fixture.hpp"
@@ -48,6 +49,8 @@ TEST(GatewayObservability, MetricsCountRequestsAndTokensClientsSawWithoutSession
   GatewayFixture fixture;
   net::HttpClient client;
   std::map<std::string, int> requests_per_node;
+  std::map<std::string, std::map<std::string, int>> routes_per_node;
+  std::map<std::string, std::set<std::string>> sessions_per_node;
   std::map<std::string, double> prompt_tokens_per_node;
   std::map<std::string, double> completion_tokens_per_node;
   constexpr int kSessions = 6;
@@ -64,6 +67,8 @@ TEST(GatewayObservability, MetricsCountRequestsAndTokensClientsSawWithoutSession
       const auto& last = records.back();
       ASSERT_TRUE(last["done"].get<bool>()) << last.dump();
       ++requests_per_node[exchange.node];
+      ++routes_per_node[exchange.node][exchange.route];
+      sessions_per_node[exchange.node].insert(session);
       prompt_tokens_per_node[exchange.node] += last["prompt_eval_count"].get<double>();
       completion_tokens_per_node[exchange.node] += last["eval_count"].get<double>();
     }
@@ -75,9 +80,18 @@ TEST(GatewayObservability, MetricsCountRequestsAndTokensClientsSawWithoutSession
   for (std::size_t i = 0; i < fixture.node_count(); ++i) {
     const std::string& name = fixture.node_name(i);
     const std::string node_label = "node=\"" + name + "\"";
-    EXPECT_EQ(metric_sum(metrics, "llmgw_requests_total",
-                         {"code=\"2xx\"", node_label, "route=\"affinity\""}),
+    EXPECT_EQ(metric_sum(metrics, "llmgw_requests_total", {"code=\"2xx\"", node_label}),
               requests_per_node[name])
+        << name;
+    for (const auto& [route, count] : routes_per_node[name]) {
+      EXPECT_EQ(
+          metric_sum(metrics, "llmgw_requests_total", {node_label, "route=\"" + route + "\""}),
+          count)
+          << name << " " << route;
+    }
+    // Session placement is sticky: the sessions a node served are the ones placed on it.
+    EXPECT_EQ(metric_sum(metrics, "llmgw_upstream_sessions", {node_label}),
+              static_cast<double>(sessions_per_node[name].size()))
         << name;
     EXPECT_EQ(metric_sum(metrics, "llmgw_prompt_tokens_total", {node_label}),
               prompt_tokens_per_node[name])
@@ -88,13 +102,14 @@ TEST(GatewayObservability, MetricsCountRequestsAndTokensClientsSawWithoutSession
     EXPECT_EQ(metric_sum(metrics, "llmgw_ring_virtual_nodes", {node_label}), 150.0) << name;
   }
   constexpr double kTotal = kSessions * kTurns;
-  EXPECT_EQ(metric_sum(metrics, "llmgw_requests_total", {"route=\"affinity\""}), kTotal);
+  EXPECT_EQ(metric_sum(metrics, "llmgw_requests_total", {"code=\"2xx\""}), kTotal);
   EXPECT_EQ(metric_sum(metrics, "llmgw_time_to_first_byte_seconds_count"), kTotal);
   EXPECT_EQ(metric_sum(metrics, "llmgw_time_to_first_byte_seconds_bucket", {"le=\"+Inf\""}),
             kTotal);
   EXPECT_NE(metrics.find("# TYPE llmgw_time_to_first_byte_seconds histogram"), std::string::npos);
   EXPECT_NE(metrics.find("# TYPE llmgw_request_duration_seconds histogram"), std::string::npos);
-  EXPECT_EQ(metric_sum(metrics, "llmgw_routing_decisions_total", {"route=\"affinity\""}), kTotal);
+  EXPECT_EQ(metric_sum(metrics, "llmgw_routing_decisions_total"), kTotal);
+  EXPECT_EQ(metric_sum(metrics, "llmgw_routing_decisions_total", {"route=\"round_robin\""}), 0.0);
   EXPECT_GT(metric_sum(metrics, "llmgw_prompt_tokens_total"), 0.0);
 
   EXPECT_EQ(metrics.find("secret-metrics-session"), std::string::npos)

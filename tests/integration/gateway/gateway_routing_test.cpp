@@ -1,6 +1,7 @@
 // Routing through the running gateway: session affinity equals the ring owner computed
 // independently, header-less requests are spread round-robin, failover is sticky and returns, and
-// bounded loads spill a crowded owner's sessions to the next node clockwise.
+// bounded loads spill a crowded owner's sessions to the next node clockwise, and session placement
+// spreads them and keeps each on its node.
 
 #include <gtest/gtest.h>
 
@@ -22,8 +23,13 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
+// routing.balance_by: requests at low load is the plain ring (DESIGN.md §2).
+void balance_requests(config::GatewayConfig& config) {
+  config.routing.balance_by = "requests";
+}
+
 TEST(GatewayRouting, FiftySessionsOfFourTurnsEachStayOnTheirRingOwner) {
-  GatewayFixture fixture;
+  GatewayFixture fixture({.configure = balance_requests});
   net::HttpClient client;
   constexpr int kSessions = 50;
   constexpr int kTurns = 4;
@@ -172,7 +178,7 @@ std::vector<std::string> sessions_owned_by(const GatewayFixture& fixture, std::s
 }
 
 TEST(GatewayRouting, BoundedLoadsSpillACrowdedOwnersSessionsAndKeepEveryNodeUnderTheCap) {
-  GatewayFixture fixture({.sim = slow_sim_options(15, 100.0)});
+  GatewayFixture fixture({.sim = slow_sim_options(15, 100.0), .configure = balance_requests});
   constexpr std::size_t kStreams = 6;
   const auto sessions = sessions_owned_by(fixture, 0, kStreams);
   const std::string owner = fixture.node_name(0);
@@ -199,6 +205,48 @@ TEST(GatewayRouting, BoundedLoadsSpillACrowdedOwnersSessionsAndKeepEveryNodeUnde
   // Deterministic given serial launches: the owner takes requests 1, 3, 5; 2, 4, 6 spill.
   EXPECT_EQ(spilled, 3);
   EXPECT_EQ(burst.in_flight_at_peak.at(owner), 3);
+}
+
+TEST(GatewayRouting, SessionPlacementSpreadsACrowdedOwnersSessionsAndKeepsEachOnItsNode) {
+  // The default, routing.balance_by: sessions. Six sessions that all hash to node 0 arrive one
+  // after another: the session cap ceil((S + 1) / 3) lets node 0 take the 1st and the 4th, and
+  // spreads the others over the two other nodes, two each.
+  GatewayFixture fixture({.sim = slow_sim_options(15, 100.0)});
+  constexpr std::size_t kStreams = 6;
+  const auto sessions = sessions_owned_by(fixture, 0, kStreams);
+  const std::string owner = fixture.node_name(0);
+  const auto burst = run_burst(fixture, sessions);
+  for (const auto& [node, in_flight] : burst.in_flight_at_peak) {
+    EXPECT_EQ(in_flight, 2) << node;
+  }
+  std::map<std::string, std::string> home;
+  for (std::size_t i = 0; i < kStreams; ++i) {
+    const auto& exchange = burst.exchanges[i];
+    ASSERT_EQ(exchange.status, 200) << sessions[i];
+    EXPECT_EQ(exchange.route, exchange.node == owner ? "affinity" : "spill") << sessions[i];
+    home[sessions[i]] = exchange.node;
+  }
+  EXPECT_EQ(home[sessions[0]], owner);
+  EXPECT_EQ(home[sessions[3]], owner);
+
+  // Later requests, one at a time (the owner idle): every session stays where it was placed, which
+  // is where its KV cache is. Under balance_by: requests they would all return to the owner. Any
+  // proxied path is routed by the session; /api/show answers at once even on these slow sims.
+  net::HttpClient client;
+  const std::string show = json{{"model", GatewayFixture::kModel}}.dump();
+  for (int turn = 1; turn < 3; ++turn) {
+    for (const auto& session : sessions) {
+      const auto exchange = post_json(client, fixture.url("/api/show"), show, session);
+      ASSERT_EQ(exchange.status, 200) << exchange.body;
+      EXPECT_EQ(exchange.node, home[session]) << session << " moved at turn " << turn;
+    }
+  }
+  const json health = json::parse(get_url(client, fixture.url("/health")).body);
+  EXPECT_EQ(health["routing"]["balance_by"], "sessions");
+  EXPECT_EQ(health["routing"]["live_sessions"], kStreams);
+  for (const auto& node : health["nodes"]) {
+    EXPECT_EQ(node["sessions"], 2) << node["name"];
+  }
 }
 
 TEST(GatewayRouting, PlainRingSendsEveryCrowdedSessionToItsOwner) {

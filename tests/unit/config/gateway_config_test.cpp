@@ -85,6 +85,9 @@ TEST(GatewayConfig, EmptyFileGivesTheDocumentedDefaults) {
   EXPECT_EQ(config.routing.virtual_nodes, 150U);
   EXPECT_EQ(config.routing.session_header, "X-Session-ID");
   EXPECT_EQ(config.routing.balance_factor, 1.25);
+  EXPECT_EQ(config.routing.balance_by, "sessions");
+  EXPECT_EQ(config.routing.session_idle, std::chrono::milliseconds{300'000});
+  EXPECT_EQ(config.routing.max_sessions, 100'000U);
   EXPECT_EQ(config.timeouts.connect, std::chrono::milliseconds{2'000});
   EXPECT_EQ(config.drain, std::chrono::milliseconds{30'000});
   EXPECT_EQ(config.log.level, "info");
@@ -290,6 +293,18 @@ TEST(GatewayConfigValidation, BalanceFactorIsZeroOrAtLeastOne) {
   EXPECT_THAT(problems_of("routing: {balance_factor: 0.5}"),
               ElementsAre("routing.balance_factor: must be 0 (plain ring) or >= 1, got 0.5"));
   EXPECT_EQ(parse_gateway_config("routing: {balance_factor: 1}").routing.balance_factor, 1.0);
+}
+
+TEST(GatewayConfigValidation, SessionBalancingKeys) {
+  const auto config = parse_gateway_config(
+      "routing: {balance_by: requests, session_idle_ms: 60000, max_sessions: 500}");
+  EXPECT_EQ(config.routing.balance_by, "requests");
+  EXPECT_EQ(config.routing.session_idle, std::chrono::milliseconds{60'000});
+  EXPECT_EQ(config.routing.max_sessions, 500U);
+  EXPECT_THAT(problems_of("routing: {balance_by: tokens, session_idle_ms: 0, max_sessions: 0}"),
+              ElementsAre("routing.session_idle_ms: must be > 0, got 0",
+                          "routing.max_sessions: must be > 0, got 0",
+                          "routing.balance_by: must be one of sessions, requests; got \"tokens\""));
 }
 
 TEST(GatewayConfigValidation, EnumerationsAndHeaderName) {

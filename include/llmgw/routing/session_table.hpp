@@ -1,0 +1,71 @@
+#pragma once
+
+// Bounded loads over sessions (routing.balance_by: sessions; docs/DESIGN.md §2.1).
+//
+// Bounded loads over requests (router.hpp) caps what a node is computing, but a KV cache is held
+// per session, between turns too. A session spilled for one request returns to its owner on the
+// next, so it leaves caches on two or three nodes and an owner that owns more sessions than it has
+// slots keeps evicting them. This table places sessions instead, and remembers the placement:
+//
+// - A session without a live placement goes to its ring owner unless the owner already holds
+//   ceil(c × (S + 1) × w / W) live sessions (S: live sessions of this gateway, w / W: the node's
+//   share of the healthy weight), else to the next distinct node clockwise below that cap (and
+//   below the request cap of router.hpp). That node becomes the session's home.
+// - Every later turn goes to the home, whatever the loads, while the home is healthy and in the
+//   table: the cache is there. A request finding its home at the request cap (router.hpp) spills
+//   for that request only; the home stays.
+// - A placement ends after `idle_timeout` without a request (Ollama unloads an idle model after its
+//   keep_alive, 5 min by default, and the cache with it), when the home leaves the table or turns
+//   unhealthy, or when a failover placement's owner is healthy again (DESIGN: failover returns).
+//   The next turn is then placed afresh, owner first.
+// - At most `max_sessions` placements are kept; beyond that the least recently used is forgotten.
+//
+// Placements are per gateway: two replicas may place a spilled session differently, and a restart
+// forgets them (each session then costs one cold prefill). A session that its owner has room for
+// is placed on its owner by every replica, as in the plain ring.
+//
+// Thread safety: every member function may be called from any thread; one mutex guards the table.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "llmgw/routing/router.hpp"
+
+namespace llmgw::routing {
+
+struct SessionTableOptions {
+  std::chrono::milliseconds idle_timeout{300'000};
+  std::size_t max_sessions = 100'000;
+};
+
+class SessionTable {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit SessionTable(SessionTableOptions options);
+  ~SessionTable();
+  SessionTable(const SessionTable&) = delete;
+  SessionTable& operator=(const SessionTable&) = delete;
+
+  // The plan for one request of session `key` (ring position `key_position`), recording or
+  // refreshing its placement. policy.balance_factor must be > 0. The candidates after the first are
+  // those of plan_keyed, for retries.
+  RoutePlan plan(const RoutingTable& table, std::string_view key, std::uint64_t key_position,
+                 std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now);
+
+  // Live placements (expired ones are dropped first).
+  std::size_t live_sessions(Clock::time_point now);
+
+  // The id of the node `key` is placed on, or "" when it has no live placement.
+  std::string home_of(std::string_view key, Clock::time_point now);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmgw::routing

@@ -1,0 +1,203 @@
+#include "llmgw/routing/session_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace llmgw::routing {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = SessionTable::Clock;
+
+std::vector<std::shared_ptr<NodeState>> make_nodes(int n) {
+  std::vector<std::shared_ptr<NodeState>> nodes;
+  for (int i = 0; i < n; ++i) {
+    nodes.push_back(std::make_shared<NodeState>("node-" + std::to_string(i)));
+  }
+  return nodes;
+}
+
+// The first `count` keys "<prefix>-<i>" whose ring owner is `owner`.
+std::vector<std::string> keys_owned_by(const RoutingTable& table, std::size_t owner,
+                                       std::size_t count, const std::string& prefix = "s") {
+  std::vector<std::string> keys;
+  for (int i = 0; keys.size() < count; ++i) {
+    std::string key = prefix + "-" + std::to_string(i);
+    if (*table.ring().owner(ring_position(key)) == owner) {
+      keys.push_back(std::move(key));
+    }
+  }
+  return keys;
+}
+
+class SessionTableTest : public ::testing::Test {
+ protected:
+  SessionTableTest() : table_(make_nodes(3), 150) {}
+
+  RoutePlan route(const std::string& key, std::int64_t in_flight = 0) {
+    return sessions_.plan(table_, key, ring_position(key), in_flight, policy_, now_);
+  }
+  std::size_t owner_of(const std::string& key) const {
+    return *table_.ring().owner(ring_position(key));
+  }
+  std::int64_t sessions_on(std::size_t node) const { return table_.node(node).sessions.load(); }
+
+  RoutingTable table_;
+  RoutingPolicy policy_{1.25, 3};
+  Clock::time_point now_ = Clock::now();
+  SessionTable sessions_{{.idle_timeout = milliseconds{60'000}, .max_sessions = 1'000}};
+};
+
+TEST_F(SessionTableTest, ASessionWhoseOwnerHasRoomGoesToItsOwnerEveryTurn) {
+  for (int turn = 0; turn < 4; ++turn) {
+    const auto plan = route("alice");
+    ASSERT_FALSE(plan.empty());
+    EXPECT_EQ(plan.kind, RouteKind::affinity);
+    EXPECT_EQ(plan.first(), owner_of("alice"));
+  }
+  EXPECT_EQ(sessions_.live_sessions(now_), 1U);
+  EXPECT_EQ(sessions_on(owner_of("alice")), 1);
+  EXPECT_EQ(sessions_.home_of("alice", now_), table_.node(owner_of("alice")).id);
+}
+
+TEST_F(SessionTableTest, SessionsAreSpreadToTheFairShareAndStayWhereTheyWerePlaced) {
+  // Nine sessions that all hash to node 0: 3 stay, 3 move to each other node.
+  const auto keys = keys_owned_by(table_, 0, 9);
+  std::map<std::string, std::size_t> home;
+  for (const auto& key : keys) {
+    const auto plan = route(key);
+    home[key] = plan.first();
+    EXPECT_EQ(plan.kind, plan.first() == 0 ? RouteKind::affinity : RouteKind::spill) << key;
+  }
+  for (std::size_t node = 0; node < 3; ++node) {
+    EXPECT_EQ(sessions_on(node), 3) << "node " << node;
+  }
+  // Later turns go home, even though the owner is idle (no request in flight anywhere).
+  for (int turn = 1; turn < 4; ++turn) {
+    for (const auto& key : keys) {
+      EXPECT_EQ(route(key).first(), home[key]) << key << " moved at turn " << turn;
+    }
+  }
+}
+
+TEST_F(SessionTableTest, TheSessionCapIsTheFairShareRoundedUp) {
+  // Four sessions owned by node 0 with nothing else live: cap ceil((S + 1) / 3) = 1, 1, 1, 2.
+  const auto keys = keys_owned_by(table_, 0, 4);
+  EXPECT_EQ(route(keys[0]).first(), 0U);
+  EXPECT_NE(route(keys[1]).first(), 0U);
+  EXPECT_NE(route(keys[2]).first(), 0U);
+  EXPECT_EQ(route(keys[3]).first(), 0U);  // S = 3: cap 2, node 0 holds 1
+  EXPECT_EQ(sessions_on(0), 2);
+}
+
+TEST_F(SessionTableTest, APlacementEndsAfterTheIdleTimeoutAndTheSessionReturnsToItsOwner) {
+  const auto keys = keys_owned_by(table_, 0, 2);
+  ASSERT_EQ(route(keys[0]).first(), 0U);
+  const auto spilled = route(keys[1]);
+  ASSERT_NE(spilled.first(), 0U);
+  ASSERT_EQ(spilled.kind, RouteKind::spill);
+
+  now_ += milliseconds{30'000};
+  EXPECT_EQ(route(keys[1]).first(), spilled.first()) << "still live: stays";
+  now_ += milliseconds{59'000};  // keys[0] idle for 89 s, keys[1] for 59 s
+  EXPECT_EQ(sessions_.live_sessions(now_), 1U);
+  EXPECT_EQ(sessions_on(0), 0) << "the expired placement gave its count back";
+  now_ += milliseconds{1'000};
+  const auto placed_again = route(keys[1]);
+  EXPECT_EQ(placed_again.first(), 0U);
+  EXPECT_EQ(placed_again.kind, RouteKind::affinity);
+}
+
+TEST_F(SessionTableTest, AHomeAtTheRequestCapSpillsThatRequestOnly) {
+  const auto key = keys_owned_by(table_, 1, 1).front();
+  ASSERT_EQ(route(key).first(), 1U);
+  // T = 8 in flight, cap ceil(1.25 × 9 / 3) = 4: the home has 4.
+  table_.node(1).in_flight = 4;
+  table_.node(2).in_flight = 2;
+  table_.node(0).in_flight = 2;
+  const auto busy = route(key, 8);
+  EXPECT_EQ(busy.kind, RouteKind::spill);
+  EXPECT_NE(busy.first(), 1U);
+  table_.node(1).in_flight = 0;
+  const auto next = route(key, 4);
+  EXPECT_EQ(next.first(), 1U) << "the home did not change";
+  EXPECT_EQ(next.kind, RouteKind::affinity);
+  EXPECT_EQ(sessions_on(1), 1);
+}
+
+TEST_F(SessionTableTest, AnUnhealthyHomeMovesTheSessionAndFailoverReturnsToTheRecoveredOwner) {
+  const auto key = keys_owned_by(table_, 2, 1).front();
+  ASSERT_EQ(route(key).first(), 2U);
+  table_.node(2).healthy = false;
+  const auto moved = route(key);
+  EXPECT_EQ(moved.kind, RouteKind::failover);
+  EXPECT_NE(moved.first(), 2U);
+  EXPECT_EQ(route(key).first(), moved.first()) << "failover is sticky";
+  EXPECT_EQ(sessions_on(2), 0);
+  table_.node(2).healthy = true;
+  const auto back = route(key);
+  EXPECT_EQ(back.first(), 2U);
+  EXPECT_EQ(back.kind, RouteKind::affinity);
+}
+
+TEST_F(SessionTableTest, ASessionWhoseHomeLeftTheTableIsPlacedAgainOnTheNewRing) {
+  const auto key = keys_owned_by(table_, 0, 1).front();
+  ASSERT_EQ(route(key).first(), 0U);
+  const auto removed = table_.nodes()[0];
+  RoutingTable smaller({table_.nodes()[1], table_.nodes()[2]}, 150);
+  const auto plan = sessions_.plan(smaller, key, ring_position(key), 0, policy_, now_);
+  ASSERT_FALSE(plan.empty());
+  EXPECT_EQ(plan.first(), *smaller.ring().owner(ring_position(key)));
+  EXPECT_EQ(removed->sessions.load(), 0);
+  EXPECT_EQ(sessions_.home_of(key, now_), smaller.node(plan.first()).id);
+}
+
+TEST_F(SessionTableTest, BeyondMaxSessionsTheLeastRecentlyUsedPlacementIsForgotten) {
+  SessionTable small({.idle_timeout = milliseconds{60'000}, .max_sessions = 2});
+  const auto plan = [&](const std::string& key) {
+    return small.plan(table_, key, ring_position(key), 0, policy_, now_);
+  };
+  plan("a");
+  now_ += milliseconds{1};
+  plan("b");
+  now_ += milliseconds{1};
+  plan("a");  // b is now the least recently used
+  now_ += milliseconds{1};
+  plan("c");
+  EXPECT_EQ(small.live_sessions(now_), 2U);
+  EXPECT_FALSE(small.home_of("a", now_).empty());
+  EXPECT_TRUE(small.home_of("b", now_).empty());
+  EXPECT_FALSE(small.home_of("c", now_).empty());
+}
+
+TEST_F(SessionTableTest, DestroyingTheTableGivesTheNodesTheirCountsBack) {
+  {
+    SessionTable scoped({.idle_timeout = milliseconds{60'000}, .max_sessions = 100});
+    for (int i = 0; i < 6; ++i) {
+      const std::string key = "k-" + std::to_string(i);
+      scoped.plan(table_, key, ring_position(key), 0, policy_, now_);
+    }
+    EXPECT_EQ(sessions_on(0) + sessions_on(1) + sessions_on(2), 6);
+  }
+  EXPECT_EQ(sessions_on(0) + sessions_on(1) + sessions_on(2), 0);
+}
+
+TEST(SessionTableWeights, AHeavierNodeTakesItsShareOfSessions) {
+  std::vector<std::shared_ptr<NodeState>> nodes{std::make_shared<NodeState>("big", 2.0),
+                                                std::make_shared<NodeState>("small", 1.0)};
+  RoutingTable table(nodes, 150);
+  SessionTable sessions({});
+  const auto now = Clock::now();
+  for (int i = 0; i < 30; ++i) {
+    const std::string key = "w-" + std::to_string(i);
+    sessions.plan(table, key, ring_position(key), 0, {1.25, 3}, now);
+  }
+  EXPECT_EQ(nodes[0]->sessions.load(), 20);
+  EXPECT_EQ(nodes[1]->sessions.load(), 10);
+}
+
+}  // namespace
+}  // namespace llmgw::routing
