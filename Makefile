@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test run release dev format tidy bench-micro bench-overhead demo-pr clean
+.PHONY: deps build test run release dev format tidy bench-micro bench-routing bench-overhead demo-pr clean
 
 deps:
 	@bash scripts/install-deps
@@ -41,6 +41,9 @@ demo-pr: deps
 	BUILD_DIR=build/ci bash scripts/demo-pr
 
 # Gateway overhead against a direct connection, streaming delay, open-stream capacity (bench/RESULTS.md).
+bench-routing: release
+	bash bench/run-routing.sh build/release bench/results
+
 bench-overhead: release
 	cmake --build --preset release -j $(JOBS) --target llmgw_load
 	bash bench/run-overhead.sh build/release

@@ -134,8 +134,12 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::string_view key,
                       !(entry.failover && owner_healthy);
     if (keep) {
       impl_->touch(it, now);
-      if (!below_request_cap(*entry.home)) {
-        return base;  // the home is computing its share already: spill this request only
+      // A home may always serve one request per session placed on it; beyond that (a session
+      // sending several requests at once) the request cap applies, for that request only.
+      const std::int64_t own = entry.home->sessions.load(std::memory_order_relaxed);
+      if (!below_request_cap(*entry.home) &&
+          entry.home->in_flight.load(std::memory_order_relaxed) >= own) {
+        return base;
       }
       const RouteKind kind = *home == owner   ? RouteKind::affinity
                              : entry.failover ? RouteKind::failover

@@ -11,9 +11,10 @@
 //   ceil(c × (S + 1) × w / W) live sessions (S: live sessions of this gateway, w / W: the node's
 //   share of the healthy weight), else to the next distinct node clockwise below that cap (and
 //   below the request cap of router.hpp). That node becomes the session's home.
-// - Every later turn goes to the home, whatever the loads, while the home is healthy and in the
-//   table: the cache is there. A request finding its home at the request cap (router.hpp) spills
-//   for that request only; the home stays.
+// - Every later turn goes to the home while the home is healthy and in the table: the cache is
+//   there. A home may always serve one request per session placed on it; a request finding its
+//   home both at the request cap (router.hpp) and with at least that many requests in flight (a
+//   session sending several at once) spills for that request only; the home stays.
 // - A placement ends after `idle_timeout` without a request (Ollama unloads an idle model after its
 //   keep_alive, 5 min by default, and the cache with it), when the home leaves the table or turns
 //   unhealthy, or when a failover placement's owner is healthy again (DESIGN: failover returns).

@@ -128,6 +128,27 @@ TEST_F(SessionTableTest, AHomeAtTheRequestCapSpillsThatRequestOnly) {
   EXPECT_EQ(sessions_on(1), 1);
 }
 
+TEST_F(SessionTableTest, AHomeMayAlwaysServeOneRequestPerSessionPlacedOnIt) {
+  // Three sessions placed on node 0 (with three on each other node to make room for them).
+  const auto keys = keys_owned_by(table_, 0, 9);
+  std::vector<std::string> on_zero;
+  for (const auto& key : keys) {
+    if (route(key).first() == 0U) {
+      on_zero.push_back(key);
+    }
+  }
+  ASSERT_EQ(on_zero.size(), 3U);
+  // Two of them in flight and nothing else: T = 2, request cap ceil(1.25 × 3 / 3) = 2, so node 0
+  // is "full" by the request rule, but it holds three sessions: the third still goes home.
+  table_.node(0).in_flight = 2;
+  const auto third = route(on_zero[2], 2);
+  EXPECT_EQ(third.first(), 0U);
+  EXPECT_EQ(third.kind, RouteKind::affinity);
+  // A fourth concurrent request from the same sessions is beyond both: it spills.
+  table_.node(0).in_flight = 3;
+  EXPECT_NE(route(on_zero[0], 3).first(), 0U);
+}
+
 TEST_F(SessionTableTest, AnUnhealthyHomeMovesTheSessionAndFailoverReturnsToTheRecoveredOwner) {
   const auto key = keys_owned_by(table_, 2, 1).front();
   ASSERT_EQ(route(key).first(), 2U);
