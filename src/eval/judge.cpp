@@ -207,8 +207,8 @@ EvalReport run_eval(const std::vector<EvalCase>& cases, const Rubric& rubric,
   std::map<std::string, std::vector<double>> criterion_means;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const auto& item = cases[i];
-    progress(options, "[" + std::to_string(i + 1) + "/" + std::to_string(cases.size()) + "] " +
-                          item.id + (item.pairwise() ? " (pairwise)" : ""));
+    progress(options, fmt::format("[{}/{}] {}{}", i + 1, cases.size(), item.id,
+                                  item.pairwise() ? " (pairwise)" : ""));
     auto result = item.pairwise() ? judge_pairwise(item, rubric, judge, options)
                                   : judge_scored(item, rubric, judge, options);
     if (!result.error.empty()) {

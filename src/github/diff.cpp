@@ -241,7 +241,8 @@ std::string describe_ranges(const std::set<int>& lines) {
     }
     out += std::to_string(first);
     if (last != first) {
-      out += "-" + std::to_string(last);
+      out += '-';
+      out += std::to_string(last);
     }
   }
   return out;

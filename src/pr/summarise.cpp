@@ -1,5 +1,7 @@
 #include "llmgw/pr/summarise.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <numeric>
 #include <utility>
@@ -336,8 +338,7 @@ Summary summarise(const github::PullRequest& pr, llm::ChatClient& client,
       summary.left_out.push_back(file.filename);
       continue;
     }
-    session.progress("[" + std::to_string(++done) + "/" + std::to_string(total_selected) + "] " +
-                     file.filename);
+    session.progress(fmt::format("[{}/{}] {}", ++done, total_selected, file.filename));
     if (auto line = summarise_file(session, short_header, sections[i], file_budget, options)) {
       summary.files.push_back({file.filename, file.status, std::move(*line)});
     } else {
