@@ -22,6 +22,7 @@ struct ServeOptions {
   std::vector<std::string> nodes;
   int workers = -1;
   double balance_factor = -1;
+  std::string balance_by;
   std::string log_level;
   std::string log_format;
   bool help_config = false;
@@ -48,6 +49,9 @@ std::vector<std::string> overrides_from(const ServeOptions& options) {
   }
   if (options.balance_factor >= 0) {
     overrides.push_back("routing.balance_factor=" + std::to_string(options.balance_factor));
+  }
+  if (!options.balance_by.empty()) {
+    overrides.push_back("routing.balance_by=" + options.balance_by);
   }
   if (!options.log_level.empty()) {
     overrides.push_back("log.level=" + options.log_level);
@@ -122,6 +126,8 @@ void add_serve_command(CLI::App& app, ExitCode& exit_code) {
   cmd->add_option("--balance-factor", options->balance_factor,
                   "Bounded-load factor c >= 1, or 0 for the plain ring (routing.balance_factor)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--balance-by", options->balance_by,
+                  "What bounded loads count: sessions or requests (routing.balance_by)");
   cmd->add_option("--log-level", options->log_level, "trace|debug|info|warn|error|off");
   cmd->add_option("--log-format", options->log_format, "text|json");
   cmd->add_flag("--help-config", options->help_config, "List every configuration key and exit");
