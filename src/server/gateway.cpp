@@ -203,6 +203,8 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   // to every stream's time to first token.
   beast::error_code nodelay_error;
   stream.set_option(tcp::no_delay(true), nodelay_error);
+  // Responses are written at once when the socket takes them (proxy.cpp's write_now).
+  stream.non_blocking(true, nodelay_error);
   beast::error_code endpoint_error;
   const auto remote = stream.remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
@@ -279,9 +281,17 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     beast::error_code body_error;
     if (!parser.is_done()) {  // a GET is complete with its head: no read (and no queued handler)
       watchdog->arm(Side::client, config.timeouts.client_header);
-      auto [read_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
+      // A small body usually came with the head: parse it at once. The socket is non-blocking,
+      // so this never waits; the rest of a larger body is read asynchronously.
+      body_error = asio::error::would_block;
+      if (buffer.size() > 0) {
+        http::read(stream, buffer, parser, body_error);
+      }
+      if (body_error == asio::error::would_block || body_error == asio::error::try_again) {
+        auto [read_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
+        body_error = read_error;
+      }
       watchdog->disarm();
-      body_error = read_error;
     }
     if (body_error) {
       watchdog->arm(Side::client, config.timeouts.client_header);
