@@ -20,29 +20,34 @@ long long elapsed_ms(Clock::time_point since) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - since).count();
 }
 
-TEST(GatewayTimeouts, AClientThatNeverFinishesItsHeadIsClosedAfterClientHeader) {
-  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
-    config.timeouts.client_header = milliseconds{300};
+struct TimedAnswer {
+  std::string answer;  // everything the gateway sent before it closed
+  long long took_ms = 0;
+};
+
+// Sends `bytes` on a fresh connection to a gateway whose client_header is `client_header`.
+TimedAnswer send_raw_with_client_header(milliseconds client_header, const std::string& bytes) {
+  GatewayFixture fixture({.configure = [client_header](config::GatewayConfig& config) {
+    config.timeouts.client_header = client_header;
   }});
   const auto started = Clock::now();
+  auto answer = raw_exchange(fixture.gateway().port(), bytes, 8'000);
+  return {std::move(answer), elapsed_ms(started)};
+}
+
+TEST(GatewayTimeouts, AClientThatNeverFinishesItsHeadIsClosedAfterClientHeader) {
   // No blank line: the head never ends. raw_exchange returns when the gateway closes.
-  const auto answer = raw_exchange(fixture.gateway().port(),
-                                   "GET /api/version HTTP/1.1\r\nHost: gateway\r\n", 8'000);
-  const auto took = elapsed_ms(started);
+  const auto [answer, took] = send_raw_with_client_header(
+      milliseconds{300}, "GET /api/version HTTP/1.1\r\nHost: gateway\r\n");
   EXPECT_EQ(answer, "") << "a connection that timed out before its head gets no answer";
   EXPECT_GE(took, 250) << "closed before client_header (300 ms) passed";
   EXPECT_LT(took, 4'000) << "not closed by the client_header timeout (300 ms)";
 }
 
 TEST(GatewayTimeouts, AnIdleKeepAliveConnectionIsClosedAfterClientHeaderNotBefore) {
-  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
-    config.timeouts.client_header = milliseconds{400};
-  }});
-  const auto started = Clock::now();
   // One complete request, then silence: the answer comes at once, the close after ~400 ms.
-  const auto answer = raw_exchange(fixture.gateway().port(),
-                                   "GET /api/version HTTP/1.1\r\nHost: gateway\r\n\r\n", 8'000);
-  const auto took = elapsed_ms(started);
+  const auto [answer, took] = send_raw_with_client_header(
+      milliseconds{400}, "GET /api/version HTTP/1.1\r\nHost: gateway\r\n\r\n");
   ASSERT_EQ(raw_status(answer), 200) << answer;
   EXPECT_TRUE(json::parse(raw_body(answer)).contains("version")) << answer;
   EXPECT_GE(took, 300) << "the idle connection was closed before client_header (400 ms)";
