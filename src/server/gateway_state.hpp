@@ -110,13 +110,16 @@ class UpstreamPool {
 struct RelayBuffers {
   // Relay buffer: big enough for a burst of tokens, small enough for thousands of streams.
   static constexpr std::size_t kBodyBytes = 16 * 1024;
+  // Capacity of upstream_input, which sets the size of each read from the node: Beast reads at
+  // least 512 bytes, else what the buffer has room for. A fresh buffer (512) split a 700-byte
+  // response head + body into two reads and two writes to the client; 2 KiB holds a short
+  // response whole. Not 16 KiB: that cost a touched page per open stream (5,000 streams: RSS
+  // 98.7 MiB against 88.4 MiB with 2 KiB).
+  static constexpr std::size_t kReadBytes = 2 * 1024;
 
-  RelayBuffers() { upstream_input.reserve(kBodyBytes); }
+  RelayBuffers() { upstream_input.reserve(kReadBytes); }
 
-  // What was read from the node and not parsed yet. Its capacity sets the size of each read:
-  // Beast reads at least 512 bytes, else what the buffer has room for, so a fresh 512-byte buffer
-  // split a 700-byte response head + body into two reads and two writes to the client.
-  beast::flat_buffer upstream_input;
+  beast::flat_buffer upstream_input;  // read from the node, not parsed yet
   std::array<char, kBodyBytes> body;  // response body bytes on their way to the client
 };
 

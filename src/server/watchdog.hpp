@@ -20,7 +20,6 @@
 //
 // Thread safety: none; everything runs on the connection's worker thread.
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -54,7 +53,8 @@ class Watchdog : public std::enable_shared_from_this<Watchdog> {
  private:
   using Clock = std::chrono::steady_clock;
 
-  asio::awaitable<void> watch();
+  void wait();
+  void on_wake();
   void expire() noexcept;
 
   asio::steady_timer timer_;
