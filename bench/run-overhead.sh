@@ -14,6 +14,8 @@
 #   BUILD_DIR holds llmgw, ollama-sim and bench/llmgw_load (default build/bench-release).
 #   Env: DURATION_S (5), CONNECTIONS (32), STREAM_REQUESTS (5), OPEN_STREAMS ("1000 5000"),
 #        HOLD_S (5), SECTIONS ("1 2 3"),
+#        ROUNDS (3): section 1 measures every target once per round, in turn, and reports medians
+#          and the median (and range) of the per-round ratios: the machine is shared and noisy;
 #        PIN (both | unpinned | pinned; default both): pinned runs the load generator on CPU
 #          LOAD_CPU (0) and every server (sim, gateways, haproxy, nginx) on CPU SERVER_CPU (1), so
 #          that the direct and the proxied cases split the two cores the same way;
@@ -31,6 +33,7 @@ STREAM_REQUESTS=${STREAM_REQUESTS:-5}
 OPEN_STREAMS=${OPEN_STREAMS:-"1000 5000"}
 HOLD_S=${HOLD_S:-5}
 SECTIONS=${SECTIONS:-"1 2 3"}
+ROUNDS=${ROUNDS:-3}
 PIN=${PIN:-both}
 LOAD_CPU=${LOAD_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
@@ -253,37 +256,47 @@ if [[ " $SECTIONS " == *" 1 "* ]]; then
         what="POST /api/show"
       fi
       files=()
-      for target in "${TARGETS[@]}"; do
-        name=${target%%=*}
-        port=${target#*=}
-        file="$OUT_DIR/rps-$mode-$method-c$c-$name.json"
-        "${LOAD_RUN[@]}" rps --url "http://127.0.0.1:$port" "${request_args[@]}" \
-          --connections "$c" --duration-s "$DURATION_S" --session-prefix "bench-session-" \
-          >"$file"
-        files+=("$name=$file")
+      for round in $(seq "$ROUNDS"); do
+        for target in "${TARGETS[@]}"; do
+          name=${target%%=*}
+          port=${target#*=}
+          file="$OUT_DIR/rps-$mode-$method-c$c-$name-r$round.json"
+          "${LOAD_RUN[@]}" rps --url "http://127.0.0.1:$port" "${request_args[@]}" \
+            --connections "$c" --duration-s "$DURATION_S" --session-prefix "bench-session-" \
+            >"$file"
+          files+=("$name=$round=$file")
+        done
       done
       python3 - "$mode" "$what" "$c" "${files[@]}" <<'EOF'
-import json, sys
+import json, statistics, sys
 mode, what, c = sys.argv[1:4]
-runs = {}
+runs = {}  # name -> round -> result
 for arg in sys.argv[4:]:
-    name, path = arg.split("=", 1)
-    runs[name] = json.load(open(path))
-print(f"  [{mode}] {what}, {c} connection(s):")
-d = runs["direct"]
-for name, r in runs.items():
-    line = (f"    {name:<13} {r['rps']:9.0f} req/s  p50 {r['latency_us']['p50']:7.0f} us"
-            f"  p99 {r['latency_us']['p99']:7.0f} us  errors {r['errors']}")
+    name, rnd, path = arg.split("=", 2)
+    runs.setdefault(name, {})[rnd] = json.load(open(path))
+rounds = sorted(runs["direct"])
+med = statistics.median
+def m(name, key):
+    return med([runs[name][r][key] if key == "rps" else runs[name][r]["latency_us"][key]
+                for r in rounds])
+def ratio(a, b):  # per round (measured minutes apart at most), then the median and the range
+    values = [runs[a][r]["rps"] / runs[b][r]["rps"] for r in rounds]
+    return med(values), min(values), max(values)
+print(f"  [{mode}] {what}, {c} connection(s), median of {len(rounds)} rounds:")
+for name in runs:
+    errors = sum(runs[name][r]["errors"] for r in rounds)
+    line = (f"    {name:<13} {m(name, 'rps'):9.0f} req/s  p50 {m(name, 'p50'):7.0f} us"
+            f"  p99 {m(name, 'p99'):7.0f} us  errors {errors}")
     if name != "direct":
-        line += (f"  | {r['rps'] / d['rps']:.2f}x direct,"
-                 f" added p50 {r['latency_us']['p50'] - d['latency_us']['p50']:+.0f} us"
-                 f" p99 {r['latency_us']['p99'] - d['latency_us']['p99']:+.0f} us")
+        r, lo, hi = ratio(name, "direct")
+        line += (f"  | {r:.2f}x direct ({lo:.2f}-{hi:.2f}),"
+                 f" added p50 {m(name, 'p50') - m('direct', 'p50'):+.0f} us"
+                 f" p99 {m(name, 'p99') - m('direct', 'p99'):+.0f} us")
     print(line)
-g = runs["llmgw"]
 others = [n for n in runs if n not in ("direct", "llmgw")]
 if others:
     print("    llmgw RPS against " + ", ".join(
-        f"{n} {g['rps'] / runs[n]['rps']:.2f}x" for n in others))
+        "{} {:.2f}x ({:.2f}-{:.2f})".format(n, *ratio("llmgw", n)) for n in others))
 EOF
     done
   done
