@@ -12,7 +12,7 @@
 #
 # Usage: bench/run-overhead.sh [BUILD_DIR] [OUT_DIR]
 #   BUILD_DIR holds llmgw, ollama-sim and bench/llmgw_load (default build/bench-release).
-#   Env: DURATION_S (5), CONNECTIONS (32), STREAM_REQUESTS (5), OPEN_STREAMS ("1000 5000"),
+#   Env: DURATION_S (3), CONNECTIONS (32), STREAM_REQUESTS (5), OPEN_STREAMS ("1000 5000"),
 #        HOLD_S (5), SECTIONS ("1 2 3"),
 #        ROUNDS (3): section 1 measures every target once per round, in turn, and reports medians
 #          and the median (and range) of the per-round ratios: the machine is shared and noisy;
@@ -27,7 +27,7 @@ set -euo pipefail
 
 BUILD_DIR=${1:-build/bench-release}
 OUT_DIR=${2:-$(mktemp -d /tmp/llmgw-overhead.XXXXXX)}
-DURATION_S=${DURATION_S:-5}
+DURATION_S=${DURATION_S:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 STREAM_REQUESTS=${STREAM_REQUESTS:-5}
 OPEN_STREAMS=${OPEN_STREAMS:-"1000 5000"}
