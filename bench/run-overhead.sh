@@ -1,34 +1,52 @@
 #!/usr/bin/env bash
 # Overhead and capacity of the gateway (issue 4), all on loopback, one run:
-#   1. short requests (GET /api/version): direct to one ollama-sim against through the gateway
-#      (1 worker), same load generator: RPS and p50/p99 latency, 1 and $CONNECTIONS connections;
+#   1. short requests (GET /api/version and POST /api/show, each connection with its own
+#      X-Session-ID so that every proxy takes its consistent-hash path): direct to one ollama-sim
+#      against through the gateway (1 worker) and, when installed, through haproxy and nginx as
+#      consistent-hash proxies over the same sim; same load generator; RPS and p50/p99 latency at
+#      1 and $CONNECTIONS connections, unpinned and pinned (see PIN below);
 #   2. streaming: a sim emitting one NDJSON record every 250 ms, direct against gateway,
 #      alternating: added delay at the response head, the first record and every record;
 #   3. concurrency: N streams held open through the gateway at once (1k, 5k): errors and the
 #      gateway's peak RSS.
-# haproxy / nginx are compared when installed (they are not on the project machine: say so).
 #
 # Usage: bench/run-overhead.sh [BUILD_DIR] [OUT_DIR]
 #   BUILD_DIR holds llmgw, ollama-sim and bench/llmgw_load (default build/bench-release).
-#   Env: DURATION_S (5), CONNECTIONS (32), STREAM_REQUESTS (5), OPEN_STREAMS ("1000 5000"),
-#        HOLD_S (5).
+#   Env: DURATION_S (3), CONNECTIONS (32), STREAM_REQUESTS (5), OPEN_STREAMS ("1000 5000"),
+#        HOLD_S (5), SECTIONS ("1 2 3"),
+#        ROUNDS (3): section 1 measures every target once per round, in turn, and reports medians
+#          and the median (and range) of the per-round ratios: the machine is shared and noisy;
+#        PIN (both | unpinned | pinned; default both): pinned runs the load generator on CPU
+#          LOAD_CPU (0) and every server (sim, gateways, haproxy, nginx) on CPU SERVER_CPU (1), so
+#          that the direct and the proxied cases split the two cores the same way;
+#        LLMGW_BEFORE: another llmgw binary (an older build) measured side by side in section 1.
+# haproxy and nginx are optional, never a dependency of the project: when they are not on PATH
+# the script says so and skips them. Their configs are generated into OUT_DIR; they run in the
+# foreground on free loopback ports and are stopped on exit.
 set -euo pipefail
 
 BUILD_DIR=${1:-build/bench-release}
 OUT_DIR=${2:-$(mktemp -d /tmp/llmgw-overhead.XXXXXX)}
-DURATION_S=${DURATION_S:-5}
+DURATION_S=${DURATION_S:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 STREAM_REQUESTS=${STREAM_REQUESTS:-5}
 OPEN_STREAMS=${OPEN_STREAMS:-"1000 5000"}
 HOLD_S=${HOLD_S:-5}
+SECTIONS=${SECTIONS:-"1 2 3"}
+ROUNDS=${ROUNDS:-3}
+PIN=${PIN:-both}
+LOAD_CPU=${LOAD_CPU:-0}
+SERVER_CPU=${SERVER_CPU:-1}
+LLMGW_BEFORE=${LLMGW_BEFORE:-}
 
 LLMGW="$BUILD_DIR/llmgw"
 SIM="$BUILD_DIR/ollama-sim"
 LOAD="$BUILD_DIR/bench/llmgw_load"
-for binary in "$LLMGW" "$SIM" "$LOAD"; do
+for binary in "$LLMGW" "$SIM" "$LOAD" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}; do
   [[ -x "$binary" ]] || { echo "missing $binary (build llmgw ollama-sim llmgw_load)" >&2; exit 2; }
 done
 mkdir -p "$OUT_DIR"
+PATH="$PATH:/usr/sbin:/sbin"  # where Debian puts haproxy and nginx
 
 # Each stream holds a client, a gateway-in, a gateway-out and a sim descriptor.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -40,21 +58,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_sim NAME ARGS... : starts ollama-sim on an ephemeral port; sets PORT.
+# start_sim NAME ARGS... : starts ollama-sim on an ephemeral port; sets PORT and SERVER_PID.
 start_sim() {
   local name=$1; shift
   "$SIM" --port 0 "$@" >"$OUT_DIR/$name.log" 2>&1 &
-  PIDS+=($!)
+  SERVER_PID=$!
+  PIDS+=($SERVER_PID)
   PORT=$(wait_for_port "$OUT_DIR/$name.log" 'listening on http://[^:]*:([0-9]+)')
 }
 
 # start_gateway NAME NODE_URL... : llmgw serve with one worker; sets PORT and GATEWAY_PID.
+# GATEWAY_BINARY overrides the binary (LLMGW_BEFORE).
 start_gateway() {
   local name=$1; shift
   local node_flags=()
   for node in "$@"; do node_flags+=(--node "$node"); done
-  "$LLMGW" serve --port 0 --listen 127.0.0.1 --workers 1 "${node_flags[@]}" --log-level info \
-    --set log.access_log=false >"$OUT_DIR/$name.log" 2>&1 &
+  "${GATEWAY_BINARY:-$LLMGW}" serve --port 0 --listen 127.0.0.1 --workers 1 "${node_flags[@]}" \
+    --log-level info --set log.access_log=false >"$OUT_DIR/$name.log" 2>&1 &
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   PORT=$(wait_for_port "$OUT_DIR/$name.log" 'listening on [^ ]*:([0-9]+)')
@@ -71,32 +91,218 @@ wait_for_port() {
   echo "no port in $log after 10 s:" >&2; cat "$log" >&2; exit 1
 }
 
+# A loopback port nobody listens on right now (haproxy and nginx cannot report an ephemeral one).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
-echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%FT%TZ)"
+# wait_for_listen PORT NAME LOG : until something accepts on PORT (10 s at most).
+wait_for_listen() {
+  local port=$1 name=$2 log=$3
+  for _ in $(seq 100); do
+    if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+      "$port" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "$name did not listen on $port after 10 s:" >&2; cat "$log" >&2; exit 1
+}
+
+# haproxy as a consistent-hash proxy on X-Session-ID over the nodes (host:port): one thread, no
+# logging, keep-alive on both sides (its default). Sets PORT and SERVER_PID.
+start_haproxy() {
+  local cfg="$OUT_DIR/haproxy.cfg" i=0
+  PORT=$(free_port)
+  {
+    echo "global"
+    echo "  nbthread 1"
+    echo "  maxconn 4096"
+    echo "defaults"
+    echo "  mode http"
+    echo "  timeout connect 2s"
+    echo "  timeout client 120s"
+    echo "  timeout server 300s"
+    echo "frontend llm"
+    echo "  bind 127.0.0.1:$PORT"
+    echo "  default_backend nodes"
+    echo "backend nodes"
+    echo "  balance hdr(X-Session-ID)"
+    echo "  hash-type consistent"
+    for node in "$@"; do i=$((i + 1)); echo "  server node$i $node"; done
+  } >"$cfg"
+  haproxy -db -f "$cfg" >"$OUT_DIR/haproxy.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=($SERVER_PID)
+  wait_for_listen "$PORT" haproxy "$OUT_DIR/haproxy.log"
+}
+
+# nginx as a consistent-hash proxy on X-Session-ID: one worker, no access log, HTTP/1.1 keep-alive
+# to the nodes, no response buffering (an LLM gateway must stream, as llmgw does). Sets PORT and
+# SERVER_PID (the master; pin_servers also finds its worker).
+start_nginx() {
+  local prefix="$OUT_DIR/nginx"
+  mkdir -p "$prefix/tmp"
+  PORT=$(free_port)
+  {
+    echo "worker_processes 1;"
+    echo "daemon off;"
+    echo "pid $prefix/nginx.pid;"
+    echo "error_log $prefix/error.log warn;"
+    echo "events { worker_connections 8192; }"
+    echo "http {"
+    echo "  access_log off;"
+    echo "  client_body_temp_path $prefix/tmp/body;"
+    echo "  proxy_temp_path $prefix/tmp/proxy;"
+    echo "  fastcgi_temp_path $prefix/tmp/fastcgi;"
+    echo "  uwsgi_temp_path $prefix/tmp/uwsgi;"
+    echo "  scgi_temp_path $prefix/tmp/scgi;"
+    echo "  keepalive_requests 100000000;"
+    echo "  keepalive_timeout 120s;"
+    echo "  upstream nodes {"
+    echo "    hash \$http_x_session_id consistent;"
+    for node in "$@"; do echo "    server $node;"; done
+    echo "    keepalive 256;"
+    echo "    keepalive_requests 100000000;"
+    echo "  }"
+    echo "  server {"
+    echo "    listen 127.0.0.1:$PORT;"
+    echo "    location / {"
+    echo "      proxy_pass http://nodes;"
+    echo "      proxy_http_version 1.1;"
+    echo "      proxy_set_header Connection \"\";"
+    echo "      proxy_buffering off;"
+    echo "      proxy_read_timeout 300s;"
+    echo "    }"
+    echo "  }"
+    echo "}"
+  } >"$prefix/nginx.conf"
+  nginx -p "$prefix" -c "$prefix/nginx.conf" >"$OUT_DIR/nginx.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=($SERVER_PID)
+  wait_for_listen "$PORT" nginx "$OUT_DIR/nginx.log"
+}
+
+# pin_servers CPUS PID... : every thread of each process and of its children onto CPUS.
+pin_servers() {
+  local cpus=$1; shift
+  for pid in "$@"; do
+    for p in "$pid" $(pgrep -P "$pid" || true); do taskset -a -p -c "$cpus" "$p" >/dev/null; done
+  done
+}
+
+
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%FT%TZ);" \
+  "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+PROXIES=()
 for proxy in haproxy nginx; do
-  command -v "$proxy" >/dev/null || echo "== $proxy: not installed, comparison skipped"
+  if command -v "$proxy" >/dev/null; then
+    PROXIES+=("$proxy")
+    echo "== $proxy: $("$proxy" -v 2>&1 | head -1)"
+  else
+    echo "== $proxy: not installed, comparison skipped"
+  fi
 done
 
-echo "== 1. short requests (GET /api/version), ${DURATION_S}s each"
-start_sim sim-short --threads 1; SIM_SHORT=$PORT
-start_gateway gw-short "http://127.0.0.1:$SIM_SHORT"; GW_SHORT=$PORT
-for c in 1 "$CONNECTIONS"; do
-  "$LOAD" rps --url "http://127.0.0.1:$SIM_SHORT" --connections "$c" --duration-s "$DURATION_S" \
-    >"$OUT_DIR/rps-direct-c$c.json"
-  "$LOAD" rps --url "http://127.0.0.1:$GW_SHORT" --connections "$c" --duration-s "$DURATION_S" \
-    >"$OUT_DIR/rps-gateway-c$c.json"
-  python3 - "$OUT_DIR/rps-direct-c$c.json" "$OUT_DIR/rps-gateway-c$c.json" "$c" <<'EOF'
-import json, sys
-d, g = (json.load(open(p)) for p in sys.argv[1:3])
-print(f"  connections {sys.argv[3]:>3}: direct {d['rps']:9.0f} req/s p50 {d['latency_us']['p50']:7.0f} us"
-      f" p99 {d['latency_us']['p99']:7.0f} us | gateway {g['rps']:9.0f} req/s"
-      f" p50 {g['latency_us']['p50']:7.0f} us p99 {g['latency_us']['p99']:7.0f} us"
-      f" | ratio {g['rps'] / d['rps']:.2f}x, added p50 {g['latency_us']['p50'] - d['latency_us']['p50']:.0f} us"
-      f" p99 {g['latency_us']['p99'] - d['latency_us']['p99']:.0f} us"
-      f" | errors {d['errors']}/{g['errors']}")
+if [[ " $SECTIONS " == *" 1 "* ]]; then
+  echo "== 1. short requests, each connection with its own X-Session-ID, ${DURATION_S}s each"
+  start_sim sim-short --threads 1
+  SIM_SHORT=$PORT
+  SERVER_PIDS=("$SERVER_PID")
+  TARGETS=("direct=$SIM_SHORT")
+  start_gateway gw-short "http://127.0.0.1:$SIM_SHORT"
+  TARGETS+=("llmgw=$PORT")
+  SERVER_PIDS+=("$GATEWAY_PID")
+  if [[ -n "$LLMGW_BEFORE" ]]; then
+    GATEWAY_BINARY=$LLMGW_BEFORE start_gateway gw-short-before "http://127.0.0.1:$SIM_SHORT"
+    TARGETS+=("llmgw-before=$PORT")
+    SERVER_PIDS+=("$GATEWAY_PID")
+  fi
+  for proxy in "${PROXIES[@]}"; do
+    "start_$proxy" "127.0.0.1:$SIM_SHORT"
+    TARGETS+=("$proxy=$PORT")
+    SERVER_PIDS+=("$SERVER_PID")
+  done
+
+  case "$PIN" in
+    unpinned) MODES=(unpinned) ;;
+    pinned) MODES=(pinned) ;;
+    *) MODES=(unpinned pinned) ;;
+  esac
+  if [[ " ${MODES[*]} " == *" pinned "* ]] &&
+    { (( $(nproc) < 2 )) || ! command -v taskset >/dev/null; }; then
+    echo "  (pinning needs taskset and 2 CPUs: pinned runs skipped)"
+    MODES=(unpinned)
+  fi
+  for mode in "${MODES[@]}"; do
+    if [[ $mode == pinned ]]; then
+      pin_servers "$SERVER_CPU" "${SERVER_PIDS[@]}"
+      LOAD_RUN=(taskset -c "$LOAD_CPU" "$LOAD")
+      echo "  -- pinned: load generator on CPU $LOAD_CPU; sim, gateways and proxies on CPU $SERVER_CPU"
+    else
+      if command -v taskset >/dev/null; then
+        pin_servers "0-$(( $(nproc) - 1 ))" "${SERVER_PIDS[@]}"
+      fi
+      LOAD_RUN=("$LOAD")
+      echo "  -- unpinned: every process may run on every CPU"
+    fi
+    for workload in "GET 1" "GET $CONNECTIONS" "POST $CONNECTIONS"; do
+      read -r method c <<<"$workload"
+      if [[ $method == GET ]]; then
+        request_args=(--path /api/version)
+        what="GET /api/version"
+      else
+        request_args=(--path /api/show --body '{"model":"llama3.2"}')
+        what="POST /api/show"
+      fi
+      files=()
+      for round in $(seq "$ROUNDS"); do
+        for target in "${TARGETS[@]}"; do
+          name=${target%%=*}
+          port=${target#*=}
+          file="$OUT_DIR/rps-$mode-$method-c$c-$name-r$round.json"
+          "${LOAD_RUN[@]}" rps --url "http://127.0.0.1:$port" "${request_args[@]}" \
+            --connections "$c" --duration-s "$DURATION_S" --session-prefix "bench-session-" \
+            >"$file"
+          files+=("$name=$round=$file")
+        done
+      done
+      python3 - "$mode" "$what" "$c" "${files[@]}" <<'EOF'
+import json, statistics, sys
+mode, what, c = sys.argv[1:4]
+runs = {}  # name -> round -> result
+for arg in sys.argv[4:]:
+    name, rnd, path = arg.split("=", 2)
+    runs.setdefault(name, {})[rnd] = json.load(open(path))
+rounds = sorted(runs["direct"])
+med = statistics.median
+def m(name, key):
+    return med([runs[name][r][key] if key == "rps" else runs[name][r]["latency_us"][key]
+                for r in rounds])
+def ratio(a, b):  # per round (measured minutes apart at most), then the median and the range
+    values = [runs[a][r]["rps"] / runs[b][r]["rps"] for r in rounds]
+    return med(values), min(values), max(values)
+print(f"  [{mode}] {what}, {c} connection(s), median of {len(rounds)} rounds:")
+for name in runs:
+    errors = sum(runs[name][r]["errors"] for r in rounds)
+    line = (f"    {name:<13} {m(name, 'rps'):9.0f} req/s  p50 {m(name, 'p50'):7.0f} us"
+            f"  p99 {m(name, 'p99'):7.0f} us  errors {errors}")
+    if name != "direct":
+        r, lo, hi = ratio(name, "direct")
+        line += (f"  | {r:.2f}x direct ({lo:.2f}-{hi:.2f}),"
+                 f" added p50 {m(name, 'p50') - m('direct', 'p50'):+.0f} us"
+                 f" p99 {m(name, 'p99') - m('direct', 'p99'):+.0f} us")
+    print(line)
+others = [n for n in runs if n not in ("direct", "llmgw")]
+if others:
+    print("    llmgw RPS against " + ", ".join(
+        "{} {:.2f}x ({:.2f}-{:.2f})".format(n, *ratio("llmgw", n)) for n in others))
 EOF
-done
+    done
+  done
+fi
 
+if [[ " $SECTIONS " == *" 2 "* ]]; then
 echo "== 2. streaming, one record every 250 ms (decode 4 tokens/s), $STREAM_REQUESTS requests each"
 start_sim sim-stream --decode-tps 4 --prefill-tps 1000000 --min-output-tokens 6 \
   --max-output-tokens 6; SIM_STREAM=$PORT
@@ -112,6 +318,9 @@ print(f"  added at head {s['added_head_us']:.0f} us, at first record {s['added_f
       f" errors {s['a']['errors']}/{s['b']['errors']}")
 EOF
 
+fi
+
+if [[ " $SECTIONS " == *" 3 "* ]]; then
 echo "== 3. concurrent open streams through the gateway (hold ${HOLD_S}s)"
 # Two sims behind the gateway (a sim has at most 4096 slots); the gateway round-robins them.
 for n in $OPEN_STREAMS; do
@@ -133,4 +342,5 @@ print(f"  {o['streams']:>5} streams: opened {o['opened']}, errors {o['errors']},
       f" peak {o['server_rss_peak_mib']:.1f} MiB")
 EOF
 done
+fi
 echo "== raw results in $OUT_DIR"

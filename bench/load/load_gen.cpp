@@ -3,6 +3,8 @@
 // core at most and can hold thousands of open streams.
 //
 //   llmgw_load rps    --url U [--connections C] [--duration-s D] [--path /api/version]
+//                     [--session-prefix P]   (connection i sends X-Session-ID: P<i>)
+//                     [--body JSON]          (POST the JSON body instead of a GET)
 //   llmgw_load stream --url-a DIRECT --url-b GATEWAY [--requests K] [--tokens N]
 //   llmgw_load open   --url U --streams N [--hold-s H] [--connect-per-s R] [--pid P]
 //
@@ -90,7 +92,8 @@ struct RpsResult {
   std::size_t errors = 0;
 };
 
-asio::awaitable<void> rps_connection(Origin origin, std::string path, Clock::time_point until,
+asio::awaitable<void> rps_connection(Origin origin, std::string path, std::string body,
+                                     std::string session, Clock::time_point until,
                                      RpsResult& result) {
   auto stream = co_await connect(origin);
   if (!stream) {
@@ -98,8 +101,17 @@ asio::awaitable<void> rps_connection(Origin origin, std::string path, Clock::tim
     co_return;
   }
   beast::flat_buffer buffer;
-  http::request<http::empty_body> request{http::verb::get, path, 11};
+  http::request<http::string_body> request{body.empty() ? http::verb::get : http::verb::post, path,
+                                           11};
   request.set(http::field::host, origin.host + ":" + origin.port);
+  if (!body.empty()) {
+    request.set(http::field::content_type, "application/json");
+    request.body() = std::move(body);
+    request.prepare_payload();
+  }
+  if (!session.empty()) {
+    request.set("X-Session-ID", session);
+  }
   request.keep_alive(true);
   while (Clock::now() < until) {
     const auto sent = Clock::now();
@@ -124,20 +136,24 @@ asio::awaitable<void> rps_connection(Origin origin, std::string path, Clock::tim
   stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
-json run_rps(const std::string& url, const std::string& path, std::size_t connections,
-             double duration_s) {
+json run_rps(const std::string& url, const std::string& path, const std::string& body,
+             std::size_t connections, double duration_s, const std::string& session_prefix) {
   asio::io_context io;
   RpsResult result;
   const auto started = Clock::now();
   const auto until = started + std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(duration_s));
   for (std::size_t i = 0; i < connections; ++i) {
-    asio::co_spawn(io, rps_connection(parse_origin(url), path, until, result), asio::detached);
+    const std::string session = session_prefix.empty() ? "" : session_prefix + std::to_string(i);
+    asio::co_spawn(io, rps_connection(parse_origin(url), path, body, session, until, result),
+                   asio::detached);
   }
   io.run();
   const double elapsed_s = std::chrono::duration<double>(Clock::now() - started).count();
   return {{"url", url},
           {"path", path},
+          {"method", body.empty() ? "GET" : "POST"},
+          {"session_prefix", session_prefix},
           {"connections", connections},
           {"duration_s", elapsed_s},
           {"requests", result.latencies_us.size()},
@@ -372,6 +388,8 @@ int main(int argc, char** argv) {
   std::string url_a;
   std::string url_b;
   std::string path = "/api/version";
+  std::string session_prefix;
+  std::string body;
   std::size_t connections = 1;
   double duration_s = 5.0;
   std::size_t requests = 20;
@@ -386,6 +404,9 @@ int main(int argc, char** argv) {
   rps->add_option("--path", path, "Request path")->capture_default_str();
   rps->add_option("--connections", connections, "Concurrent connections")->capture_default_str();
   rps->add_option("--duration-s", duration_s, "Run time")->capture_default_str();
+  rps->add_option("--session-prefix", session_prefix,
+                  "Send X-Session-ID: <prefix><connection index> (keyed routing)");
+  rps->add_option("--body", body, "POST this JSON body instead of a GET");
 
   auto* stream = app.add_subcommand("stream", "Streaming delay: A (direct) against B (gateway)");
   stream->add_option("--url-a", url_a, "Base URL A (direct)")->required();
@@ -405,7 +426,7 @@ int main(int argc, char** argv) {
   try {
     json result;
     if (*rps) {
-      result = run_rps(url, path, connections, duration_s);
+      result = run_rps(url, path, body, connections, duration_s, session_prefix);
     } else if (*stream) {
       result = run_stream(url_a, url_b, requests, tokens);
     } else {

@@ -29,6 +29,7 @@
 #include "llmgw/net/http_types.hpp"
 #include "local_endpoints.hpp"
 #include "proxy.hpp"
+#include "watchdog.hpp"
 
 namespace llmgw::server {
 
@@ -175,41 +176,40 @@ asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
       continue;
     }
     asio::co_spawn(worker.io, serve_client(worker, std::move(socket)),
-                   [](const std::exception_ptr& error) {
-                     if (error) {
-                       try {
-                         std::rethrow_exception(error);
-                       } catch (const std::exception& e) {
-                         spdlog::error("client session ended by an exception: {}", e.what());
-                       }
-                     }
-                   });
+                   [](const std::exception_ptr& error) { log_exception("client session", error); });
   }
 }
 
 asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket) {
   const auto& config = shared.config;
   const auto open = shared.client_connections.fetch_add(1) + 1;
-  beast::tcp_stream stream(std::move(socket));
+  // A plain socket, not a beast::tcp_stream: the watchdog keeps the time (watchdog.hpp).
+  tcp::socket& stream = socket;
   ClientConnection connection{&stream};
+  const auto watchdog = Watchdog::start(worker.io, connection);
+  connection.watchdog = watchdog.get();
   worker.connections.insert(&connection);
   struct Cleanup {
     Impl& impl;
     Worker& worker;
     ClientConnection& connection;
     ~Cleanup() {
+      connection.watchdog->stop();
       worker.connections.erase(&connection);
       impl.shared.client_connections.fetch_sub(1);
     }
   } cleanup{*this, worker, connection};
+  using Side = Watchdog::Side;
 
   // Responses go out as a head and then one write per relayed chunk: without TCP_NODELAY, Nagle
   // holds each small write until the client's delayed ACK (40 ms on Linux) arrives, adding that
   // to every stream's time to first token.
   beast::error_code nodelay_error;
-  stream.socket().set_option(tcp::no_delay(true), nodelay_error);
+  stream.set_option(tcp::no_delay(true), nodelay_error);
+  // Responses are written at once when the socket takes them (proxy.cpp's write_now).
+  stream.non_blocking(true, nodelay_error);
   beast::error_code endpoint_error;
-  const auto remote = stream.socket().remote_endpoint(endpoint_error);
+  const auto remote = stream.remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
   if (static_cast<std::size_t>(open) > config.limits.max_connections) {
@@ -217,10 +217,10 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
                                "too many connections (limits.max_connections = " +
                                    std::to_string(config.limits.max_connections) + ")",
                                false);
-    stream.expires_after(std::chrono::seconds{1});
+    watchdog->arm(Side::client, std::chrono::seconds{1});
     co_await http::async_write(stream, response, kAsTuple);
     shared.metrics.count_unrouted(503);
-    stream.socket().shutdown(tcp::socket::shutdown_both, endpoint_error);
+    stream.shutdown(tcp::socket::shutdown_both, endpoint_error);
     co_return;
   }
 
@@ -233,9 +233,10 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     http::request_parser<http::empty_body> head_parser;
     head_parser.header_limit(static_cast<std::uint32_t>(config.limits.max_header_bytes));
     head_parser.body_limit(config.limits.max_body_bytes);
-    arm(stream, config.timeouts.client_header);
+    watchdog->arm(Side::client, config.timeouts.client_header);
     auto [head_error, head_bytes] =
         co_await http::async_read_header(stream, buffer, head_parser, kAsTuple);
+    watchdog->disarm();  // the client is not waited on again until the next arm()
     connection.idle = false;
     const auto started = Clock::now();
     if (head_error) {
@@ -257,7 +258,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
                                  std::to_string(config.limits.max_body_bytes) + " bytes)"
                            : "malformed request: " + head_error.message(),
           false);
-      arm(stream, config.timeouts.client_header);
+      watchdog->arm(Side::client, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
       shared.metrics.count_unrouted(status);
       break;
@@ -268,22 +269,35 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
                                  "request body is larger than limits.max_body_bytes (" +
                                      std::to_string(config.limits.max_body_bytes) + " bytes)",
                                  false);
-      arm(stream, config.timeouts.client_header);
+      watchdog->arm(Side::client, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
       shared.metrics.count_unrouted(413);
       break;
     }
     if (beast::iequals(head_parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> proceed{http::status::continue_, 11};
-      arm(stream, config.timeouts.client_header);
+      watchdog->arm(Side::client, config.timeouts.client_header);
       co_await http::async_write(stream, proceed, kAsTuple);
     }
     http::request_parser<http::string_body> parser{std::move(head_parser)};
     parser.body_limit(config.limits.max_body_bytes);
-    arm(stream, config.timeouts.client_header);
-    auto [body_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
+    beast::error_code body_error;
+    if (!parser.is_done()) {  // a GET is complete with its head: no read (and no queued handler)
+      watchdog->arm(Side::client, config.timeouts.client_header);
+      // A small body usually came with the head: parse it at once. The socket is non-blocking,
+      // so this never waits; the rest of a larger body is read asynchronously.
+      body_error = asio::error::would_block;
+      if (buffer.size() > 0) {
+        http::read(stream, buffer, parser, body_error);
+      }
+      if (body_error == asio::error::would_block || body_error == asio::error::try_again) {
+        auto [read_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
+        body_error = read_error;
+      }
+      watchdog->disarm();
+    }
     if (body_error) {
-      arm(stream, config.timeouts.client_header);
+      watchdog->arm(Side::client, config.timeouts.client_header);
       if (body_error == http::error::body_limit) {
         auto response = json_error(413,
                                    "request body is larger than limits.max_body_bytes (" +
@@ -308,7 +322,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       if (request.method() == http::verb::head) {
         response.body().clear();
       }
-      arm(stream, config.timeouts.idle);
+      watchdog->arm(Side::client, config.timeouts.idle);
       auto [ec, n] = co_await http::async_write(stream, response, kAsTuple);
       result.reusable = result.reusable && !ec;
       shared.metrics.count_unrouted(result.status);
@@ -321,8 +335,8 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     }
   }
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.close();
+  stream.shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close(ignored);
 }
 
 asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
@@ -392,7 +406,7 @@ void Gateway::Impl::request_stop() {
       // Connections waiting for their next request have nothing in flight: close them now.
       for (auto* connection : w->connections) {
         if (connection->idle) {
-          connection->client->socket().cancel(ignored);
+          connection->client->cancel(ignored);
         }
       }
     });
@@ -416,9 +430,9 @@ asio::awaitable<void> Gateway::Impl::drain() {
     asio::post(worker->io, [w = worker.get()] {
       beast::error_code ignored;
       for (auto* connection : w->connections) {
-        connection->client->socket().close(ignored);
+        connection->client->close(ignored);
         if (connection->upstream != nullptr) {
-          connection->upstream->socket().close(ignored);
+          connection->upstream->close(ignored);
         }
       }
     });
@@ -474,9 +488,9 @@ Gateway::~Gateway() {
             w->acceptor->close(ignored);
           }
           for (auto* connection : w->connections) {
-            connection->client->socket().close(ignored);
+            connection->client->close(ignored);
             if (connection->upstream != nullptr) {
-              connection->upstream->socket().close(ignored);
+              connection->upstream->close(ignored);
             }
           }
         });

@@ -1,6 +1,7 @@
 #include "gateway_state.hpp"
 
 #include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
 
 namespace llmgw::server::detail {
 
@@ -89,22 +90,49 @@ void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
   snapshot_version.store(version, std::memory_order_release);
 }
 
-std::optional<beast::tcp_stream> UpstreamPool::take(const std::string& authority) {
+std::optional<tcp::socket> UpstreamPool::take(const std::string& authority) {
   const auto it = idle_.find(authority);
   if (it == idle_.end() || it->second.empty()) {
     return std::nullopt;
   }
-  std::optional<beast::tcp_stream> stream{std::move(it->second.back())};
+  std::optional<tcp::socket> socket{std::move(it->second.back())};
   it->second.pop_back();
-  return stream;
+  return socket;
 }
 
-void UpstreamPool::put(const std::string& authority, beast::tcp_stream stream,
-                       std::size_t max_idle) {
+void UpstreamPool::put(const std::string& authority, tcp::socket socket, std::size_t max_idle) {
   auto& idle = idle_[authority];
   if (idle.size() < max_idle) {
-    stream.expires_never();
-    idle.push_back(std::move(stream));
+    idle.push_back(std::move(socket));
+  }
+}
+
+std::unique_ptr<RelayBuffers> RelayBufferPool::take() {
+  if (spare_.empty()) {
+    return std::make_unique<RelayBuffers>();
+  }
+  auto buffers = std::move(spare_.back());
+  spare_.pop_back();
+  return buffers;
+}
+
+void RelayBufferPool::put(std::unique_ptr<RelayBuffers> buffers) {
+  if (spare_.size() < kMaxSpare) {
+    buffers->upstream_input.clear();
+    spare_.push_back(std::move(buffers));
+  }
+}
+
+void log_exception(std::string_view what, const std::exception_ptr& error) noexcept {
+  if (!error) {
+    return;
+  }
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    spdlog::error("{} ended by an exception: {}", what, e.what());
+  } catch (...) {
+    spdlog::error("{} ended by an unknown exception", what);
   }
 }
 

@@ -23,18 +23,19 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
+#include <span>
+#include <tuple>
 
 #include "llmgw/server/usage_scanner.hpp"
+#include "watchdog.hpp"
 
 namespace llmgw::server::detail {
 namespace {
 
 using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
+using Side = Watchdog::Side;
 constexpr auto kAsTuple = asio::as_tuple(use_awaitable);
-
-// Relay buffer: big enough for a burst of tokens, small enough for thousands of streams.
-constexpr std::size_t kRelayBufferBytes = 16 * 1024;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -106,8 +107,8 @@ void prepare_upstream_request(Request& request, const std::string& client_ip) {
   request.prepare_payload();
 }
 
-asio::awaitable<std::optional<beast::tcp_stream>> connect_upstream(Worker& worker,
-                                                                   const UpstreamNode& node) {
+asio::awaitable<std::optional<tcp::socket>> connect_upstream(Worker& worker,
+                                                             const UpstreamNode& node) {
   const auto& timeouts = worker.shared.config.timeouts;
   tcp::resolver resolver(worker.io);
   auto [resolve_error, endpoints] =
@@ -123,15 +124,18 @@ asio::awaitable<std::optional<beast::tcp_stream>> connect_upstream(Worker& worke
   }
   beast::error_code ignored;  // the throwing overload would throw on the data path
   stream.socket().set_option(tcp::no_delay(true), ignored);
-  co_return std::optional<beast::tcp_stream>{std::move(stream)};
+  stream.socket().non_blocking(true, ignored);  // for write_now
+  // From here on the client connection's watchdog keeps the time (watchdog.hpp).
+  co_return std::optional<tcp::socket>{stream.release_socket()};
 }
 
-// The status line + headers the client gets, derived from the node's response head.
-http::response<http::empty_body> client_head(const http::response_parser<http::buffer_body>& parser,
-                                             const UpstreamNode& node, routing::RouteKind route,
-                                             bool head_request, bool keep_alive) {
+// The status line + headers the client gets, derived from the node's response head. The body is
+// a window on the relay buffer, filled per read (Beast's relay example).
+http::response<http::buffer_body> client_head(
+    const http::response_parser<http::buffer_body>& parser, const UpstreamNode& node,
+    routing::RouteKind route, bool head_request, bool keep_alive) {
   const auto& upstream = parser.get();
-  http::response<http::empty_body> head;
+  http::response<http::buffer_body> head;
   head.version(11);
   head.result(upstream.result_int());
   for (const auto& field : upstream) {
@@ -150,6 +154,61 @@ http::response<http::empty_body> client_head(const http::response_parser<http::b
   return head;
 }
 
+// Writes what the serializer holds (only its head when `head_only`) at once if the socket takes
+// it, which a short message always does: no asynchronous operation then, so no completion handler
+// is queued and the worker does not run one more epoll_wait just to dispatch it (strace: two of
+// the four epoll_wait calls per short request). What does not fit goes out asynchronously; a
+// socket not in non-blocking mode goes the asynchronous way from the start. need_buffer (a
+// buffer_body piece went out and the body goes on) is success.
+template <bool kIsRequest, class Body>
+asio::awaitable<beast::error_code> write_now(tcp::socket& socket,
+                                             http::serializer<kIsRequest, Body>& serializer,
+                                             bool head_only) {
+  beast::error_code ec = asio::error::would_block;
+  if (socket.non_blocking()) {
+    if (head_only) {
+      http::write_header(socket, serializer, ec);
+    } else {
+      http::write(socket, serializer, ec);
+    }
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    if (head_only) {
+      std::tie(ec, std::ignore) = co_await http::async_write_header(socket, serializer, kAsTuple);
+    } else {
+      std::tie(ec, std::ignore) = co_await http::async_write(socket, serializer, kAsTuple);
+    }
+  }
+  if (ec == http::error::need_buffer) {
+    ec = {};
+  }
+  co_return ec;
+}
+
+// Parses the body bytes already in `input` (they came with the head) into `out`, without I/O.
+// Returns how many body bytes `out` received; sets `broken` on a malformed body.
+std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
+                           beast::flat_buffer& input, std::span<char> out, bool& broken) {
+  parser.get().body().data = out.data();
+  parser.get().body().size = out.size();
+  while (input.size() > 0 && !parser.is_done() && parser.get().body().size > 0) {
+    beast::error_code ec;
+    const std::size_t used = parser.put(input.data(), ec);
+    input.consume(used);
+    if (ec == http::error::need_more || ec == http::error::need_buffer) {
+      break;
+    }
+    if (ec) {
+      broken = true;
+      break;
+    }
+    if (used == 0) {
+      break;
+    }
+  }
+  return out.size() - parser.get().body().size;
+}
+
 // An error record in the stream's own format, for a stream that breaks after its first byte.
 std::string stream_error_record(std::string_view content_type, const std::string& message) {
   const nlohmann::json error{{"error", message}};
@@ -161,14 +220,6 @@ std::string stream_error_record(std::string_view content_type, const std::string
 }
 
 }  // namespace
-
-void arm(beast::tcp_stream& stream, std::chrono::milliseconds timeout) {
-  if (timeout.count() > 0) {
-    stream.expires_after(timeout);
-  } else {
-    stream.expires_never();
-  }
-}
 
 bool is_hop_by_hop(std::string_view name) noexcept {
   static constexpr std::array<std::string_view, 9> kHopByHop{
@@ -201,7 +252,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                                            Clock::time_point started) {
   SharedState& shared = worker.shared;
   const auto& config = shared.config;
-  beast::tcp_stream& client = *connection.client;
+  tcp::socket& client = *connection.client;
+  Watchdog& watchdog = *connection.watchdog;
   ProxyResult result;
   const bool client_keep_alive = request.keep_alive();
   const bool head_request = request.method() == http::verb::head;
@@ -231,6 +283,14 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   shared.metrics.count_routing_decision(plan.kind);
   prepare_upstream_request(request, client_ip);
 
+  // The relay buffers go back to the worker on every way out of this coroutine.
+  struct Lease {
+    RelayBufferPool& pool;
+    std::unique_ptr<RelayBuffers> buffers;
+    ~Lease() { pool.put(std::move(buffers)); }
+  } lease{worker.relay_buffers, worker.relay_buffers.take()};
+  RelayBuffers* const buffers = lease.buffers.get();
+
   bool any_timeout = false;
   std::string last_failure = "no node could be reached";
   for (std::size_t attempt = 0; attempt < plan.count; ++attempt) {
@@ -242,13 +302,14 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 
     // A pooled connection may have been closed by the node since; one fresh retry on the same
     // node does not count against it.
-    std::optional<beast::tcp_stream> upstream;
-    beast::flat_buffer upstream_buffer;
+    std::optional<tcp::socket> upstream;
+    beast::flat_buffer& upstream_buffer = buffers->upstream_input;
     std::optional<http::response_parser<http::buffer_body>> parser_slot;
     AttemptFailure failure = AttemptFailure::none;
     for (int connect_try = 0; connect_try < 2; ++connect_try) {
       bool pooled = false;
       upstream.reset();
+      watchdog.disarm();  // connect has its own timeout
       if (auto idle = worker.pool.take(node.authority)) {
         pooled = true;
         upstream.emplace(std::move(*idle));
@@ -259,25 +320,26 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
         break;
       }
       connection.upstream = &*upstream;
-      arm(*upstream, config.timeouts.connect + config.timeouts.idle);
-      auto [write_error, written] = co_await http::async_write(*upstream, request, kAsTuple);
+      watchdog.arm(Side::upstream, config.timeouts.connect + config.timeouts.idle);
+      http::request_serializer<http::string_body> request_serializer{request};
+      const auto write_error = co_await write_now(*upstream, request_serializer, false);
       if (!write_error) {
         upstream_buffer.clear();
         auto& fresh = parser_slot.emplace();
         fresh.body_limit(std::numeric_limits<std::uint64_t>::max());
         fresh.skip(head_request);
-        upstream->expires_after(config.timeouts.first_byte);
+        watchdog.arm(Side::upstream, config.timeouts.first_byte);
         auto [read_error, read] =
             co_await http::async_read_header(*upstream, upstream_buffer, fresh, kAsTuple);
         if (!read_error) {
           failure = AttemptFailure::none;
           break;
         }
-        if (read_error == beast::error::timeout) {
+        if (watchdog.expired()) {
           failure = AttemptFailure::timeout;
           break;
         }
-      } else if (write_error == beast::error::timeout) {
+      } else if (watchdog.expired()) {
         failure = AttemptFailure::timeout;
         break;
       }
@@ -323,57 +385,66 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     const bool keep_alive = client_keep_alive && !shared.draining.load(std::memory_order_relaxed);
     auto head = client_head(parser, node, route, head_request, keep_alive);
     const bool chunked = head.chunked();
-    const std::string content_type{parser.get()[http::field::content_type]};
+    const std::string_view content_type = parser.get()[http::field::content_type];
     result.status = parser.get().result_int();
     result.node = node.id;
     result.route = routing::to_string(route);
 
-    http::response_serializer<http::empty_body> serializer{head};
-    arm(client, config.timeouts.idle);
-    auto [head_error, head_bytes] = co_await http::async_write_header(client, serializer, kAsTuple);
-    bool client_gone = static_cast<bool>(head_error);
-
     UsageScanner usage;
-    std::array<char, kRelayBufferBytes> buffer;
+    auto& buffer = buffers->body;
+    http::response_serializer<http::buffer_body> serializer{head};
     bool upstream_complete = parser.is_done();
-    bool first_byte_seen = false;
     bool stream_broken = false;
-    while (!client_gone && !upstream_complete) {
-      parser.get().body().data = buffer.data();
-      parser.get().body().size = buffer.size();
-      arm(*upstream, config.timeouts.idle);
-      // read_some, not read: read would wait until the buffer is full, holding tokens back.
-      auto [read_error, read] =
-          co_await http::async_read_some(*upstream, upstream_buffer, parser, kAsTuple);
-      const std::size_t got = buffer.size() - parser.get().body().size;
+    bool client_gone = false;
+    bool head_sent = false;
+    bool first_byte_seen = false;
+    // Body bytes that came with the head go out with it: a short response leaves in one write.
+    std::size_t got = 0;
+    if (!upstream_complete && upstream_buffer.size() > 0) {
+      got = parse_buffered(parser, upstream_buffer, buffer, stream_broken);
+      upstream_complete = !stream_broken && parser.is_done();
+    }
+    for (;;) {
       if (got > 0) {
         if (!first_byte_seen) {
           first_byte_seen = true;
           node.metrics.time_to_first_byte->Observe(seconds_since(started));
         }
         usage.feed(std::string_view{buffer.data(), got});
-        arm(client, config.timeouts.idle);
-        if (chunked) {
-          auto [ec, n] = co_await asio::async_write(
-              client, http::make_chunk(asio::buffer(buffer.data(), got)), kAsTuple);
-          client_gone = static_cast<bool>(ec);
-        } else {
-          auto [ec, n] =
-              co_await asio::async_write(client, asio::buffer(buffer.data(), got), kAsTuple);
-          client_gone = static_cast<bool>(ec);
-        }
+      }
+      // One write per piece: the head goes with the first one, the last chunk with the last one.
+      // A stream whose first token is not there yet gets its head at once, alone.
+      if (got > 0 || !head_sent || (upstream_complete && chunked)) {
+        head.body().data = got > 0 ? buffer.data() : nullptr;
+        head.body().size = got;
+        head.body().more = !upstream_complete;
+        watchdog.arm(Side::client, config.timeouts.idle);
+        const auto write_error =
+            co_await write_now(client, serializer, got == 0 && !upstream_complete);
+        head_sent = true;
+        client_gone = static_cast<bool>(write_error);
         if (!client_gone) {
           result.bytes += got;
         }
       }
-      if (read_error && read_error != http::error::need_buffer) {
-        stream_broken = true;
+      if (client_gone || upstream_complete || stream_broken) {
         break;
       }
-      upstream_complete = parser.is_done();
+      parser.get().body().data = buffer.data();
+      parser.get().body().size = buffer.size();
+      watchdog.arm(Side::upstream, config.timeouts.idle);
+      // read_some, not read: read would wait until the buffer is full, holding tokens back.
+      auto [read_error, read] =
+          co_await http::async_read_some(*upstream, upstream_buffer, parser, kAsTuple);
+      got = buffer.size() - parser.get().body().size;
+      if (read_error && read_error != http::error::need_buffer) {
+        stream_broken = true;  // what was read still goes to the client first
+      } else {
+        upstream_complete = parser.is_done();
+      }
       if (config.timeouts.total.count() > 0 && Clock::now() - started > config.timeouts.total) {
         stream_broken = true;
-        break;
+        upstream_complete = false;
       }
     }
     connection.upstream = nullptr;
@@ -387,23 +458,20 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       node.metrics.errors[static_cast<std::size_t>(metrics::UpstreamError::broken_stream)]
           ->Increment();
       if (chunked) {
-        const auto record = stream_error_record(
+        auto record = stream_error_record(
             content_type, "the upstream node " + node.id + " ended the stream unexpectedly");
-        arm(client, config.timeouts.idle);
-        co_await asio::async_write(client, http::make_chunk(asio::buffer(record)), kAsTuple);
-        co_await asio::async_write(client, http::make_chunk_last(), kAsTuple);
+        head.body().data = record.data();
+        head.body().size = record.size();
+        head.body().more = false;  // the record, then the last chunk
+        watchdog.arm(Side::client, config.timeouts.idle);
+        co_await http::async_write(client, serializer, kAsTuple);
       }
       result.reusable = false;
     } else {
-      if (chunked) {
-        arm(client, config.timeouts.idle);
-        auto [ec, n] = co_await asio::async_write(client, http::make_chunk_last(), kAsTuple);
-        client_gone = static_cast<bool>(ec);
-      }
       if (!first_byte_seen) {
         node.metrics.time_to_first_byte->Observe(seconds_since(started));
       }
-      result.reusable = keep_alive && !client_gone;
+      result.reusable = keep_alive;
       if (parser.keep_alive() && upstream_complete) {
         worker.pool.put(node.authority, std::move(*upstream),
                         config.limits.max_idle_upstream_per_node);
@@ -428,7 +496,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   result.status = any_timeout ? 504 : 502;
   shared.metrics.count_unrouted(result.status);
   auto response = json_error(result.status, last_failure, client_keep_alive);
-  arm(client, config.timeouts.idle);
+  watchdog.arm(Side::client, config.timeouts.idle);
   auto [ec, n] = co_await http::async_write(client, response, kAsTuple);
   result.reusable = !ec && client_keep_alive;
   co_return result;

@@ -34,9 +34,6 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 http::response<http::string_body> json_error(int status, const std::string& message,
                                              bool keep_alive);
 
-// Arms the stream's timer; a timeout of 0 means no limit.
-void arm(beast::tcp_stream& stream, std::chrono::milliseconds timeout);
-
 // True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
 bool is_hop_by_hop(std::string_view name) noexcept;
 

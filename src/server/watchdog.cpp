@@ -1,0 +1,63 @@
+#include "watchdog.hpp"
+
+namespace llmgw::server::detail {
+
+std::shared_ptr<Watchdog> Watchdog::start(asio::io_context& io, ClientConnection& connection) {
+  auto watchdog = std::make_shared<Watchdog>(io, connection);
+  watchdog->wait();
+  return watchdog;
+}
+
+void Watchdog::arm(Side side, std::chrono::milliseconds timeout) {
+  side_ = side;
+  expired_ = false;
+  deadline_ = timeout.count() > 0 ? Clock::now() + timeout : Clock::time_point::max();
+  if (deadline_ < timer_.expiry()) {
+    // The timer is set for a later time: wake the watch so that it waits for this deadline.
+    timer_.cancel();
+  }
+}
+
+void Watchdog::disarm() noexcept {
+  deadline_ = Clock::time_point::max();
+}
+
+void Watchdog::stop() noexcept {
+  connection_ = nullptr;
+  deadline_ = Clock::time_point::max();
+  timer_.cancel();
+}
+
+void Watchdog::expire() noexcept {
+  expired_ = true;
+  deadline_ = Clock::time_point::max();
+  beast::error_code ignored;
+  if (side_ == Side::upstream) {
+    if (connection_->upstream != nullptr) {
+      connection_->upstream->close(ignored);
+    }
+  } else {
+    connection_->client->close(ignored);
+  }
+}
+
+void Watchdog::wait() {
+  timer_.expires_at(deadline_);
+  // A plain handler, not a coroutine: a few hundred bytes less per open connection. The handler
+  // holds a reference, so a wake after stop() finds the object alive (and does nothing).
+  timer_.async_wait([self = shared_from_this()](const beast::error_code&) { self->on_wake(); });
+}
+
+void Watchdog::on_wake() {
+  // Woken by the timer (deadline reached or moved later) or by a cancel (an earlier deadline, or
+  // stop): both are settled by looking at the deadline again.
+  if (connection_ == nullptr) {
+    return;
+  }
+  if (Clock::now() >= deadline_) {
+    expire();
+  }
+  wait();
+}
+
+}  // namespace llmgw::server::detail

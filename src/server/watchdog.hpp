@@ -1,0 +1,67 @@
+#pragma once
+
+// Internal: the timeouts of one client connection, enforced by one timer instead of one timer wait
+// per socket operation.
+//
+// Why: beast::tcp_stream with expires_after() starts a timer wait for every read and write and
+// cancels it when the operation completes. On the short-request path that is five timer waits per
+// request, each an extra queued handler (the cancelled wait), and whenever the new wait is the
+// earliest one on the worker (always, with one busy connection) a timerfd_settime system call:
+// strace showed 5 of them per proxied GET, next to 3 sendmsg and 2 recvmsg.
+//
+// The watchdog keeps a deadline and one timer per client connection. Arming it only stores the
+// new deadline unless that deadline is earlier than the time the timer is already set for; the
+// timer then wakes the watcher, which either finds the deadline passed (and closes the stream it
+// guards, as tcp_stream does on a timeout) or waits again for the later deadline. Worked example
+// with the defaults (client_header 30 s, first_byte 300 s, idle 120 s): the timer is set once for
+// t0 + 30 s; every request in the next 30 s only moves the deadline; at t0 + 30 s the watcher finds
+// the deadline later and re-arms once. A shorter timeout than the timer's (a test's 300 ms
+// first_byte) cancels the wait so that it fires on time.
+//
+// Thread safety: none; everything runs on the connection's worker thread.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+
+#include "gateway_state.hpp"
+
+namespace llmgw::server::detail {
+
+class Watchdog : public std::enable_shared_from_this<Watchdog> {
+ public:
+  enum class Side { client, upstream };
+
+  // Starts watching `connection` (its client stream, and its upstream stream while one is set).
+  // The connection must call stop() before it goes away.
+  static std::shared_ptr<Watchdog> start(asio::io_context& io, ClientConnection& connection);
+
+  explicit Watchdog(asio::io_context& io, ClientConnection& connection)
+      : timer_(io), connection_(&connection) {}
+
+  // The operation about to start on `side` must finish within `timeout` (0 = no limit), else that
+  // side's stream is closed and expired() turns true. Clears a previous expiry.
+  void arm(Side side, std::chrono::milliseconds timeout);
+  // No limit until the next arm(): for waits that have their own timeout (connect).
+  void disarm() noexcept;
+  // The last armed deadline passed and the guarded stream was closed.
+  bool expired() const noexcept { return expired_; }
+  // Ends the watch; the connection is never touched again.
+  void stop() noexcept;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void wait();
+  void on_wake();
+  void expire() noexcept;
+
+  asio::steady_timer timer_;
+  ClientConnection* connection_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  Side side_ = Side::client;
+  bool expired_ = false;
+};
+
+}  // namespace llmgw::server::detail
