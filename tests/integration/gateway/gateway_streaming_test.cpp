@@ -2,14 +2,19 @@
 // connections are reused, a client that leaves frees the node's KV slot, and OpenAI SSE streams
 // pass through intact.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "support/gateway_fixture.hpp"
 #include "support/wait.hpp"
@@ -75,24 +80,66 @@ TEST(GatewayStreaming, UpstreamConnectionsAreKeptAliveAndReused) {
       << kRequests << " requests opened " << accepted - accepted_before << " upstream connections";
 }
 
-TEST(GatewayStreaming, ShortRequestsAreNotHeldBackByNagle) {
-  // The relay writes the head and each chunk separately; with Nagle on, the second write waits for
-  // the client's delayed ACK (40 ms on Linux). The sim answers in about 2 ms here.
-  GatewayFixture fixture;
-  net::HttpClient client;
-  std::vector<Clock::duration> latencies;
-  for (int i = 0; i < 21; ++i) {
-    const auto started = Clock::now();
-    const auto exchange =
-        post_json(client, fixture.url("/api/generate"), generate_body("quick"), "quick-session");
-    latencies.push_back(Clock::now() - started);
-    ASSERT_EQ(exchange.status, 200);
+// The descriptor of the other end of loopback connection `client_fd` when it lives in this process
+// (the in-process gateway's accepted socket).
+std::optional<int> peer_descriptor(int client_fd) {
+  sockaddr_in client_local{};
+  sockaddr_in client_peer{};
+  socklen_t length = sizeof client_local;
+  ::getsockname(client_fd, reinterpret_cast<sockaddr*>(&client_local), &length);
+  length = sizeof client_peer;
+  ::getpeername(client_fd, reinterpret_cast<sockaddr*>(&client_peer), &length);
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    sockaddr_in local{};
+    sockaddr_in peer{};
+    length = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0 ||
+        local.sin_family != AF_INET) {
+      continue;
+    }
+    length = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) != 0) {
+      continue;
+    }
+    if (local.sin_port == client_peer.sin_port && peer.sin_port == client_local.sin_port) {
+      return fd;
+    }
   }
-  std::sort(latencies.begin(), latencies.end());
-  const auto median = latencies[latencies.size() / 2];
-  EXPECT_LT(median, milliseconds{30})
-      << "median " << std::chrono::duration_cast<milliseconds>(median).count()
-      << " ms per short streamed request";
+  return std::nullopt;
+}
+
+TEST(GatewayStreaming, ClientSocketsHaveNagleOffSoChunksAreNotHeldBack) {
+  // The relay writes the head and then each chunk separately. With Nagle on, every write after the
+  // first waits for the client's delayed ACK: short streamed requests took ~50 ms instead of ~5.
+  // Timing that reliably on a loaded machine is not possible, so check the cause directly.
+  GatewayFixture fixture;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(fixture.gateway().port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
+  // Once a response arrived, the gateway has set up its end of the connection.
+  const std::string request = "GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n";
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  char buffer[512];
+  ASSERT_GT(::recv(fd, buffer, sizeof buffer, 0), 0) << "no response from the gateway";
+
+  const auto gateway_fd = peer_descriptor(fd);
+  ASSERT_TRUE(gateway_fd.has_value()) << "the gateway's end of the connection was not found";
+  int no_delay = 0;
+  socklen_t length = sizeof no_delay;
+  ASSERT_EQ(::getsockopt(*gateway_fd, IPPROTO_TCP, TCP_NODELAY, &no_delay, &length), 0);
+  EXPECT_NE(no_delay, 0) << "TCP_NODELAY is off on the gateway's client socket";
 }
 
 TEST(GatewayStreaming, ClientDisconnectMidStreamCancelsTheUpstreamAndFreesTheSlot) {
