@@ -2,12 +2,10 @@
 // connections are reused, a client that leaves frees the node's KV slot, and OpenAI SSE streams
 // pass through intact.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -114,19 +112,12 @@ TEST(GatewayStreaming, ClientSocketsHaveNagleOffSoChunksAreNotHeldBack) {
   // first waits for the client's delayed ACK: short streamed requests took ~50 ms instead of ~5.
   // Timing that reliably on a loaded machine is not possible, so check the cause directly.
   GatewayFixture fixture;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
+  const int fd = connect_loopback(fixture.gateway().port());
+  ASSERT_GE(fd, 0) << "cannot connect to the gateway";
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(fixture.gateway().port());
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0);
   // Once a response arrived, the gateway has set up its end of the connection.
   const std::string request = "GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n";
   ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
