@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <sstream>
 #include <stdexcept>
@@ -178,10 +179,10 @@ std::vector<nlohmann::json> ndjson_records(const std::string& body) {
   return records;
 }
 
-std::string raw_exchange(std::uint16_t port, const std::string& bytes, int timeout_ms) {
+int connect_loopback(std::uint16_t port, int timeout_ms) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) {
-    throw std::runtime_error("socket() failed");
+    return -1;
   }
   timeval timeout{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
@@ -191,7 +192,17 @@ std::string raw_exchange(std::uint16_t port, const std::string& bytes, int timeo
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    const int error = errno;
     ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+std::string raw_exchange(std::uint16_t port, const std::string& bytes, int timeout_ms) {
+  const int fd = connect_loopback(port, timeout_ms);
+  if (fd < 0) {
     throw std::runtime_error("connect to 127.0.0.1:" + std::to_string(port) + " failed");
   }
   // The server may answer (and close) before it read everything: a failed send is not an error.

@@ -106,6 +106,10 @@ std::string generate_body(std::string_view prompt, bool stream = true);
 // The non-empty lines of an NDJSON body, parsed.
 std::vector<nlohmann::json> ndjson_records(const std::string& body);
 
+// A blocking TCP connection to 127.0.0.1:`port` with `timeout_ms` on sends and receives: the
+// descriptor, or -1 with errno set (ECONNREFUSED when nothing listens).
+int connect_loopback(std::uint16_t port, int timeout_ms = 5'000);
+
 // Sends raw bytes on a new loopback connection to `port` and returns everything the server sent
 // until it closed the connection (or `timeout_ms` passed). A reset after data is not an error.
 std::string raw_exchange(std::uint16_t port, const std::string& bytes, int timeout_ms = 5'000);

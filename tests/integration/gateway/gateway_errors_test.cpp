@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "support/gateway_fixture.hpp"
@@ -44,6 +45,19 @@ TEST(GatewayErrors, BodyOverTheLimitGets413) {
   EXPECT_NE(error_message(exchange.body).find("max_body_bytes"), std::string::npos);
   EXPECT_EQ(fixture.sim(fixture.ring_owner("big-body-session")).stats().prompt_tokens, 0U)
       << "the oversized request reached a node";
+}
+
+TEST(GatewayErrors, ChunkedBodyOverTheLimitGets413) {
+  GatewayFixture fixture(
+      {.configure = [](config::GatewayConfig& config) { config.limits.max_body_bytes = 1024; }});
+  std::ostringstream request;
+  request << "POST /api/generate HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+          << "Transfer-Encoding: chunked\r\n\r\n"
+          << std::hex << 2048 << "\r\n"
+          << std::string(2048, 'x') << "\r\n0\r\n\r\n";
+  const auto response = raw_exchange(fixture.gateway().port(), request.str());
+  ASSERT_EQ(raw_status(response), 413) << response.substr(0, 200);
+  EXPECT_NE(error_message(raw_body(response)).find("max_body_bytes"), std::string::npos);
 }
 
 TEST(GatewayErrors, HeaderOverTheLimitGets431) {
@@ -104,6 +118,25 @@ TEST(GatewayErrors, A5xxFromTheOwnerIsRetriedOnTheNextNode) {
   EXPECT_EQ(exchange.node, fixture.node_name(order[1]));
   EXPECT_EQ(exchange.route, "failover");
   EXPECT_TRUE(json::parse(exchange.body)["done"].get<bool>());
+}
+
+TEST(GatewayErrors, AStreamThatBreaksMidwayEndsWithAnErrorRecord) {
+  GatewayFixture fixture;
+  const std::string session = "broken-stream-session";
+  const auto owner = fixture.ring_owner(session);
+  fixture.sim(owner).set_fault({.mode = sim::FaultMode::close_mid_stream, .after_tokens = 2});
+  net::HttpClient client;
+  const auto exchange =
+      post_json(client, fixture.url("/api/generate"), generate_body("break"), session);
+  // The head went out before the break, so the status stays 200 and nothing is retried.
+  ASSERT_EQ(exchange.status, 200);
+  EXPECT_EQ(exchange.node, fixture.node_name(owner));
+  const auto records = ndjson_records(exchange.body);
+  ASSERT_EQ(records.size(), 3U) << exchange.body;  // two tokens, then the gateway's error record
+  EXPECT_FALSE(records[1].contains("error"));
+  ASSERT_TRUE(records.back().contains("error")) << exchange.body;
+  EXPECT_NE(records.back()["error"].get<std::string>().find(fixture.node_name(owner)),
+            std::string::npos);
 }
 
 }  // namespace

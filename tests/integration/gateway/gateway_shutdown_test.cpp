@@ -1,11 +1,8 @@
 // The real `llmgw serve` process: SIGTERM stops accepting at once, lets a stream in flight finish,
 // and exits 0 within the drain deadline.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,16 +22,12 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
 bool connection_refused(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool refused =
-      ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 &&
-      errno == ECONNREFUSED;
-  ::close(fd);
-  return refused;
+  const int fd = connect_loopback(port, 1'000);
+  if (fd >= 0) {
+    ::close(fd);
+    return false;
+  }
+  return errno == ECONNREFUSED;
 }
 
 TEST(GatewayShutdown, SigtermDrainsAStreamInFlightThenExitsZero) {
