@@ -147,16 +147,15 @@ void BM_SessionTablePlan(benchmark::State& state) {
   const RoutingTable table = routing_table(16);
   const RoutingPolicy policy{.balance_factor = 1.25, .max_attempts = 3};
   llmgw::routing::SessionTable sessions({});
-  const auto keys = session_keys();
   const auto positions = key_positions();
   const auto now = llmgw::routing::SessionTable::Clock::now();
   for (std::size_t k = 0; k < kKeyCount; ++k) {
-    sessions.plan(table, keys[k], positions[k], 0, policy, now);
+    sessions.plan(table, positions[k], 0, policy, now);
   }
   std::size_t i = 0;
   for (auto _ : state) {
     const std::size_t k = i++ & (kKeyCount - 1);
-    benchmark::DoNotOptimize(sessions.plan(table, keys[k], positions[k], 0, policy, now));
+    benchmark::DoNotOptimize(sessions.plan(table, positions[k], 0, policy, now));
   }
 }
 BENCHMARK(BM_SessionTablePlan);

@@ -11,15 +11,11 @@
 namespace llmgw::routing {
 namespace {
 
-struct KeyHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view key) const noexcept {
-    return std::hash<std::string_view>{}(key);
-  }
-};
-
+// Keyed by the session's ring position (the first 8 bytes of its MD5), not by the header value: a
+// client cannot grow the table's memory with long session ids (a header may hold 16 KiB), and two
+// ids with the same position have the same owner on the ring anyway.
 struct Entry;
-using EntryMap = std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>>;
+using EntryMap = std::unordered_map<std::uint64_t, Entry>;
 
 struct Entry {
   std::shared_ptr<NodeState> home;
@@ -85,14 +81,13 @@ struct SessionTable::Impl {
     lru.splice(lru.end(), lru, it->second.lru);
   }
 
-  void insert(std::string_view key, std::shared_ptr<NodeState> home, bool failover,
+  void insert(std::uint64_t key, std::shared_ptr<NodeState> home, bool failover,
               Clock::time_point now) {
     while (!lru.empty() && entries.size() >= options.max_sessions) {
       erase(lru.front());
     }
     home->sessions.fetch_add(1, std::memory_order_relaxed);
-    const auto it =
-        entries.emplace(std::string(key), Entry{std::move(home), now, failover, {}}).first;
+    const auto it = entries.emplace(key, Entry{std::move(home), now, failover, {}}).first;
     lru.push_back(it);
     it->second.lru = std::prev(lru.end());
   }
@@ -108,9 +103,9 @@ SessionTable::~SessionTable() {
   }
 }
 
-RoutePlan SessionTable::plan(const RoutingTable& table, std::string_view key,
-                             std::uint64_t key_position, std::int64_t total_in_flight,
-                             const RoutingPolicy& policy, Clock::time_point now) {
+RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_position,
+                             std::int64_t total_in_flight, const RoutingPolicy& policy,
+                             Clock::time_point now) {
   const RoutePlan base = plan_keyed(table, key_position, total_in_flight, policy);
   if (base.empty()) {
     return base;
@@ -127,7 +122,7 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::string_view key,
   std::lock_guard lock(impl_->mutex);
   impl_->expire(now);
 
-  if (const auto it = impl_->entries.find(key); it != impl_->entries.end()) {
+  if (const auto it = impl_->entries.find(key_position); it != impl_->entries.end()) {
     const Entry& entry = it->second;
     const auto home = index_of(table, entry.home.get());
     const bool keep = home && entry.home->healthy.load(std::memory_order_relaxed) &&
@@ -164,7 +159,7 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::string_view key,
     return true;
   });
   const std::size_t home = chosen.value_or(base.first());
-  impl_->insert(key, table.nodes()[home], !owner_healthy && home != owner, now);
+  impl_->insert(key_position, table.nodes()[home], !owner_healthy && home != owner, now);
   const RouteKind kind = home == owner    ? RouteKind::affinity
                          : !owner_healthy ? RouteKind::failover
                                           : RouteKind::spill;
@@ -177,10 +172,10 @@ std::size_t SessionTable::live_sessions(Clock::time_point now) {
   return impl_->entries.size();
 }
 
-std::string SessionTable::home_of(std::string_view key, Clock::time_point now) {
+std::string SessionTable::home_of(std::uint64_t key_position, Clock::time_point now) {
   std::lock_guard lock(impl_->mutex);
   impl_->expire(now);
-  const auto it = impl_->entries.find(key);
+  const auto it = impl_->entries.find(key_position);
   return it == impl_->entries.end() ? std::string{} : it->second.home->id;
 }
 

@@ -267,7 +267,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                 snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
                 shared.policy)
       : shared.sessions
-          ? shared.sessions->plan(snapshot.table, key, routing::ring_position(key),
+          ? shared.sessions->plan(snapshot.table, routing::ring_position(key),
                                   shared.total_in_flight.load(std::memory_order_relaxed),
                                   shared.policy, started)
           : routing::plan_keyed(snapshot.table, routing::ring_position(key),

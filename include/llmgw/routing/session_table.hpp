@@ -20,6 +20,8 @@
 //   unhealthy, or when a failover placement's owner is healthy again (DESIGN: failover returns).
 //   The next turn is then placed afresh, owner first.
 // - At most `max_sessions` placements are kept; beyond that the least recently used is forgotten.
+//   A placement is keyed by the session's ring position (64 bits of its MD5), not by its id, so
+//   each costs about 100 bytes however long the id: the default 100,000 bound ~10 MB.
 //
 // Placements are per gateway: two replicas may place a spilled session differently, and a restart
 // forgets them (each session then costs one cold prefill). A session that its owner has room for
@@ -32,7 +34,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "llmgw/routing/router.hpp"
 
@@ -52,17 +53,18 @@ class SessionTable {
   SessionTable(const SessionTable&) = delete;
   SessionTable& operator=(const SessionTable&) = delete;
 
-  // The plan for one request of session `key` (ring position `key_position`), recording or
-  // refreshing its placement. policy.balance_factor must be > 0. The candidates after the first are
-  // those of plan_keyed, for retries.
-  RoutePlan plan(const RoutingTable& table, std::string_view key, std::uint64_t key_position,
+  // The plan for one request of the session at ring position `key_position` (ring_position() of
+  // its id; placements are keyed by it), recording or refreshing its placement.
+  // policy.balance_factor must be > 0. The candidates after the first are those of plan_keyed,
+  // for retries.
+  RoutePlan plan(const RoutingTable& table, std::uint64_t key_position,
                  std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now);
 
   // Live placements (expired ones are dropped first).
   std::size_t live_sessions(Clock::time_point now);
 
-  // The id of the node `key` is placed on, or "" when it has no live placement.
-  std::string home_of(std::string_view key, Clock::time_point now);
+  // The id of the node the session at `key_position` is placed on, or "" without a live placement.
+  std::string home_of(std::uint64_t key_position, Clock::time_point now);
 
  private:
   struct Impl;

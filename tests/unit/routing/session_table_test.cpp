@@ -38,7 +38,7 @@ class SessionTableTest : public ::testing::Test {
   SessionTableTest() : table_(make_nodes(3), 150) {}
 
   RoutePlan route(const std::string& key, std::int64_t in_flight = 0) {
-    return sessions_.plan(table_, key, ring_position(key), in_flight, policy_, now_);
+    return sessions_.plan(table_, ring_position(key), in_flight, policy_, now_);
   }
   std::size_t owner_of(const std::string& key) const {
     return *table_.ring().owner(ring_position(key));
@@ -60,7 +60,7 @@ TEST_F(SessionTableTest, ASessionWhoseOwnerHasRoomGoesToItsOwnerEveryTurn) {
   }
   EXPECT_EQ(sessions_.live_sessions(now_), 1U);
   EXPECT_EQ(sessions_on(owner_of("alice")), 1);
-  EXPECT_EQ(sessions_.home_of("alice", now_), table_.node(owner_of("alice")).id);
+  EXPECT_EQ(sessions_.home_of(ring_position("alice"), now_), table_.node(owner_of("alice")).id);
 }
 
 TEST_F(SessionTableTest, SessionsAreSpreadToTheFairShareAndStayWhereTheyWerePlaced) {
@@ -169,17 +169,17 @@ TEST_F(SessionTableTest, ASessionWhoseHomeLeftTheTableIsPlacedAgainOnTheNewRing)
   ASSERT_EQ(route(key).first(), 0U);
   const auto removed = table_.nodes()[0];
   RoutingTable smaller({table_.nodes()[1], table_.nodes()[2]}, 150);
-  const auto plan = sessions_.plan(smaller, key, ring_position(key), 0, policy_, now_);
+  const auto plan = sessions_.plan(smaller, ring_position(key), 0, policy_, now_);
   ASSERT_FALSE(plan.empty());
   EXPECT_EQ(plan.first(), *smaller.ring().owner(ring_position(key)));
   EXPECT_EQ(removed->sessions.load(), 0);
-  EXPECT_EQ(sessions_.home_of(key, now_), smaller.node(plan.first()).id);
+  EXPECT_EQ(sessions_.home_of(ring_position(key), now_), smaller.node(plan.first()).id);
 }
 
 TEST_F(SessionTableTest, BeyondMaxSessionsTheLeastRecentlyUsedPlacementIsForgotten) {
   SessionTable small({.idle_timeout = milliseconds{60'000}, .max_sessions = 2});
   const auto plan = [&](const std::string& key) {
-    return small.plan(table_, key, ring_position(key), 0, policy_, now_);
+    return small.plan(table_, ring_position(key), 0, policy_, now_);
   };
   plan("a");
   now_ += milliseconds{1};
@@ -189,9 +189,9 @@ TEST_F(SessionTableTest, BeyondMaxSessionsTheLeastRecentlyUsedPlacementIsForgott
   now_ += milliseconds{1};
   plan("c");
   EXPECT_EQ(small.live_sessions(now_), 2U);
-  EXPECT_FALSE(small.home_of("a", now_).empty());
-  EXPECT_TRUE(small.home_of("b", now_).empty());
-  EXPECT_FALSE(small.home_of("c", now_).empty());
+  EXPECT_FALSE(small.home_of(ring_position("a"), now_).empty());
+  EXPECT_TRUE(small.home_of(ring_position("b"), now_).empty());
+  EXPECT_FALSE(small.home_of(ring_position("c"), now_).empty());
 }
 
 TEST_F(SessionTableTest, DestroyingTheTableGivesTheNodesTheirCountsBack) {
@@ -199,7 +199,7 @@ TEST_F(SessionTableTest, DestroyingTheTableGivesTheNodesTheirCountsBack) {
     SessionTable scoped({.idle_timeout = milliseconds{60'000}, .max_sessions = 100});
     for (int i = 0; i < 6; ++i) {
       const std::string key = "k-" + std::to_string(i);
-      scoped.plan(table_, key, ring_position(key), 0, policy_, now_);
+      scoped.plan(table_, ring_position(key), 0, policy_, now_);
     }
     EXPECT_EQ(sessions_on(0) + sessions_on(1) + sessions_on(2), 6);
   }
@@ -214,7 +214,7 @@ TEST(SessionTableWeights, AHeavierNodeTakesItsShareOfSessions) {
   const auto now = Clock::now();
   for (int i = 0; i < 30; ++i) {
     const std::string key = "w-" + std::to_string(i);
-    sessions.plan(table, key, ring_position(key), 0, {1.25, 3}, now);
+    sessions.plan(table, ring_position(key), 0, {1.25, 3}, now);
   }
   EXPECT_EQ(nodes[0]->sessions.load(), 20);
   EXPECT_EQ(nodes[1]->sessions.load(), 10);
