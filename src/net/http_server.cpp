@@ -7,26 +7,10 @@
 
 #include "http_server_connection.hpp"
 #include "http_server_core.hpp"
+#include "llmgw/util/log_exception.hpp"
 
 namespace llmgw::net {
 namespace detail {
-namespace {
-
-void log_exception(std::string_view what, std::exception_ptr error) {
-  if (!error) {
-    return;
-  }
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    spdlog::error("http server: {} failed: {}", what, e.what());
-  } catch (...) {
-    spdlog::error("http server: {} failed with an unknown exception", what);
-  }
-}
-
-}  // namespace
-
 std::shared_ptr<ConnectionControl> ServerCore::register_connection(beast::tcp_stream& stream,
                                                                    asio::steady_timer& timer) {
   auto control = std::make_shared<ConnectionControl>();
@@ -78,7 +62,9 @@ asio::awaitable<void> ServerCore::accept_loop() {
     std::string remote = endpoint_ec ? std::string() : endpoint.address().to_string();
     socket.set_option(tcp::no_delay(true), endpoint_ec);
     auto executor = socket.get_executor();
-    auto on_done = [](std::exception_ptr error) { log_exception("connection", error); };
+    auto on_done = [](const std::exception_ptr& error) {
+      util::log_exception("http server: connection", error);
+    };
     if (tls_context_) {
       asio::co_spawn(
           executor,
@@ -121,8 +107,9 @@ void ServerCore::start() {
     std::lock_guard lock{mutex_};
     accept_done_ = false;
   }
-  asio::co_spawn(accept_strand_, accept_loop(),
-                 [](std::exception_ptr error) { log_exception("accept loop", error); });
+  asio::co_spawn(accept_strand_, accept_loop(), [](const std::exception_ptr& error) {
+    util::log_exception("http server: accept loop", error);
+  });
   const unsigned count = std::max(1U, options_.threads);
   threads_.reserve(count);
   for (unsigned i = 0; i < count; ++i) {

@@ -27,6 +27,7 @@
 
 #include "gateway_state.hpp"
 #include "llmgw/net/http_types.hpp"
+#include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
 #include "proxy.hpp"
 #include "watchdog.hpp"
@@ -175,8 +176,9 @@ asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
       co_await backoff.async_wait(kAsTuple);
       continue;
     }
-    asio::co_spawn(worker.io, serve_client(worker, std::move(socket)),
-                   [](const std::exception_ptr& error) { log_exception("client session", error); });
+    asio::co_spawn(
+        worker.io, serve_client(worker, std::move(socket)),
+        [](const std::exception_ptr& error) { util::log_exception("client session", error); });
   }
 }
 

@@ -1,7 +1,6 @@
 #include "gateway_state.hpp"
 
 #include <prometheus/gauge.h>
-#include <spdlog/spdlog.h>
 
 namespace llmgw::server::detail {
 
@@ -120,19 +119,6 @@ void RelayBufferPool::put(std::unique_ptr<RelayBuffers> buffers) {
   if (spare_.size() < kMaxSpare) {
     buffers->upstream_input.clear();
     spare_.push_back(std::move(buffers));
-  }
-}
-
-void log_exception(std::string_view what, const std::exception_ptr& error) noexcept {
-  if (!error) {
-    return;
-  }
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    spdlog::error("{} ended by an exception: {}", what, e.what());
-  } catch (...) {
-    spdlog::error("{} ended by an unknown exception", what);
   }
 }
 

@@ -176,7 +176,4 @@ struct Worker {
   std::thread thread;
 };
 
-// For co_spawn's completion: logs what ended a coroutine with an exception (`what` names it).
-void log_exception(std::string_view what, const std::exception_ptr& error) noexcept;
-
 }  // namespace llmgw::server::detail
