@@ -44,6 +44,8 @@ std::string_view to_string(UpstreamError kind) noexcept {
       return "broken_stream";
     case UpstreamError::client_disconnect:
       return "client_disconnect";
+    case UpstreamError::stale_connection:
+      return "stale_connection";
   }
   return "unknown";
 }
@@ -92,6 +94,11 @@ struct GatewayMetrics::Impl {
       prometheus::BuildGauge()
           .Name("llmgw_upstream_healthy")
           .Help("1 when the node is taking traffic, 0 when ejected")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& ejections =
+      prometheus::BuildCounter()
+          .Name("llmgw_upstream_ejections_total")
+          .Help("Times each node was ejected by health checks or failed requests")
           .Register(*registry);
   prometheus::Family<prometheus::Counter>& prompt_tokens =
       prometheus::BuildCounter()
@@ -166,6 +173,7 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
   m.ring_virtual_nodes = &impl_->vnodes.Add(node_label);
   m.healthy = &impl_->healthy.Add(node_label);
   m.healthy->Set(1);
+  m.ejections = &impl_->ejections.Add(node_label);
   m.request_duration = &impl_->duration.Add(node_label, kDurationBuckets);
   m.time_to_first_byte = &impl_->first_byte.Add(node_label, kFirstByteBuckets);
   m.prompt_tokens = &impl_->prompt_tokens.Add(node_label);

@@ -3,9 +3,13 @@
 // Internal to http_server.cpp (its only includer): one connection's coroutine, the response stream
 // it hands to the handler, and the error answers for requests that cannot be read.
 
+#include <sys/socket.h>
+
 #include <boost/asio/write.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
 #include <limits>
+#include <memory>
 #include <type_traits>
 
 #include "http_server_core.hpp"
@@ -55,6 +59,7 @@ class StreamResponder final : public ResponseStream {
       co_return false;
     }
     state_ = State::kStreaming;
+    streamed_ = true;
     co_return true;
   }
 
@@ -95,14 +100,38 @@ class StreamResponder final : public ResponseStream {
     beast::get_lowest_layer(stream_).close();
   }
 
+  // Ends early when the server stops or the client closes its connection: as Go's http.Server
+  // cancels a request's context when its connection closes, so Ollama stops a generation whose
+  // client left, streamed or not. The socket is watched only while sleeping (no read is pending
+  // on it then: the next request is read after the handler returns).
   asio::awaitable<bool> sleep(std::chrono::nanoseconds duration) override {
-    if (core_.stopping()) {
+    if (core_.stopping() || peer_gone_) {
       co_return false;
     }
     timer_.expires_after(duration);
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    auto watch = std::make_shared<PeerWatch>();
+    socket.async_wait(asio::socket_base::wait_read, [watch, &socket, timer = &timer_](
+                                                        const boost::system::error_code& ec) {
+      if (ec || !watch->active) {
+        return;
+      }
+      char byte = 0;
+      const auto peeked = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (peeked == 0 || (peeked < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        watch->gone = true;
+        timer->cancel();
+      }
+    });
     auto [ec] = co_await timer_.async_wait(use_tuple);
-    co_return !ec && !core_.stopping();
+    watch->active = false;
+    boost::system::error_code ignored;
+    socket.cancel(ignored);
+    peer_gone_ = watch->gone;
+    co_return !ec && !core_.stopping() && !peer_gone_;
   }
+
+  bool peer_gone() const override { return peer_gone_; }
 
   // Completes whatever the handler left open. Returns true when the connection can serve the next
   // request.
@@ -123,7 +152,10 @@ class StreamResponder final : public ResponseStream {
       }
       co_await end();
     }
-    co_return state_ == State::kComplete&& keep_alive_;
+    // close_after_streamed_response: llama.cpp's server closes the connection after every
+    // streamed response although it announced keep-alive; emulated for the gateway's tests.
+    co_return state_ == State::kComplete&& keep_alive_ &&
+        !(streamed_ && core_.options().close_after_streamed_response);
   }
 
  private:
@@ -143,7 +175,14 @@ class StreamResponder final : public ResponseStream {
   asio::steady_timer& timer_;
   bool keep_alive_;
   unsigned version_;
+  struct PeerWatch {
+    bool active = true;
+    bool gone = false;
+  };
+
   State state_ = State::kNothingSent;
+  bool streamed_ = false;
+  bool peer_gone_ = false;
 };
 
 // The status to answer a request that could not be read with, or 0 to close without answering.

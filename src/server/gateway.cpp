@@ -343,37 +343,42 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
 
 asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
   const auto& health = shared.config.health;
-  bool ok = false;
+  std::string failure;
   tcp::resolver resolver(control);
   auto [resolve_error, endpoints] = co_await resolver.async_resolve(
       node->config.host, std::to_string(node->config.port), kAsTuple);
-  if (!resolve_error) {
+  if (resolve_error) {
+    failure = "cannot resolve " + node->config.host + ": " + resolve_error.message();
+  } else {
     beast::tcp_stream stream(control);
     stream.expires_after(health.timeout);
     auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
-    if (!connect_error) {
-      http::request<http::empty_body> request{http::verb::get, health.path, 11};
-      request.set(http::field::host, node->authority);
-      request.set(http::field::user_agent, "llmgw-health");
-      request.keep_alive(false);
-      auto [write_error, written] = co_await http::async_write(stream, request, kAsTuple);
-      if (!write_error) {
-        beast::flat_buffer buffer;
-        http::response<http::string_body> response;
-        auto [read_error, read] = co_await http::async_read(stream, buffer, response, kAsTuple);
-        ok = !read_error && response.result_int() >= 200 && response.result_int() < 300;
-      }
+    http::request<http::empty_body> request{http::verb::get, health.path, 11};
+    request.set(http::field::host, node->authority);
+    request.set(http::field::user_agent, "llmgw-health");
+    request.keep_alive(false);
+    beast::error_code io_error = connect_error;
+    http::response<http::string_body> response;
+    if (!io_error) {
+      std::tie(io_error, std::ignore) = co_await http::async_write(stream, request, kAsTuple);
+    }
+    if (!io_error) {
+      beast::flat_buffer buffer;
+      std::tie(io_error, std::ignore) =
+          co_await http::async_read(stream, buffer, response, kAsTuple);
+    }
+    if (io_error) {
+      failure = "health check of " + health.path + " failed: " + io_error.message();
+    } else if (response.result_int() < 200 || response.result_int() >= 300) {
+      failure =
+          "health check of " + health.path + " answered " + std::to_string(response.result_int());
     }
   }
-  if (ok) {
-    if (node->record_success(health.healthy_threshold)) {
-      node->metrics.healthy->Set(1);
-      spdlog::warn("node {} is healthy again: taking it back", node->id);
-    }
-  } else if (node->record_failure(health.unhealthy_threshold)) {
-    node->metrics.healthy->Set(0);
-    spdlog::warn("node {} failed {} health checks in a row: ejected", node->id,
-                 health.unhealthy_threshold);
+  const auto policy = outlier_policy(health);
+  if (failure.empty()) {
+    node->record_success(policy, "health checks of " + health.path);
+  } else {
+    node->record_failure(policy, failure);
   }
 }
 
@@ -427,15 +432,30 @@ asio::awaitable<void> Gateway::Impl::drain() {
   if (left > 0) {
     spdlog::warn("drain deadline passed: closing {} connections", left);
   }
-  // Phase two: close whatever is left, on each worker's own thread.
+  // Phase two: cut what is left, on each worker's own thread. First the node side only, so that
+  // each open stream ends with an error record and its terminal chunk (relay.hpp) rather than in
+  // the middle of a record; then, after a short grace, every client connection.
+  shared.drain_cut.store(true);
+  for (auto& worker : workers) {
+    asio::post(worker->io, [w = worker.get()] {
+      beast::error_code ignored;
+      for (auto* connection : w->connections) {
+        if (connection->upstream != nullptr) {
+          connection->upstream->close(ignored);
+        }
+      }
+    });
+  }
+  const auto cut = Clock::now() + std::chrono::milliseconds{500};
+  while (Clock::now() < cut && shared.client_connections.load() > 0) {
+    timer.expires_after(std::chrono::milliseconds{10});
+    co_await timer.async_wait(kAsTuple);
+  }
   for (auto& worker : workers) {
     asio::post(worker->io, [w = worker.get()] {
       beast::error_code ignored;
       for (auto* connection : w->connections) {
         connection->client->close(ignored);
-        if (connection->upstream != nullptr) {
-          connection->upstream->close(ignored);
-        }
       }
     });
   }

@@ -1,25 +1,34 @@
 #include "gateway_state.hpp"
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
 
 namespace llmgw::server::detail {
 
-bool UpstreamNode::record_failure(unsigned unhealthy_threshold) noexcept {
-  consecutive_successes.store(0, std::memory_order_relaxed);
-  const unsigned failures = consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (failures >= unhealthy_threshold && healthy.load(std::memory_order_relaxed)) {
-    return healthy.exchange(false, std::memory_order_relaxed);
+void UpstreamNode::record_failure(const OutlierPolicy& policy, std::string_view reason) {
+  const auto change = health.record_failure(policy, std::chrono::steady_clock::now());
+  if (change.ejected()) {
+    metrics.healthy->Set(0);
+    metrics.ejections->Increment();
+    spdlog::warn("node {} ejected for {} s (ejection {} in a row): {} ({} failures in a row)", id,
+                 change.ejected_for.count() / 1000, change.ejections, reason,
+                 policy.unhealthy_threshold);
   }
-  return false;
 }
 
-bool UpstreamNode::record_success(unsigned healthy_threshold) noexcept {
-  consecutive_failures.store(0, std::memory_order_relaxed);
-  const unsigned successes = consecutive_successes.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (successes >= healthy_threshold && !healthy.load(std::memory_order_relaxed)) {
-    return !healthy.exchange(true, std::memory_order_relaxed);
+void UpstreamNode::record_success(const OutlierPolicy& policy, std::string_view source) {
+  const auto change = health.record_success(policy, std::chrono::steady_clock::now());
+  if (change.readmitted()) {
+    metrics.healthy->Set(1);
+    spdlog::warn("node {} taken back: {} succeeded {} times in a row after its ejection time", id,
+                 source, policy.healthy_threshold);
   }
-  return false;
+}
+
+OutlierPolicy outlier_policy(const config::HealthConfig& health) {
+  return {health.unhealthy_threshold, health.healthy_threshold, health.base_ejection,
+          health.max_ejection};
 }
 
 namespace {
@@ -89,23 +98,6 @@ void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
   snapshot_version.store(version, std::memory_order_release);
 }
 
-std::optional<tcp::socket> UpstreamPool::take(const std::string& authority) {
-  const auto it = idle_.find(authority);
-  if (it == idle_.end() || it->second.empty()) {
-    return std::nullopt;
-  }
-  std::optional<tcp::socket> socket{std::move(it->second.back())};
-  it->second.pop_back();
-  return socket;
-}
-
-void UpstreamPool::put(const std::string& authority, tcp::socket socket, std::size_t max_idle) {
-  auto& idle = idle_[authority];
-  if (idle.size() < max_idle) {
-    idle.push_back(std::move(socket));
-  }
-}
-
 std::unique_ptr<RelayBuffers> RelayBufferPool::take() {
   if (spare_.empty()) {
     return std::make_unique<RelayBuffers>();
@@ -120,10 +112,6 @@ void RelayBufferPool::put(std::unique_ptr<RelayBuffers> buffers) {
     buffers->upstream_input.clear();
     spare_.push_back(std::move(buffers));
   }
-}
-
-void UpstreamPool::clear() {
-  idle_.clear();
 }
 
 }  // namespace llmgw::server::detail

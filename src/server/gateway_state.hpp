@@ -23,6 +23,8 @@
 #include "llmgw/metrics/gateway_metrics.hpp"
 #include "llmgw/routing/router.hpp"
 #include "llmgw/routing/session_table.hpp"
+#include "llmgw/server/node_health.hpp"
+#include "upstream_pool.hpp"
 
 namespace llmgw::server::detail {
 
@@ -30,16 +32,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 
-// One upstream node. Health state machine (one place for thresholds, DESIGN.md §1):
-//
-//   HEALTHY --(unhealthy_threshold consecutive failures)--> EJECTED
-//   EJECTED --(healthy_threshold consecutive successful checks)--> HEALTHY
-//
-// A failure is a failed active check (connect error, timeout, non-2xx) or a proxied request that
-// failed before any byte (connect error, timeout, 5xx). A success resets the failure run.
-// Worked example with unhealthy_threshold 3, healthy_threshold 2: connect refused, refused,
-// refused -> ejected (its sessions fail over clockwise); the checker then sees 200, 200 -> taken
-// back, and its sessions return to it.
+// One upstream node: its configuration, its routing state (in flight, sessions, the healthy flag
+// the router reads) and its health state machine (llmgw/server/node_health.hpp, with a worked
+// example). Active checks and proxied requests feed `health`; record_* log every ejection and
+// readmission with its reason.
 struct UpstreamNode final : routing::NodeState {
   UpstreamNode(const config::NodeConfig& node_config, metrics::NodeMetrics& node_metrics)
       : NodeState(node_config.name, node_config.weight),
@@ -47,18 +43,19 @@ struct UpstreamNode final : routing::NodeState {
         authority(node_config.host + ":" + std::to_string(node_config.port)),
         metrics(node_metrics) {}
 
-  // Returns true when this failure ejected the node.
-  bool record_failure(unsigned unhealthy_threshold) noexcept;
-  // Returns true when this success took the node back.
-  bool record_success(unsigned healthy_threshold) noexcept;
+  // A failure (what counts: node_health.hpp). `reason` says what failed, for the log.
+  void record_failure(const OutlierPolicy& policy, std::string_view reason);
+  void record_success(const OutlierPolicy& policy, std::string_view source);
 
   const config::NodeConfig config;
   const std::string authority;  // Host header value
   metrics::NodeMetrics& metrics;
-  std::atomic<unsigned> consecutive_failures{0};
-  std::atomic<unsigned> consecutive_successes{0};
+  NodeHealth health{healthy};
   std::atomic<std::uint64_t> requests{0};
 };
+
+// The outlier policy of a configuration (thresholds and ejection times of `health`).
+OutlierPolicy outlier_policy(const config::HealthConfig& health);
 
 struct Snapshot {
   Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams, unsigned virtual_nodes,
@@ -92,21 +89,10 @@ struct SharedState {
   std::atomic<std::uint64_t> round_robin_ticket{0};
   std::atomic<std::int64_t> client_connections{0};
   std::atomic<bool> draining{false};
+  std::atomic<bool> drain_cut{false};  // the drain deadline passed: streams still open are cut
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::mutex membership_mutex;  // serialises publish()
   std::string admin_token;      // resolved from admin.token or admin.token_file
-};
-
-// Keep-alive connections to the nodes, per worker thread (no lock: one thread uses it).
-class UpstreamPool {
- public:
-  // Keyed by "host:port": connections to one address are interchangeable whatever the name.
-  std::optional<tcp::socket> take(const std::string& authority);
-  void put(const std::string& authority, tcp::socket socket, std::size_t max_idle);
-  void clear();
-
- private:
-  std::unordered_map<std::string, std::vector<tcp::socket>> idle_;
 };
 
 // The buffers of one proxied request, reused across requests on a worker (RelayBufferPool).

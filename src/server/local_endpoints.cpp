@@ -27,6 +27,16 @@ http::response<http::string_body> make_response(int status, std::string content_
   return response;
 }
 
+// How much longer an ejected node stays out before checks count again (0 when healthy).
+std::int64_t ejected_for_ms(const UpstreamNode& node) {
+  if (node.healthy.load()) {
+    return 0;
+  }
+  const auto left = node.health.ejected_until() - std::chrono::steady_clock::now();
+  return std::max<std::int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
+}
+
 json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
   return {{"name", node.id},
           {"url", node.config.url},
@@ -35,7 +45,9 @@ json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
           {"in_flight", node.in_flight.load()},
           {"sessions", node.sessions.load()},
           {"requests", node.requests.load()},
-          {"consecutive_failures", node.consecutive_failures.load()},
+          {"consecutive_failures", node.health.consecutive_failures()},
+          {"ejections", node.health.ejections()},
+          {"ejected_for_ms", ejected_for_ms(node)},
           {"virtual_nodes", virtual_nodes}};
 }
 

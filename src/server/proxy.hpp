@@ -1,6 +1,15 @@
 #pragma once
 
 // Internal: the proxy path of one request, and the JSON error responses the gateway sends.
+//
+// The path reads in four steps, each a function of its own (Envoy's router / upstream request /
+// stream split):
+//   plan     which nodes, in which order (routing::RoutePlan from the snapshot and the key)
+//   attempt  one node: a connection, the request, the response head (upstream_attempt.hpp)
+//   relay    the head and the body to the client as they arrive (relay.hpp)
+//   account  metrics, the node's health, the connection back to the pool (account_* below)
+// Retries happen only between attempts, inside one deadline (timeouts.first_byte_total_ms): once
+// the relay has written a byte, the answer is that node's.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
@@ -17,7 +26,7 @@ namespace http = beast::http;
 using Request = http::request<http::string_body>;
 
 struct ProxyResult {
-  int status = 0;
+  int status = 0;        // 499: the client left before the response head (nginx's convention)
   bool reusable = true;  // the client connection may serve another request
   std::string node;      // empty when no node answered
   std::string_view route = "none";
@@ -33,8 +42,5 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 // {"error": message} with the given status.
 http::response<http::string_body> json_error(int status, const std::string& message,
                                              bool keep_alive);
-
-// True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
-bool is_hop_by_hop(std::string_view name) noexcept;
 
 }  // namespace llmgw::server::detail

@@ -1,5 +1,10 @@
 #include "watchdog.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <utility>
+
 namespace llmgw::server::detail {
 
 std::shared_ptr<Watchdog> Watchdog::start(asio::io_context& io, ClientConnection& connection) {
@@ -58,6 +63,44 @@ void Watchdog::on_wake() {
     expire();
   }
   wait();
+}
+
+void Watchdog::watch_client() {
+  client_gone_ = false;
+  if (connection_ == nullptr || watching_client_) {
+    return;
+  }
+  watching_client_ = true;
+  connection_->client->async_wait(
+      tcp::socket::wait_read,
+      [self = shared_from_this()](const beast::error_code& ec) { self->on_client_readable(ec); });
+}
+
+void Watchdog::unwatch_client() noexcept {
+  if (watching_client_ && connection_ != nullptr) {
+    watching_client_ = false;
+    beast::error_code ignored;
+    connection_->client->cancel(ignored);  // only the wait is pending on the client here
+  }
+}
+
+void Watchdog::on_client_readable(const beast::error_code& ec) {
+  const bool was_watching = std::exchange(watching_client_, false);
+  if (ec || !was_watching || connection_ == nullptr) {
+    return;  // cancelled: the head arrived, or the connection ended
+  }
+  // Readable: either the client closed (recv peeks 0 bytes, or an error) or it sent more.
+  char byte = 0;
+  const auto peeked =
+      ::recv(connection_->client->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (peeked > 0 || (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+    return;
+  }
+  client_gone_ = true;
+  beast::error_code ignored;
+  if (connection_->upstream != nullptr) {
+    connection_->upstream->close(ignored);
+  }
 }
 
 }  // namespace llmgw::server::detail

@@ -50,18 +50,31 @@ class Watchdog : public std::enable_shared_from_this<Watchdog> {
   // Ends the watch; the connection is never touched again.
   void stop() noexcept;
 
+  // Watches the client socket while the request waits on the node (no read is pending on the
+  // client then): when the client closes its side or resets, the upstream stream is closed at
+  // once, which cancels the generation on the node, and client_gone() turns true. A client that
+  // sends more bytes (a pipelined request) is not gone; the watch then ends. Cost: one queued
+  // wait and its cancellation per request, no system call while nothing happens.
+  void watch_client();
+  // Ends the client watch (the response head is about to be written).
+  void unwatch_client() noexcept;
+  bool client_gone() const noexcept { return client_gone_; }
+
  private:
   using Clock = std::chrono::steady_clock;
 
   void wait();
   void on_wake();
   void expire() noexcept;
+  void on_client_readable(const beast::error_code& ec);
 
   asio::steady_timer timer_;
   ClientConnection* connection_;
   Clock::time_point deadline_ = Clock::time_point::max();
   Side side_ = Side::client;
   bool expired_ = false;
+  bool watching_client_ = false;
+  bool client_gone_ = false;
 };
 
 }  // namespace llmgw::server::detail

@@ -257,7 +257,10 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
   const std::size_t strike_at = std::min(fault.after_tokens, pieces.size());
 
   if (!co_await out.sleep(generation.stats.prompt_eval_duration)) {
-    co_return;  // the server is stopping
+    if (out.peer_gone()) {
+      count_cancelled();
+    }
+    co_return;  // the server is stopping, or the client left
   }
   const auto headers = content_type(openai ? "text/event-stream" : "application/x-ndjson");
   if (!co_await out.begin(200, headers)) {
@@ -332,6 +335,9 @@ asio::awaitable<void> OllamaSim::Impl::whole_reply(Generation& generation, SlotL
   const bool openai = is_openai(req.endpoint);
   FinalStats& stats = generation.stats;
   if (!co_await out.sleep(stats.prompt_eval_duration + stats.eval_duration)) {
+    if (out.peer_gone()) {
+      count_cancelled();
+    }
     co_return;
   }
   if (generation.fault.mode == FaultMode::error_mid_stream) {

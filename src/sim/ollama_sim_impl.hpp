@@ -128,6 +128,8 @@ struct OllamaSim::Impl {
     server_options.address = options.host;
     server_options.port = options.port;
     server_options.threads = std::max(1u, options.threads);
+    server_options.idle_timeout = options.keep_alive_timeout;
+    server_options.close_after_streamed_response = options.close_after_stream;
     server = std::make_unique<net::HttpServer>(
         server_options, [this](const net::ServerRequest& request, net::ResponseStream& out) {
           return handle(request, out);

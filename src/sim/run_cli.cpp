@@ -3,7 +3,9 @@
 #include <pthread.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <iostream>
 
 #include "llmgw/sim/ollama_sim.hpp"
@@ -89,6 +91,15 @@ int run_cli(int argc, char** argv) {
   app.add_option("--fault-after-tokens", options.fault.after_tokens,
                  "Tokens streamed before a mid-stream fault strikes")
       ->capture_default_str();
+  std::int64_t keep_alive_timeout_ms = options.keep_alive_timeout.count();
+  app.add_option("--keep-alive-timeout-ms", keep_alive_timeout_ms,
+                 "Close a connection idle this long between requests (real servers close idle "
+                 "keep-alive connections: uvicorn and Node.js after 5 s)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{86'400'000}))
+      ->capture_default_str();
+  app.add_flag("--close-after-stream", options.close_after_stream,
+               "Close the connection after every streamed response while announcing keep-alive, "
+               "as llama.cpp's server does");
   app.set_version_flag("--version", std::string{kVersion});
   try {
     app.parse(argc, argv);
@@ -97,6 +108,7 @@ int run_cli(int argc, char** argv) {
     const int code = app.exit(e);
     return e.get_exit_code() == 0 ? code : kExitUsage;
   }
+  options.keep_alive_timeout = std::chrono::milliseconds{keep_alive_timeout_ms};
   options.models = split_models(models);
   if (options.models.empty()) {
     std::cerr << "ollama-sim: --models: at least one model name is required\n";

@@ -54,6 +54,9 @@ config::GatewayConfig test_gateway_config(const std::vector<config::NodeConfig>&
   config.drain = std::chrono::milliseconds{5'000};
   config.health.interval = std::chrono::milliseconds{60'000};
   config.health.timeout = std::chrono::milliseconds{1'000};
+  // Short ejections: tests that restart a node expect it back after its checks pass.
+  config.health.base_ejection = std::chrono::milliseconds{100};
+  config.health.max_ejection = std::chrono::milliseconds{1'000};
   config.log.level = "warn";
   config.log.access_log = false;
   return config;

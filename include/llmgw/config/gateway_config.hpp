@@ -48,7 +48,12 @@ struct RoutingConfig {
 
 struct TimeoutsConfig {
   std::chrono::milliseconds connect{2'000};         // TCP connect to a node
-  std::chrono::milliseconds first_byte{300'000};    // request sent -> response head from the node
+  std::chrono::milliseconds first_byte{300'000};    // one attempt: request sent -> response head
+  // Request read -> response head, across every retry: retries only start while time is left.
+  std::chrono::milliseconds first_byte_total{300'000};
+  // Pooled node connections idle longer are closed, not reused. Below the keep-alive timeouts
+  // servers commonly use (uvicorn/vLLM and Node.js 5 s), so the gateway closes first.
+  std::chrono::milliseconds upstream_idle{4'000};
   std::chrono::milliseconds idle{120'000};          // between two body reads (upstream and client)
   std::chrono::milliseconds total{0};               // whole request; 0 = no limit
   std::chrono::milliseconds client_header{30'000};  // client connection idle -> request head read
@@ -67,6 +72,9 @@ struct HealthConfig {
   std::chrono::milliseconds timeout{2'000};
   unsigned unhealthy_threshold = 3;  // consecutive failed checks (or proxied failures) -> ejected
   unsigned healthy_threshold = 2;    // consecutive good checks -> taken back
+  // Ejection length: base, doubled on every repeat, capped (server/node_health.hpp).
+  std::chrono::milliseconds base_ejection{30'000};
+  std::chrono::milliseconds max_ejection{300'000};
 };
 
 struct LogConfig {

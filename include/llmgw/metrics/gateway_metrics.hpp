@@ -36,8 +36,10 @@ enum class UpstreamError : std::uint8_t {
   status_5xx,         // the node answered 5xx before any byte was relayed
   broken_stream,      // the node's connection broke mid-response
   client_disconnect,  // the client went away; the upstream request was cancelled
+  stale_connection,   // a pooled connection the node had closed; retried on a fresh one (not
+                      // counted against the node)
 };
-inline constexpr std::size_t kUpstreamErrorCount = 5;
+inline constexpr std::size_t kUpstreamErrorCount = 6;
 std::string_view to_string(UpstreamError kind) noexcept;
 
 // Per-node children, resolved once so the data path never looks up a label set.
@@ -49,6 +51,7 @@ struct NodeMetrics {
   prometheus::Gauge* sessions = nullptr;  // set from the session table when /metrics is read
   prometheus::Gauge* ring_virtual_nodes = nullptr;
   prometheus::Gauge* healthy = nullptr;
+  prometheus::Counter* ejections = nullptr;
   prometheus::Histogram* request_duration = nullptr;
   prometheus::Histogram* time_to_first_byte = nullptr;
   prometheus::Counter* prompt_tokens = nullptr;

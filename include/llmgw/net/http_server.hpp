@@ -48,8 +48,11 @@ class ResponseStream {
   virtual boost::asio::awaitable<bool> end() = 0;
   // Closes the connection at once, without finishing the response (fault injection).
   virtual void abort() = 0;
-  // Waits on the connection's executor; returns false early if the server is stopping.
+  // Waits on the connection's executor; returns false early if the server is stopping or the
+  // client closed its connection (then peer_gone() is true).
   virtual boost::asio::awaitable<bool> sleep(std::chrono::nanoseconds duration) = 0;
+  // The client closed its connection while the handler slept.
+  virtual bool peer_gone() const { return false; }
 };
 
 using Handler = std::function<boost::asio::awaitable<void>(const ServerRequest&, ResponseStream&)>;
@@ -65,7 +68,12 @@ struct ServerOptions {
   unsigned threads = 1;
   std::size_t max_header_bytes = 64 * 1024;
   std::size_t max_body_bytes = 64 * 1024 * 1024;
+  // A connection with no read or write finishing for this long is closed; between requests this
+  // is the keep-alive timeout (Go's http.Server IdleTimeout, uvicorn's timeout_keep_alive).
   std::chrono::milliseconds idle_timeout{60'000};
+  // Close the connection after each chunked response, while announcing keep-alive, as llama.cpp's
+  // server does after streamed responses (for tests of clients' connection reuse).
+  bool close_after_streamed_response = false;
   std::optional<ServerTlsOptions> tls;  // serve HTTPS when set
 };
 

@@ -10,6 +10,7 @@
 // POST /api/generate /api/chat /api/show /api/embed /api/embeddings /v1/chat/completions
 // /v1/completions /admin/fault. See DESIGN.md §4.
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -52,6 +53,11 @@ struct SimOptions {
   std::size_t embedding_dimensions = 384;
   unsigned threads = 1;
   FaultConfig fault;
+  // Idle keep-alive connections are closed after this long (ollama-sim --keep-alive-timeout-ms).
+  std::chrono::milliseconds keep_alive_timeout{60'000};
+  // Close after every streamed response although keep-alive was announced, as llama.cpp's
+  // server does (--close-after-stream).
+  bool close_after_stream = false;
 };
 
 // Counters since start (all models together).

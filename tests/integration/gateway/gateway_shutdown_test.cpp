@@ -88,5 +88,36 @@ TEST(GatewayShutdown, SigtermDrainsAStreamInFlightThenExitsZero) {
   EXPECT_LE(stream_done, exited);
 }
 
+TEST(GatewayShutdown, AStreamCutAtTheDrainDeadlineEndsWithAnErrorRecord) {
+  // 40 tokens 100 ms apart (4 s) against a drain deadline of 300 ms.
+  GatewayFixture fixture(
+      {.nodes = 1,
+       .sim = slow_sim_options(40, 100.0),
+       .configure = [](config::GatewayConfig& config) { config.drain = milliseconds{300}; }});
+  std::atomic<bool> first_chunk{false};
+  std::string body;
+  Exchange exchange;
+  std::thread stream([&] {
+    net::HttpClient client;
+    exchange = post_json(client, fixture.url("/api/generate"), generate_body("cut me"), "cut", {},
+                         [&](std::string_view data) {
+                           body.append(data);
+                           first_chunk.store(true);
+                           return true;
+                         });
+  });
+  ASSERT_TRUE(wait_until([&] { return first_chunk.load(); }, milliseconds{10'000}));
+  fixture.gateway().request_stop();
+  stream.join();
+  fixture.gateway().wait();
+  EXPECT_EQ(exchange.status, 200);
+  const auto records = ndjson_records(body);
+  ASSERT_FALSE(records.empty()) << body;
+  ASSERT_TRUE(records.back().contains("error")) << "the stream ended without a word:\n" << body;
+  EXPECT_NE(records.back()["error"].get<std::string>().find("shutting down"), std::string::npos)
+      << records.back().dump();
+  EXPECT_LT(records.size(), 41U) << "the stream was not cut";
+}
+
 }  // namespace
 }  // namespace llmgw::testing

@@ -1,0 +1,216 @@
+#include "relay.hpp"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/write.hpp>
+#include <nlohmann/json.hpp>
+
+#include "watchdog.hpp"
+#include "write_now.hpp"
+
+namespace llmgw::server::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Side = Watchdog::Side;
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+
+// The status line + headers the client gets, derived from the node's response head. The body is
+// a window on the relay buffer, filled per read (Beast's relay example).
+http::response<http::buffer_body> client_head(const http::response<http::buffer_body>& upstream,
+                                              const UpstreamNode& node, routing::RouteKind route,
+                                              bool chunked, bool keep_alive) {
+  http::response<http::buffer_body> head;
+  head.version(11);
+  head.result(upstream.result_int());
+  for (const auto& field : upstream) {
+    if (!is_hop_by_hop(field.name_string())) {
+      head.insert(field.name_string(), field.value());
+    }
+  }
+  head.set("X-Gateway-Node", node.id);
+  head.set("X-Gateway-Route", routing::to_string(route));
+  if (chunked) {
+    head.chunked(true);  // upstream chunked or close-delimited: relay as chunks
+  }
+  head.keep_alive(keep_alive);
+  return head;
+}
+
+// Parses the body bytes already in `input` (they came with the head) into `out`, without I/O.
+// Returns how many body bytes `out` received; sets `broken` on a malformed body.
+std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
+                           beast::flat_buffer& input, std::span<char> out, bool& broken) {
+  parser.get().body().data = out.data();
+  parser.get().body().size = out.size();
+  while (input.size() > 0 && !parser.is_done() && parser.get().body().size > 0) {
+    beast::error_code ec;
+    const std::size_t used = parser.put(input.data(), ec);
+    input.consume(used);
+    if (ec == http::error::need_more || ec == http::error::need_buffer) {
+      break;
+    }
+    if (ec) {
+      broken = true;
+      break;
+    }
+    if (used == 0) {
+      break;
+    }
+  }
+  return out.size() - parser.get().body().size;
+}
+
+std::string break_message(RelayEnd end, const UpstreamNode& node,
+                          const config::GatewayConfig& config) {
+  switch (end) {
+    case RelayEnd::total_timeout:
+      return "the request took longer than timeouts.total_ms (" +
+             std::to_string(config.timeouts.total.count()) + " ms); node " + node.id;
+    case RelayEnd::shutdown:
+      return "the gateway is shutting down; the stream from node " + node.id + " was cut";
+    default:
+      return "the upstream node " + node.id + " ended the stream unexpectedly";
+  }
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name) noexcept {
+  static constexpr std::array<std::string_view, 9> kHopByHop{
+      "connection", "keep-alive",          "proxy-connection", "proxy-authenticate",
+      "te",         "proxy-authorization", "trailer",          "transfer-encoding",
+      "upgrade"};
+  for (const auto& hop : kHopByHop) {
+    if (beast::iequals(name, hop)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string stream_error_record(std::string_view content_type, const std::string& message) {
+  if (content_type.find("text/event-stream") != std::string_view::npos) {
+    const nlohmann::json openai{{"error", {{"message", message}, {"type", "upstream_error"}}}};
+    return "data: " + openai.dump() + "\n\n";
+  }
+  return nlohmann::json{{"error", message}}.dump() + "\n";
+}
+
+asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection, UpstreamNode& node,
+                                   Exchange& exchange, beast::flat_buffer& input,
+                                   std::span<char> buffer, const RelayRequest& request) {
+  const auto& config = worker.shared.config;
+  Watchdog& watchdog = *connection.watchdog;
+  tcp::socket& client = *connection.client;
+  tcp::socket& upstream = *exchange.upstream;
+  auto& parser = *exchange.parser;
+  RelayResult result;
+  result.status = parser.get().result_int();
+
+  const bool may_have_body =
+      !request.head_request && result.status >= 200 && result.status != 204 && result.status != 304;
+  const bool length_known = !may_have_body || parser.content_length().has_value();
+  const bool chunked = !length_known && request.client_accepts_chunks;
+  const bool close_delimited = !length_known && !chunked;  // an HTTP/1.0 client
+  const bool keep_alive = request.client_keep_alive && !close_delimited &&
+                          !worker.shared.draining.load(std::memory_order_relaxed);
+  auto head = client_head(parser.get(), node, request.route, chunked, keep_alive);
+  const std::string content_type{parser.get()[http::field::content_type]};
+  http::response_serializer<http::buffer_body> serializer{head};
+
+  bool upstream_complete = parser.is_done();
+  bool broken = false;
+  bool client_gone = false;
+  bool head_sent = false;
+  bool completion_signalled = false;
+  // Body bytes that came with the head go out with it: a short response leaves in one write.
+  std::size_t got = 0;
+  if (!upstream_complete && input.size() > 0) {
+    got = parse_buffered(parser, input, buffer, broken);
+    upstream_complete = !broken && parser.is_done();
+  }
+  for (;;) {
+    if (got > 0) {
+      if (!result.first_byte_seen) {
+        result.first_byte_seen = true;
+        result.time_to_first_byte = Clock::now() - request.started;
+      }
+      result.usage_scanner.feed(std::string_view{buffer.data(), got});
+    }
+    if (upstream_complete && !completion_signalled && request.on_upstream_complete) {
+      completion_signalled = true;
+      request.on_upstream_complete();
+    }
+    // One write per piece: the head goes with the first one, the last chunk with the last one.
+    // A stream whose first token is not there yet gets its head at once, alone.
+    if (got > 0 || !head_sent || (upstream_complete && chunked)) {
+      head.body().data = got > 0 ? buffer.data() : nullptr;
+      head.body().size = got;
+      head.body().more = !upstream_complete;
+      watchdog.arm(Side::client, config.timeouts.idle);
+      const auto write_error =
+          co_await write_now(client, serializer, got == 0 && !upstream_complete);
+      head_sent = true;
+      client_gone = static_cast<bool>(write_error);
+      if (!client_gone) {
+        result.bytes += got;
+      }
+    }
+    if (client_gone || upstream_complete || broken) {
+      break;
+    }
+    parser.get().body().data = buffer.data();
+    parser.get().body().size = buffer.size();
+    watchdog.arm(Side::upstream, config.timeouts.idle);
+    // read_some, not read: read would wait until the buffer is full, holding tokens back.
+    auto [read_error, read] = co_await http::async_read_some(upstream, input, parser, kAsTuple);
+    got = buffer.size() - parser.get().body().size;
+    if (read_error && read_error != http::error::need_buffer) {
+      broken = true;  // what was read still goes to the client first
+    } else {
+      upstream_complete = parser.is_done();
+    }
+    if (config.timeouts.total.count() > 0 &&
+        Clock::now() - request.started > config.timeouts.total) {
+      result.end = RelayEnd::total_timeout;
+      broken = true;
+      upstream_complete = false;
+    }
+  }
+  connection.upstream = nullptr;
+  result.usage_scanner.finish();
+
+  if (client_gone) {
+    result.end = RelayEnd::client_gone;
+    co_return result;
+  }
+  if (!broken) {
+    result.end = RelayEnd::complete;
+    result.client_reusable = keep_alive;
+    result.upstream_reusable = parser.keep_alive();
+    co_return result;
+  }
+  if (result.end != RelayEnd::total_timeout) {
+    result.end = worker.shared.drain_cut.load(std::memory_order_relaxed)
+                     ? RelayEnd::shutdown
+                     : RelayEnd::upstream_broken;
+  }
+  if (chunked || close_delimited) {
+    // The error record, then (chunked) the terminal chunk: the client's parser sees a complete
+    // message and its connection stays usable.
+    auto record = stream_error_record(content_type, break_message(result.end, node, config));
+    head.body().data = record.data();
+    head.body().size = record.size();
+    head.body().more = false;
+    watchdog.arm(Side::client, config.timeouts.idle);
+    const auto write_error = co_await write_now(client, serializer, false);
+    result.client_reusable = !write_error && chunked && keep_alive;
+  }
+  co_return result;
+}
+
+}  // namespace llmgw::server::detail

@@ -1,0 +1,66 @@
+#pragma once
+
+// Internal: the third step of the proxy path (proxy.hpp: plan -> attempt -> relay -> account).
+// Relays an answered exchange to the client: the response head (hop-by-hop fields removed, the
+// gateway's headers added), then the body piece by piece as the node sends it (Beast's relay
+// example: one fixed buffer, read_some then write, never the whole body in memory).
+//
+// A stream that breaks after its first byte cannot be retried: it ends with an error record in
+// the stream's own format (NDJSON or SSE) and the terminal chunk, so a keep-alive client can send
+// its next request on the same connection. Only a response that announced its length, or a
+// client too old for chunks, loses its connection with the break.
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "llmgw/server/usage_scanner.hpp"
+#include "upstream_attempt.hpp"
+
+namespace llmgw::server::detail {
+
+struct RelayRequest {
+  routing::RouteKind route = routing::RouteKind::affinity;
+  bool head_request = false;
+  bool client_keep_alive = true;
+  bool client_accepts_chunks = true;  // HTTP/1.1 or later (RFC 9112 §7: not to HTTP/1.0)
+  std::chrono::steady_clock::time_point started;
+  // Called once the node's last byte is in, just before the client's last write: the request
+  // stops counting as in flight when the client has its answer, not after the bookkeeping.
+  std::function<void()> on_upstream_complete;
+};
+
+enum class RelayEnd {
+  complete,         // the whole response reached the client
+  client_gone,      // a write to the client failed; the node's connection was closed
+  upstream_broken,  // the node's connection broke or stalled mid-body
+  total_timeout,    // timeouts.total passed
+  shutdown,         // cut at the drain deadline
+};
+
+struct RelayResult {
+  RelayEnd end = RelayEnd::complete;
+  int status = 0;
+  std::uint64_t bytes = 0;         // body bytes that reached the client
+  bool client_reusable = false;    // the client connection may serve another request
+  bool upstream_reusable = false;  // the node's connection may go back to the pool
+  bool first_byte_seen = false;
+  std::chrono::steady_clock::duration time_to_first_byte{};  // when first_byte_seen
+  UsageScanner usage_scanner;  // token counts from the node's final record
+};
+
+asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection, UpstreamNode& node,
+                                   Exchange& exchange, beast::flat_buffer& input,
+                                   std::span<char> buffer, const RelayRequest& request);
+
+// An error record in the stream's own format, for a stream that breaks after its first byte.
+std::string stream_error_record(std::string_view content_type, const std::string& message);
+
+// True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
+bool is_hop_by_hop(std::string_view name) noexcept;
+
+}  // namespace llmgw::server::detail

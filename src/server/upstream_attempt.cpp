@@ -1,0 +1,178 @@
+#include "upstream_attempt.hpp"
+
+#include <prometheus/counter.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <cerrno>
+#include <limits>
+
+#include "watchdog.hpp"
+#include "write_now.hpp"
+
+namespace llmgw::server::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Side = Watchdog::Side;
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+
+struct Connected {
+  std::optional<tcp::socket> socket;
+  beast::error_code error;
+  bool timed_out = false;
+};
+
+asio::awaitable<Connected> connect_upstream(Worker& worker, const UpstreamNode& node,
+                                            std::chrono::milliseconds timeout) {
+  Connected result;
+  tcp::resolver resolver(worker.io);
+  auto [resolve_error, endpoints] =
+      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
+  if (resolve_error) {
+    result.error = resolve_error;
+    co_return result;
+  }
+  beast::tcp_stream stream(worker.io);
+  stream.expires_after(timeout);
+  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
+  if (connect_error) {
+    result.error = connect_error;
+    result.timed_out = connect_error == beast::error::timeout;
+    co_return result;
+  }
+  beast::error_code ignored;  // the throwing overload would throw on the data path
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+  stream.socket().non_blocking(true, ignored);  // for write_now
+  // From here on the client connection's watchdog keeps the time (watchdog.hpp).
+  result.socket.emplace(stream.release_socket());
+  co_return result;
+}
+
+// The connection of one try: a live pooled one on the first try when there is one, else new.
+struct Connection {
+  AttemptOutcome failure = AttemptOutcome::answered;  // answered = connected
+  bool pooled = false;
+};
+
+asio::awaitable<Connection> open_connection(Worker& worker, ClientConnection& connection,
+                                            UpstreamNode& node, bool may_reuse,
+                                            Clock::time_point deadline, Exchange& out) {
+  const auto& timeouts = worker.shared.config.timeouts;
+  const auto now = Clock::now();
+  if (may_reuse) {
+    if (auto idle = worker.pool.take(node.authority, timeouts.upstream_idle, now)) {
+      out.upstream.emplace(std::move(*idle));
+      co_return Connection{AttemptOutcome::answered, true};
+    }
+  }
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  connection.watchdog->disarm();  // connect keeps its own time
+  auto connected = co_await connect_upstream(worker, node, std::min(timeouts.connect, left));
+  if (!connected.socket) {
+    if (is_local_resource_error(connected.error)) {
+      co_return Connection{AttemptOutcome::no_descriptors, false};
+    }
+    co_return Connection{connected.timed_out && left < timeouts.connect
+                             ? AttemptOutcome::timed_out
+                             : AttemptOutcome::connect_failed,
+                         false};
+  }
+  out.upstream.emplace(std::move(*connected.socket));
+  co_return Connection{AttemptOutcome::answered, false};
+}
+
+}  // namespace
+
+std::string_view to_string(AttemptOutcome outcome) noexcept {
+  switch (outcome) {
+    case AttemptOutcome::answered:
+      return "answered";
+    case AttemptOutcome::connect_failed:
+      return "connect_failed";
+    case AttemptOutcome::timed_out:
+      return "timed_out";
+    case AttemptOutcome::reset:
+      return "reset";
+    case AttemptOutcome::client_gone:
+      return "client_gone";
+    case AttemptOutcome::no_descriptors:
+      return "no_descriptors";
+  }
+  return "unknown";
+}
+
+bool is_local_resource_error(const beast::error_code& ec) noexcept {
+  if (ec.category() != boost::system::system_category()) {
+    return false;
+  }
+  const int code = ec.value();
+  return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
+}
+
+asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connection,
+                                        UpstreamNode& node, Request& request, bool head_request,
+                                        std::chrono::milliseconds time_left,
+                                        beast::flat_buffer& input, Exchange& out) {
+  Watchdog& watchdog = *connection.watchdog;
+  const auto deadline = Clock::now() + time_left;
+  watchdog.watch_client();
+  struct Unwatch {
+    Watchdog& watchdog;
+    ~Unwatch() { watchdog.unwatch_client(); }
+  } unwatch{watchdog};
+
+  for (int try_number = 0; try_number < 2; ++try_number) {
+    out.upstream.reset();
+    out.parser.reset();
+    const auto opened =
+        co_await open_connection(worker, connection, node, try_number == 0, deadline, out);
+    if (watchdog.client_gone()) {
+      out.upstream.reset();
+      co_return AttemptOutcome::client_gone;
+    }
+    if (opened.failure != AttemptOutcome::answered) {
+      co_return opened.failure;
+    }
+    connection.upstream = &*out.upstream;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    watchdog.arm(Side::upstream, std::max(left, std::chrono::milliseconds{1}));
+    http::request_serializer<http::string_body> serializer{request};
+    auto failed = co_await write_now(*out.upstream, serializer, false);
+    auto& parser = out.parser.emplace();
+    if (!failed) {
+      input.clear();
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      parser.skip(head_request);
+      auto [read_error, read] =
+          co_await http::async_read_header(*out.upstream, input, parser, kAsTuple);
+      failed = read_error;
+    }
+    if (!failed) {
+      co_return AttemptOutcome::answered;
+    }
+    connection.upstream = nullptr;
+    out.upstream.reset();
+    if (watchdog.client_gone()) {
+      co_return AttemptOutcome::client_gone;
+    }
+    if (watchdog.expired()) {
+      co_return AttemptOutcome::timed_out;
+    }
+    if (!opened.pooled || parser.got_some() || input.size() > 0) {
+      co_return AttemptOutcome::reset;
+    }
+    // A pooled connection the node had closed: once more on a brand-new one.
+    out.replaced_stale = true;
+    node.metrics.errors[static_cast<std::size_t>(metrics::UpstreamError::stale_connection)]
+        ->Increment();
+  }
+  co_return AttemptOutcome::reset;  // not reached: the second try never reuses
+}
+
+}  // namespace llmgw::server::detail

@@ -1,0 +1,58 @@
+#include "upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace llmgw::server::detail {
+
+bool peer_closed_or_sent(int native_socket) noexcept {
+  char byte = 0;
+  const auto peeked = ::recv(native_socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return !(peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+std::optional<UpstreamPool::tcp::socket> UpstreamPool::take(const std::string& authority,
+                                                            Clock::duration max_idle_age,
+                                                            Clock::time_point now) {
+  const auto it = idle_.find(authority);
+  if (it == idle_.end()) {
+    return std::nullopt;
+  }
+  auto& idle = it->second;
+  // The oldest sit at the front: drop the ones past their age first, in one sweep.
+  const auto fresh = std::find_if(idle.begin(), idle.end(), [&](const Idle& entry) {
+    return now - entry.since < max_idle_age;
+  });
+  discarded_ += static_cast<std::uint64_t>(fresh - idle.begin());
+  idle.erase(idle.begin(), fresh);  // closes them
+  while (!idle.empty()) {
+    Idle entry = std::move(idle.back());
+    idle.pop_back();
+    if (!peer_closed_or_sent(entry.socket.native_handle())) {
+      return std::optional<tcp::socket>{std::move(entry.socket)};
+    }
+    ++discarded_;
+  }
+  return std::nullopt;
+}
+
+void UpstreamPool::put(const std::string& authority, tcp::socket socket, std::size_t max_idle,
+                       Clock::time_point now) {
+  auto& idle = idle_[authority];
+  if (idle.size() < max_idle) {
+    idle.push_back({std::move(socket), now});
+  }
+}
+
+void UpstreamPool::clear() {
+  idle_.clear();
+}
+
+std::size_t UpstreamPool::idle_count(const std::string& authority) const {
+  const auto it = idle_.find(authority);
+  return it == idle_.end() ? 0 : it->second.size();
+}
+
+}  // namespace llmgw::server::detail
