@@ -376,9 +376,9 @@ asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
   }
   const auto policy = outlier_policy(health);
   if (failure.empty()) {
-    node->record_success(policy, "health checks of " + health.path);
+    node->record_success(NodeHealth::Source::check, policy);
   } else {
-    node->record_failure(policy, failure);
+    node->record_failure(NodeHealth::Source::check, policy, failure);
   }
 }
 

@@ -6,8 +6,9 @@
 
 namespace llmgw::server::detail {
 
-void UpstreamNode::record_failure(const OutlierPolicy& policy, std::string_view reason) {
-  const auto change = health.record_failure(policy, std::chrono::steady_clock::now());
+void UpstreamNode::record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
+                                  std::string_view reason) {
+  const auto change = health.record_failure(source, policy, std::chrono::steady_clock::now());
   if (change.ejected()) {
     metrics.healthy->Set(0);
     metrics.ejections->Increment();
@@ -17,12 +18,13 @@ void UpstreamNode::record_failure(const OutlierPolicy& policy, std::string_view 
   }
 }
 
-void UpstreamNode::record_success(const OutlierPolicy& policy, std::string_view source) {
-  const auto change = health.record_success(policy, std::chrono::steady_clock::now());
+void UpstreamNode::record_success(NodeHealth::Source source, const OutlierPolicy& policy) {
+  const auto change = health.record_success(source, policy, std::chrono::steady_clock::now());
   if (change.readmitted()) {
     metrics.healthy->Set(1);
-    spdlog::warn("node {} taken back: {} succeeded {} times in a row after its ejection time", id,
-                 source, policy.healthy_threshold);
+    spdlog::warn("node {} taken back: {} {} succeeded in a row after its ejection time", id,
+                 policy.healthy_threshold,
+                 source == NodeHealth::Source::check ? "health checks" : "proxied requests");
   }
 }
 

@@ -44,8 +44,9 @@ struct UpstreamNode final : routing::NodeState {
         metrics(node_metrics) {}
 
   // A failure (what counts: node_health.hpp). `reason` says what failed, for the log.
-  void record_failure(const OutlierPolicy& policy, std::string_view reason);
-  void record_success(const OutlierPolicy& policy, std::string_view source);
+  void record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
+                      std::string_view reason);
+  void record_success(NodeHealth::Source source, const OutlierPolicy& policy);
 
   const config::NodeConfig config;
   const std::string authority;  // Host header value

@@ -4,10 +4,16 @@
 
 namespace llmgw::server {
 
-HealthTransition NodeHealth::record_failure(const OutlierPolicy& policy, Clock::time_point now) {
+unsigned NodeHealth::consecutive_failures() const noexcept {
+  return std::max(check_failures_.load(std::memory_order_relaxed),
+                  traffic_failures_.load(std::memory_order_relaxed));
+}
+
+HealthTransition NodeHealth::record_failure(Source source, const OutlierPolicy& policy,
+                                            Clock::time_point now) {
   std::lock_guard lock(mutex_);
   consecutive_successes_ = 0;
-  const unsigned failures = consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const unsigned failures = failures_of(source).fetch_add(1, std::memory_order_relaxed) + 1;
   if (!healthy_.load(std::memory_order_relaxed) || failures < policy.unhealthy_threshold) {
     return {};
   }
@@ -26,11 +32,13 @@ HealthTransition NodeHealth::record_failure(const OutlierPolicy& policy, Clock::
   return {HealthTransition::Kind::ejected, ejected_for, ejections_};
 }
 
-HealthTransition NodeHealth::record_success(const OutlierPolicy& policy, Clock::time_point now) {
+HealthTransition NodeHealth::record_success(Source source, const OutlierPolicy& policy,
+                                            Clock::time_point now) {
+  auto& failures = failures_of(source);
   if (healthy_.load(std::memory_order_relaxed)) {
     // The hot path: a healthy node with no failure run costs one load.
-    if (consecutive_failures_.load(std::memory_order_relaxed) != 0) {
-      consecutive_failures_.store(0, std::memory_order_relaxed);
+    if (failures.load(std::memory_order_relaxed) != 0) {
+      failures.store(0, std::memory_order_relaxed);
     }
     return {};
   }
@@ -42,7 +50,8 @@ HealthTransition NodeHealth::record_success(const OutlierPolicy& policy, Clock::
     return {};
   }
   consecutive_successes_ = 0;
-  consecutive_failures_.store(0, std::memory_order_relaxed);
+  check_failures_.store(0, std::memory_order_relaxed);
+  traffic_failures_.store(0, std::memory_order_relaxed);
   readmitted_at_ = now;
   healthy_.store(true, std::memory_order_relaxed);
   return {HealthTransition::Kind::readmitted, {}, ejections_};

@@ -150,8 +150,10 @@ std::string account_failed_attempt(SharedState& shared, UpstreamNode& node, Atte
       return "the client closed the connection";
     case AttemptOutcome::no_descriptors:
       return "the gateway is out of file descriptors; retry shortly";
+    case AttemptOutcome::shutting_down:
+      return "the gateway is shutting down";
   }
-  node.record_failure(policy, message);
+  node.record_failure(NodeHealth::Source::traffic, policy, message);
   return message;
 }
 
@@ -173,7 +175,7 @@ ProxyResult account_relayed(Worker& worker, UpstreamNode& node, routing::RouteKi
       break;
     case RelayEnd::upstream_broken:
       count_error(node, UpstreamError::broken_stream);
-      node.record_failure(policy, "a response stream broke mid-way");
+      node.record_failure(NodeHealth::Source::traffic, policy, "a response stream broke mid-way");
       break;
     case RelayEnd::total_timeout:
       count_error(node, UpstreamError::timeout);
@@ -182,9 +184,10 @@ ProxyResult account_relayed(Worker& worker, UpstreamNode& node, routing::RouteKi
       break;
   }
   if (relayed.status >= 500) {
-    node.record_failure(policy, "answered " + std::to_string(relayed.status));
+    node.record_failure(NodeHealth::Source::traffic, policy,
+                        "answered " + std::to_string(relayed.status));
   } else if (relayed.end == RelayEnd::complete || relayed.end == RelayEnd::client_gone) {
-    node.record_success(policy, "proxied requests");
+    node.record_success(NodeHealth::Source::traffic, policy);
   }
 
   const Usage& usage = relayed.usage_scanner.usage();
@@ -301,7 +304,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       if (outcome == AttemptOutcome::client_gone) {
         co_return ProxyResult{499, false, node.id, routing::to_string(route), 0};
       }
-      if (outcome == AttemptOutcome::no_descriptors) {
+      if (outcome == AttemptOutcome::no_descriptors || outcome == AttemptOutcome::shutting_down) {
         co_return co_await answer_locally(worker, connection, 503, last_failure, false, "1");
       }
       continue;

@@ -102,6 +102,8 @@ std::string_view to_string(AttemptOutcome outcome) noexcept {
       return "client_gone";
     case AttemptOutcome::no_descriptors:
       return "no_descriptors";
+    case AttemptOutcome::shutting_down:
+      return "shutting_down";
   }
   return "unknown";
 }
@@ -160,6 +162,9 @@ asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connec
     out.upstream.reset();
     if (watchdog.client_gone()) {
       co_return AttemptOutcome::client_gone;
+    }
+    if (worker.shared.drain_cut.load(std::memory_order_relaxed)) {
+      co_return AttemptOutcome::shutting_down;
     }
     if (watchdog.expired()) {
       co_return AttemptOutcome::timed_out;

@@ -33,6 +33,7 @@ enum class AttemptOutcome {
   reset,           // a brand-new connection broke before a complete response head
   client_gone,     // the client left while waiting; the node's connection was closed
   no_descriptors,  // the gateway itself ran out of descriptors or buffers: not the node's fault
+  shutting_down,   // the drain deadline passed and the node's connection was closed
 };
 
 // Whether an outcome is evidence against the node (counts toward its ejection).

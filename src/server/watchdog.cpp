@@ -73,7 +73,9 @@ void Watchdog::watch_client() {
   watching_client_ = true;
   connection_->client->async_wait(
       tcp::socket::wait_read,
-      [self = shared_from_this()](const beast::error_code& ec) { self->on_client_readable(ec); });
+      [self = shared_from_this(), id = ++watch_id_](const beast::error_code& ec) {
+        self->on_client_readable(ec, id);
+      });
 }
 
 void Watchdog::unwatch_client() noexcept {
@@ -84,10 +86,15 @@ void Watchdog::unwatch_client() noexcept {
   }
 }
 
-void Watchdog::on_client_readable(const beast::error_code& ec) {
-  const bool was_watching = std::exchange(watching_client_, false);
-  if (ec || !was_watching || connection_ == nullptr) {
-    return;  // cancelled: the head arrived, or the connection ended
+void Watchdog::on_client_readable(const beast::error_code& ec, std::uint64_t id) {
+  // A wait cancelled by unwatch_client may complete after the next watch began: only the
+  // current watch's completion counts.
+  if (id != watch_id_ || !watching_client_ || connection_ == nullptr) {
+    return;
+  }
+  watching_client_ = false;
+  if (ec) {
+    return;  // the connection ended
   }
   // Readable: either the client closed (recv peeks 0 bytes, or an error) or it sent more.
   char byte = 0;

@@ -23,6 +23,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 
 #include "gateway_state.hpp"
@@ -66,7 +67,7 @@ class Watchdog : public std::enable_shared_from_this<Watchdog> {
   void wait();
   void on_wake();
   void expire() noexcept;
-  void on_client_readable(const beast::error_code& ec);
+  void on_client_readable(const beast::error_code& ec, std::uint64_t id);
 
   asio::steady_timer timer_;
   ClientConnection* connection_;
@@ -74,6 +75,7 @@ class Watchdog : public std::enable_shared_from_this<Watchdog> {
   Side side_ = Side::client;
   bool expired_ = false;
   bool watching_client_ = false;
+  std::uint64_t watch_id_ = 0;
   bool client_gone_ = false;
 };
 

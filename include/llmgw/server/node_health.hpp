@@ -18,6 +18,7 @@
 // ejected again, now for 60 s (until 103 s); then 120 s, 240 s, 300 s, 300 s ... Once the node
 // has stayed healthy for 300 s, the next ejection lasts 30 s again.
 //
+// Active checks and proxied traffic keep separate failure runs (Source): a run of either ejects.
 // What counts as a failure is the caller's decision (proxy.cpp: connect errors on a fresh
 // connection, first-byte timeouts, 5xx answers, streams broken mid-way; never a stale pooled
 // connection, a client that left, or the gateway's own lack of descriptors).
@@ -52,19 +53,24 @@ struct HealthTransition {
 class NodeHealth {
  public:
   using Clock = std::chrono::steady_clock;
+  // Where an outcome was seen. Each source keeps its own run of failures (as Envoy keeps outlier
+  // detection apart from active checks): a hung node's passing /api/version probes must not wipe
+  // out the timeouts its generations ran into, nor the reverse.
+  enum class Source { check, traffic };
 
   // `healthy` is the flag the router reads; this object is its only writer.
   explicit NodeHealth(std::atomic<bool>& healthy) noexcept : healthy_(healthy) {}
   NodeHealth(const NodeHealth&) = delete;
   NodeHealth& operator=(const NodeHealth&) = delete;
 
-  HealthTransition record_failure(const OutlierPolicy& policy, Clock::time_point now);
-  HealthTransition record_success(const OutlierPolicy& policy, Clock::time_point now);
+  HealthTransition record_failure(Source source, const OutlierPolicy& policy,
+                                  Clock::time_point now);
+  HealthTransition record_success(Source source, const OutlierPolicy& policy,
+                                  Clock::time_point now);
 
   bool healthy() const noexcept { return healthy_.load(std::memory_order_relaxed); }
-  unsigned consecutive_failures() const noexcept {
-    return consecutive_failures_.load(std::memory_order_relaxed);
-  }
+  // The longer of the two sources' current failure runs.
+  unsigned consecutive_failures() const noexcept;
   // While ejected: when the ejection time ends (successes count again from then on).
   Clock::time_point ejected_until() const;
   // Ejections in the current run (reset once the node stays healthy for max_ejection).
@@ -72,7 +78,12 @@ class NodeHealth {
 
  private:
   std::atomic<bool>& healthy_;
-  std::atomic<unsigned> consecutive_failures_{0};
+  std::atomic<unsigned>& failures_of(Source source) noexcept {
+    return source == Source::check ? check_failures_ : traffic_failures_;
+  }
+
+  std::atomic<unsigned> check_failures_{0};
+  std::atomic<unsigned> traffic_failures_{0};
   mutable std::mutex mutex_;  // the fields below; taken only on failures and while ejected
   unsigned consecutive_successes_ = 0;
   unsigned ejections_ = 0;

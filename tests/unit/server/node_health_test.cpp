@@ -18,6 +18,9 @@ constexpr OutlierPolicy kPolicy{.unhealthy_threshold = 3,
                                 .base_ejection = seconds{30},
                                 .max_ejection = seconds{300}};
 
+constexpr auto kTraffic = NodeHealth::Source::traffic;
+constexpr auto kCheck = NodeHealth::Source::check;
+
 struct Node {
   std::atomic<bool> healthy{true};
   NodeHealth health{healthy};
@@ -27,7 +30,7 @@ struct Node {
 HealthTransition fail_run(Node& node, Clock::time_point at) {
   HealthTransition last;
   for (unsigned i = 0; i < kPolicy.unhealthy_threshold; ++i) {
-    last = node.health.record_failure(kPolicy, at);
+    last = node.health.record_failure(kTraffic, kPolicy, at);
   }
   return last;
 }
@@ -35,7 +38,7 @@ HealthTransition fail_run(Node& node, Clock::time_point at) {
 // Passes checks at `at`, `at`+1 ms, ... until readmitted or `limit` tries; returns the tries.
 unsigned succeed_until_back(Node& node, Clock::time_point at, unsigned limit = 10) {
   for (unsigned i = 1; i <= limit; ++i) {
-    if (node.health.record_success(kPolicy, at + milliseconds{i}).readmitted()) {
+    if (node.health.record_success(kCheck, kPolicy, at + milliseconds{i}).readmitted()) {
       return i;
     }
   }
@@ -45,19 +48,30 @@ unsigned succeed_until_back(Node& node, Clock::time_point at, unsigned limit = 1
 TEST(NodeHealth, EjectsAfterTheThresholdOfConsecutiveFailuresOnly) {
   Node node;
   const auto t0 = Clock::now();
-  EXPECT_FALSE(node.health.record_failure(kPolicy, t0).ejected());
-  EXPECT_FALSE(node.health.record_failure(kPolicy, t0).ejected());
-  node.health.record_success(kPolicy, t0);  // breaks the run
-  EXPECT_FALSE(node.health.record_failure(kPolicy, t0).ejected());
-  EXPECT_FALSE(node.health.record_failure(kPolicy, t0).ejected());
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
+  node.health.record_success(kTraffic, kPolicy, t0);  // breaks the run
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
   EXPECT_TRUE(node.healthy);
-  const auto third = node.health.record_failure(kPolicy, t0);
+  const auto third = node.health.record_failure(kTraffic, kPolicy, t0);
   EXPECT_TRUE(third.ejected());
   EXPECT_EQ(third.ejected_for, seconds{30});
   EXPECT_EQ(third.ejections, 1U);
   EXPECT_FALSE(node.healthy);
   // Further failures while out are not new ejections.
-  EXPECT_FALSE(node.health.record_failure(kPolicy, t0).ejected());
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
+}
+
+TEST(NodeHealth, PassingChecksDoNotWipeOutARunOfFailedRequests) {
+  // A node that hangs on generations while its /api/version probe passes between them.
+  Node node;
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
+  node.health.record_success(kCheck, kPolicy, t0);
+  EXPECT_FALSE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
+  node.health.record_success(kCheck, kPolicy, t0);
+  EXPECT_TRUE(node.health.record_failure(kTraffic, kPolicy, t0).ejected());
 }
 
 TEST(NodeHealth, PassingChecksDuringTheEjectionTimeDoNotBringTheNodeBack) {
@@ -65,7 +79,7 @@ TEST(NodeHealth, PassingChecksDuringTheEjectionTimeDoNotBringTheNodeBack) {
   const auto t0 = Clock::now();
   ASSERT_TRUE(fail_run(node, t0).ejected());
   for (int s = 5; s < 30; s += 5) {
-    EXPECT_FALSE(node.health.record_success(kPolicy, t0 + seconds{s}).readmitted()) << s;
+    EXPECT_FALSE(node.health.record_success(kCheck, kPolicy, t0 + seconds{s}).readmitted()) << s;
   }
   EXPECT_FALSE(node.healthy) << "a hung node whose health path answers must stay out";
   EXPECT_EQ(succeed_until_back(node, t0 + seconds{30}), 2U) << "healthy_threshold after the time";
