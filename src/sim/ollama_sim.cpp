@@ -289,6 +289,9 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
     const auto due = decode_start + generation.per_token * static_cast<std::int64_t>(i + 1);
     const auto now = Clock::now();
     if (due > now && !co_await out.sleep(due - now)) {
+      if (out.peer_gone()) {
+        count_cancelled();
+      }
       co_return;
     }
     lease.append(pieces[i]);
