@@ -30,6 +30,7 @@
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
 #include "proxy.hpp"
+#include "request_reader.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server {
@@ -39,13 +40,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-
-bool is_quiet_close(const beast::error_code& ec) {
-  return ec == http::error::end_of_stream || ec == asio::error::eof ||
-         ec == asio::error::operation_aborted || ec == beast::error::timeout ||
-         ec == asio::error::connection_reset || ec == asio::error::bad_descriptor ||
-         ec == http::error::partial_message;
-}
 
 void access_log(const SharedState& shared, const std::string& client_ip, const Request& request,
                 const ProxyResult& result, Clock::time_point started) {
@@ -232,89 +226,19 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     if (shared.draining.load()) {
       break;
     }
-    http::request_parser<http::empty_body> head_parser;
-    head_parser.header_limit(static_cast<std::uint32_t>(config.limits.max_header_bytes));
-    head_parser.body_limit(config.limits.max_body_bytes);
-    watchdog->arm(Side::client, config.timeouts.client_header);
-    auto [head_error, head_bytes] =
-        co_await http::async_read_header(stream, buffer, head_parser, kAsTuple);
-    watchdog->disarm();  // the client is not waited on again until the next arm()
-    connection.idle = false;
-    const auto started = Clock::now();
-    if (head_error) {
-      if (is_quiet_close(head_error) && head_error != http::error::partial_message) {
-        break;
-      }
-      if (head_error == http::error::partial_message && buffer.size() == 0) {
-        break;
-      }
-      const bool header_too_large = head_error == http::error::header_limit;
-      // The head parser already checks Content-Length against the body limit.
-      const bool body_too_large = head_error == http::error::body_limit;
-      const int status = header_too_large ? 431 : body_too_large ? 413 : 400;
-      auto response = json_error(
-          status,
-          header_too_large ? "request header is larger than limits.max_header_bytes (" +
-                                 std::to_string(config.limits.max_header_bytes) + " bytes)"
-          : body_too_large ? "request body is larger than limits.max_body_bytes (" +
-                                 std::to_string(config.limits.max_body_bytes) + " bytes)"
-                           : "malformed request: " + head_error.message(),
-          false);
+    ReadResult read = co_await read_request(connection, buffer, config);
+    const auto started = read.started;
+    if (read.error) {
+      auto response = error_response(*read.error);
       watchdog->arm(Side::client, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
-      shared.metrics.count_unrouted(status);
+      shared.metrics.count_unrouted(read.error->status);
       break;
     }
-    if (head_parser.content_length() &&
-        *head_parser.content_length() > config.limits.max_body_bytes) {
-      auto response = json_error(413,
-                                 "request body is larger than limits.max_body_bytes (" +
-                                     std::to_string(config.limits.max_body_bytes) + " bytes)",
-                                 false);
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      co_await http::async_write(stream, response, kAsTuple);
-      shared.metrics.count_unrouted(413);
-      break;
+    if (!read.request) {
+      break;  // the client left or went quiet
     }
-    if (beast::iequals(head_parser.get()[http::field::expect], "100-continue")) {
-      http::response<http::empty_body> proceed{http::status::continue_, 11};
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      co_await http::async_write(stream, proceed, kAsTuple);
-    }
-    http::request_parser<http::string_body> parser{std::move(head_parser)};
-    parser.body_limit(config.limits.max_body_bytes);
-    beast::error_code body_error;
-    if (!parser.is_done()) {  // a GET is complete with its head: no read (and no queued handler)
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      // A small body usually came with the head: parse it at once. The socket is non-blocking,
-      // so this never waits; the rest of a larger body is read asynchronously.
-      body_error = asio::error::would_block;
-      if (buffer.size() > 0) {
-        http::read(stream, buffer, parser, body_error);
-      }
-      if (body_error == asio::error::would_block || body_error == asio::error::try_again) {
-        auto [read_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
-        body_error = read_error;
-      }
-      watchdog->disarm();
-    }
-    if (body_error) {
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      if (body_error == http::error::body_limit) {
-        auto response = json_error(413,
-                                   "request body is larger than limits.max_body_bytes (" +
-                                       std::to_string(config.limits.max_body_bytes) + " bytes)",
-                                   false);
-        co_await http::async_write(stream, response, kAsTuple);
-        shared.metrics.count_unrouted(413);
-      } else if (!is_quiet_close(body_error)) {
-        auto response = json_error(400, "malformed request body: " + body_error.message(), false);
-        co_await http::async_write(stream, response, kAsTuple);
-        shared.metrics.count_unrouted(400);
-      }
-      break;
-    }
-    Request request = parser.release();
+    Request& request = *read.request;
     ProxyResult result;
     if (is_local_path(net::target_path(request.target()))) {
       auto response = handle_local(shared, request);
