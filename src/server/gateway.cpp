@@ -29,6 +29,7 @@
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
+#include "open_files.hpp"
 #include "proxy.hpp"
 #include "request_reader.hpp"
 #include "watchdog.hpp"
@@ -88,6 +89,7 @@ struct Gateway::Impl {
   }
 
   void start();
+  void limit_connections_to_open_files(std::size_t worker_count);
   void request_stop();
   void wait();
   asio::awaitable<void> accept_loop(Worker& worker);
@@ -102,6 +104,8 @@ struct Gateway::Impl {
   asio::io_context control{1};  // health checks, drain timer, signals
   std::thread control_thread;
   std::uint16_t port = 0;
+  std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files
+  std::string too_many_connections;        // the 503 message past it
   std::atomic<bool> stop_requested{false};
   std::mutex stopped_mutex;
   std::condition_variable stopped_cv;
@@ -115,20 +119,33 @@ void Gateway::Impl::start() {
       config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency()) : config.workers;
   const auto address = asio::ip::make_address(config.listen.address);
   port = config.listen.port;
+  limit_connections_to_open_files(count);
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(shared);
     tcp::acceptor acceptor(worker->io);
     const tcp::endpoint endpoint(address, port);
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
-    // Every worker accepts on the same port; the kernel spreads connections between them.
+    // Every worker accepts on the same port; the kernel spreads connections between them. The
+    // first binds without SO_REUSEPORT, so that it fails if any other process listens there
+    // (with SO_REUSEPORT a second gateway would share the port and split the traffic); the
+    // option is set once bound, before listen, so the other workers join it.
     const int one = 1;
-    ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (i > 0) {
+      ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    }
     beast::error_code ec;
     acceptor.bind(endpoint, ec);
     if (ec) {
       throw std::runtime_error("cannot listen on " + config.listen.address + ":" +
-                               std::to_string(port) + ": " + ec.message());
+                               std::to_string(port) + ": " + ec.message() +
+                               (ec == asio::error::address_in_use
+                                    ? " (another process, perhaps another llmgw serve, "
+                                      "listens on this port)"
+                                    : ""));
+    }
+    if (i == 0) {
+      ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     }
     acceptor.listen(asio::socket_base::max_listen_connections);
     port = acceptor.local_endpoint().port();
@@ -154,6 +171,26 @@ void Gateway::Impl::start() {
                    ? fmt::format("bounded by {} (c = {})", config.routing.balance_by,
                                  config.routing.balance_factor)
                    : std::string{"consistent_hash (plain ring)"});
+}
+
+void Gateway::Impl::limit_connections_to_open_files(std::size_t worker_count) {
+  const auto& limits = shared.config.limits;
+  const std::size_t needed = descriptors_needed(shared.config, worker_count);
+  const OpenFilesLimit open_files = raise_open_files_limit(needed);
+  max_client_connections = connection_capacity(shared.config, worker_count, open_files.soft);
+  too_many_connections =
+      "too many connections (limits.max_connections = " + std::to_string(limits.max_connections) +
+      ")";
+  if (open_files.soft < needed) {
+    spdlog::warn(
+        "open-files limit {} (hard limit {}) is below the {} descriptors that "
+        "limits.max_connections = {} and the upstream pools need: serving at most {} client "
+        "connections (raise it with ulimit -n or LimitNOFILE=)",
+        open_files.soft, open_files.hard, needed, limits.max_connections, max_client_connections);
+    too_many_connections = "too many connections (the gateway's open-files limit " +
+                           std::to_string(open_files.soft) + " allows " +
+                           std::to_string(max_client_connections) + ")";
+  }
 }
 
 asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
@@ -208,11 +245,8 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   const auto remote = stream.remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
-  if (static_cast<std::size_t>(open) > config.limits.max_connections) {
-    auto response = json_error(503,
-                               "too many connections (limits.max_connections = " +
-                                   std::to_string(config.limits.max_connections) + ")",
-                               false);
+  if (static_cast<std::size_t>(open) > max_client_connections) {
+    auto response = json_error(503, too_many_connections, false);
     watchdog->arm(Side::client, std::chrono::seconds{1});
     co_await http::async_write(stream, response, kAsTuple);
     shared.metrics.count_unrouted(503);
@@ -220,19 +254,20 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     co_return;
   }
 
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer = client_read_buffer(config.limits);
   for (;;) {
     connection.idle = true;
     if (shared.draining.load()) {
       break;
     }
-    ReadResult read = co_await read_request(connection, buffer, config);
+    ReadResult read = co_await read_request(connection, buffer, config, shared.buffered_body_bytes);
     const auto started = read.started;
     if (read.error) {
       auto response = error_response(*read.error);
       watchdog->arm(Side::client, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
       shared.metrics.count_unrouted(read.error->status);
+      co_await linger_before_close(connection);
       break;
     }
     if (!read.request) {

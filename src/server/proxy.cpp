@@ -133,7 +133,7 @@ asio::awaitable<std::optional<tcp::socket>> connect_upstream(Worker& worker,
 // a window on the relay buffer, filled per read (Beast's relay example).
 http::response<http::buffer_body> client_head(
     const http::response_parser<http::buffer_body>& parser, const UpstreamNode& node,
-    routing::RouteKind route, bool head_request, bool keep_alive) {
+    routing::RouteKind route, bool head_request, bool keep_alive, bool client_http10) {
   const auto& upstream = parser.get();
   http::response<http::buffer_body> head;
   head.version(11);
@@ -148,9 +148,16 @@ http::response<http::buffer_body> client_head(
   const int status = upstream.result_int();
   const bool may_have_body = !head_request && status >= 200 && status != 204 && status != 304;
   if (may_have_body && !parser.content_length()) {
-    head.chunked(true);  // upstream chunked or close-delimited: relay as chunks
+    if (client_http10) {
+      keep_alive = false;  // HTTP/1.0 has no chunked coding: the close ends the body
+    } else {
+      head.chunked(true);  // upstream chunked or close-delimited: relay as chunks
+    }
   }
   head.keep_alive(keep_alive);
+  if (keep_alive && client_http10) {
+    head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
+  }
   return head;
 }
 
@@ -256,6 +263,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   Watchdog& watchdog = *connection.watchdog;
   ProxyResult result;
   const bool client_keep_alive = request.keep_alive();
+  const bool client_http10 = request.version() < 11;  // prepare_upstream_request sets 1.1
   const bool head_request = request.method() == http::verb::head;
 
   const std::shared_ptr<const Snapshot> snapshot_ref = worker.snapshot();
@@ -383,7 +391,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       node.metrics.healthy->Set(1);
     }
     const bool keep_alive = client_keep_alive && !shared.draining.load(std::memory_order_relaxed);
-    auto head = client_head(parser, node, route, head_request, keep_alive);
+    auto head = client_head(parser, node, route, head_request, keep_alive, client_http10);
     const bool chunked = head.chunked();
     const std::string_view content_type = parser.get()[http::field::content_type];
     result.status = parser.get().result_int();
@@ -471,7 +479,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       if (!first_byte_seen) {
         node.metrics.time_to_first_byte->Observe(seconds_since(started));
       }
-      result.reusable = keep_alive;
+      result.reusable = head.keep_alive();  // client_head closes close-delimited HTTP/1.0 bodies
       if (parser.keep_alive() && upstream_complete) {
         worker.pool.put(node.authority, std::move(*upstream),
                         config.limits.max_idle_upstream_per_node);
