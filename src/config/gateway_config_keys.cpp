@@ -55,6 +55,8 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                 "request head size; larger -> 431"),
       LLMGW_KEY("limits.max_body_bytes", limits.max_body_bytes, kPositive,
                 "request body size; larger -> 413"),
+      LLMGW_KEY("limits.max_buffered_body_bytes", limits.max_buffered_body_bytes, kPositive,
+                "request bodies held in memory, all connections together; past it -> 503"),
       LLMGW_KEY("limits.max_connections", limits.max_connections, kPositive,
                 "concurrent client connections, all workers together"),
       LLMGW_KEY("limits.max_idle_upstream_per_node", limits.max_idle_upstream_per_node, kPositive,

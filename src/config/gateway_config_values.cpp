@@ -11,6 +11,7 @@
 
 #include "gateway_config_internal.hpp"
 #include "llmgw/config/gateway_config.hpp"
+#include "llmgw/net/url.hpp"
 
 namespace llmgw::config::detail {
 namespace {
@@ -122,7 +123,7 @@ void validate_nodes(const std::vector<NodeConfig>& nodes, Problems& problems) {
       const auto [it, inserted] = index_by_address.emplace(address->id, i);
       if (!inserted) {
         duplicate_address = true;
-        problems.add(path + ".url", "duplicate node URL " + quote_value(node.url) +
+        problems.add(path + ".url", "duplicate node URL " + quote_value(net::redact_url(node.url)) +
                                         " (also nodes[" + std::to_string(it->second) + "])");
       }
     }
@@ -351,8 +352,13 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
     problems.add("routing.balance_factor",
                  "must be 0 (plain ring) or >= 1, got " + format_double(factor));
   }
-  check_one_of("routing.balance_by", config.routing.balance_by, {"sessions", "requests"},
-               problems);
+  if (config.limits.max_buffered_body_bytes < config.limits.max_body_bytes) {
+    problems.add("limits.max_buffered_body_bytes",
+                 "must be >= limits.max_body_bytes (" +
+                     std::to_string(config.limits.max_body_bytes) + "), got " +
+                     std::to_string(config.limits.max_buffered_body_bytes));
+  }
+  check_one_of("routing.balance_by", config.routing.balance_by, {"sessions", "requests"}, problems);
   if (config.health.path.empty() || config.health.path.front() != '/') {
     problems.add("health.path", "must start with '/', got " + quote_value(config.health.path));
   }

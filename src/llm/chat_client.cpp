@@ -6,6 +6,7 @@
 
 #include "llm/ollama_client.hpp"
 #include "llm/openai_client.hpp"
+#include "llmgw/net/url.hpp"
 
 namespace llmgw::llm {
 namespace {
@@ -140,7 +141,7 @@ ProviderConfig resolve_provider_config(Provider default_provider, std::string de
 std::unique_ptr<ChatClient> make_chat_client(const ProviderConfig& config) {
   if (!config.base_url.starts_with("http://") && !config.base_url.starts_with("https://")) {
     throw std::invalid_argument("base URL must start with http:// or https://: " +
-                                redact(config.base_url, config.api_key));
+                                redact(net::redact_url(config.base_url), config.api_key));
   }
   if (config.provider == Provider::ollama) {
     return std::make_unique<OllamaClient>(config);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "llmgw/net/url.hpp"
+
 namespace llmgw::llm::detail {
 namespace {
 
@@ -90,8 +92,8 @@ ProviderHttp::ProviderHttp(const ProviderConfig& config, std::string provider_na
                                .ca_file = config.ca_file}) {}
 
 std::string ProviderHttp::describe() const {
-  return provider_name_ + " at " + redact(config_.base_url, config_.api_key) + " (model " +
-         config_.model + ")";
+  return provider_name_ + " at " + redact(net::redact_url(config_.base_url), config_.api_key) +
+         " (model " + config_.model + ")";
 }
 
 net::ClientResponse ProviderHttp::post_json(std::string_view path, const nlohmann::json& body,

@@ -29,7 +29,9 @@
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
+#include "open_files.hpp"
 #include "proxy.hpp"
+#include "request_reader.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server {
@@ -39,13 +41,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-
-bool is_quiet_close(const beast::error_code& ec) {
-  return ec == http::error::end_of_stream || ec == asio::error::eof ||
-         ec == asio::error::operation_aborted || ec == beast::error::timeout ||
-         ec == asio::error::connection_reset || ec == asio::error::bad_descriptor ||
-         ec == http::error::partial_message;
-}
 
 void access_log(const SharedState& shared, const std::string& client_ip, const Request& request,
                 const ProxyResult& result, Clock::time_point started) {
@@ -94,6 +89,7 @@ struct Gateway::Impl {
   }
 
   void start();
+  void limit_connections_to_open_files(std::size_t worker_count);
   void request_stop();
   void wait();
   asio::awaitable<void> accept_loop(Worker& worker);
@@ -108,6 +104,8 @@ struct Gateway::Impl {
   asio::io_context control{1};  // health checks, drain timer, signals
   std::thread control_thread;
   std::uint16_t port = 0;
+  std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files
+  std::string too_many_connections;        // the 503 message past it
   std::atomic<bool> stop_requested{false};
   std::mutex stopped_mutex;
   std::condition_variable stopped_cv;
@@ -121,20 +119,33 @@ void Gateway::Impl::start() {
       config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency()) : config.workers;
   const auto address = asio::ip::make_address(config.listen.address);
   port = config.listen.port;
+  limit_connections_to_open_files(count);
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(shared);
     tcp::acceptor acceptor(worker->io);
     const tcp::endpoint endpoint(address, port);
     acceptor.open(endpoint.protocol());
     acceptor.set_option(asio::socket_base::reuse_address(true));
-    // Every worker accepts on the same port; the kernel spreads connections between them.
+    // Every worker accepts on the same port; the kernel spreads connections between them. The
+    // first binds without SO_REUSEPORT, so that it fails if any other process listens there
+    // (with SO_REUSEPORT a second gateway would share the port and split the traffic); the
+    // option is set once bound, before listen, so the other workers join it.
     const int one = 1;
-    ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (i > 0) {
+      ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    }
     beast::error_code ec;
     acceptor.bind(endpoint, ec);
     if (ec) {
       throw std::runtime_error("cannot listen on " + config.listen.address + ":" +
-                               std::to_string(port) + ": " + ec.message());
+                               std::to_string(port) + ": " + ec.message() +
+                               (ec == asio::error::address_in_use
+                                    ? " (another process, perhaps another llmgw serve, "
+                                      "listens on this port)"
+                                    : ""));
+    }
+    if (i == 0) {
+      ::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     }
     acceptor.listen(asio::socket_base::max_listen_connections);
     port = acceptor.local_endpoint().port();
@@ -160,6 +171,26 @@ void Gateway::Impl::start() {
                    ? fmt::format("bounded by {} (c = {})", config.routing.balance_by,
                                  config.routing.balance_factor)
                    : std::string{"consistent_hash (plain ring)"});
+}
+
+void Gateway::Impl::limit_connections_to_open_files(std::size_t worker_count) {
+  const auto& limits = shared.config.limits;
+  const std::size_t needed = descriptors_needed(shared.config, worker_count);
+  const OpenFilesLimit open_files = raise_open_files_limit(needed);
+  max_client_connections = connection_capacity(shared.config, worker_count, open_files.soft);
+  too_many_connections =
+      "too many connections (limits.max_connections = " + std::to_string(limits.max_connections) +
+      ")";
+  if (open_files.soft < needed) {
+    spdlog::warn(
+        "open-files limit {} (hard limit {}) is below the {} descriptors that "
+        "limits.max_connections = {} and the upstream pools need: serving at most {} client "
+        "connections (raise it with ulimit -n or LimitNOFILE=)",
+        open_files.soft, open_files.hard, needed, limits.max_connections, max_client_connections);
+    too_many_connections = "too many connections (the gateway's open-files limit " +
+                           std::to_string(open_files.soft) + " allows " +
+                           std::to_string(max_client_connections) + ")";
+  }
 }
 
 asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
@@ -214,11 +245,8 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   const auto remote = stream.remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
-  if (static_cast<std::size_t>(open) > config.limits.max_connections) {
-    auto response = json_error(503,
-                               "too many connections (limits.max_connections = " +
-                                   std::to_string(config.limits.max_connections) + ")",
-                               false);
+  if (static_cast<std::size_t>(open) > max_client_connections) {
+    auto response = json_error(503, too_many_connections, false);
     watchdog->arm(Side::client, std::chrono::seconds{1});
     co_await http::async_write(stream, response, kAsTuple);
     shared.metrics.count_unrouted(503);
@@ -226,95 +254,26 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     co_return;
   }
 
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer = client_read_buffer(config.limits);
   for (;;) {
     connection.idle = true;
     if (shared.draining.load()) {
       break;
     }
-    http::request_parser<http::empty_body> head_parser;
-    head_parser.header_limit(static_cast<std::uint32_t>(config.limits.max_header_bytes));
-    head_parser.body_limit(config.limits.max_body_bytes);
-    watchdog->arm(Side::client, config.timeouts.client_header);
-    auto [head_error, head_bytes] =
-        co_await http::async_read_header(stream, buffer, head_parser, kAsTuple);
-    watchdog->disarm();  // the client is not waited on again until the next arm()
-    connection.idle = false;
-    const auto started = Clock::now();
-    if (head_error) {
-      if (is_quiet_close(head_error) && head_error != http::error::partial_message) {
-        break;
-      }
-      if (head_error == http::error::partial_message && buffer.size() == 0) {
-        break;
-      }
-      const bool header_too_large = head_error == http::error::header_limit;
-      // The head parser already checks Content-Length against the body limit.
-      const bool body_too_large = head_error == http::error::body_limit;
-      const int status = header_too_large ? 431 : body_too_large ? 413 : 400;
-      auto response = json_error(
-          status,
-          header_too_large ? "request header is larger than limits.max_header_bytes (" +
-                                 std::to_string(config.limits.max_header_bytes) + " bytes)"
-          : body_too_large ? "request body is larger than limits.max_body_bytes (" +
-                                 std::to_string(config.limits.max_body_bytes) + " bytes)"
-                           : "malformed request: " + head_error.message(),
-          false);
+    ReadResult read = co_await read_request(connection, buffer, config, shared.buffered_body_bytes);
+    const auto started = read.started;
+    if (read.error) {
+      auto response = error_response(*read.error);
       watchdog->arm(Side::client, config.timeouts.client_header);
       co_await http::async_write(stream, response, kAsTuple);
-      shared.metrics.count_unrouted(status);
+      shared.metrics.count_unrouted(read.error->status);
+      co_await linger_before_close(connection);
       break;
     }
-    if (head_parser.content_length() &&
-        *head_parser.content_length() > config.limits.max_body_bytes) {
-      auto response = json_error(413,
-                                 "request body is larger than limits.max_body_bytes (" +
-                                     std::to_string(config.limits.max_body_bytes) + " bytes)",
-                                 false);
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      co_await http::async_write(stream, response, kAsTuple);
-      shared.metrics.count_unrouted(413);
-      break;
+    if (!read.request) {
+      break;  // the client left or went quiet
     }
-    if (beast::iequals(head_parser.get()[http::field::expect], "100-continue")) {
-      http::response<http::empty_body> proceed{http::status::continue_, 11};
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      co_await http::async_write(stream, proceed, kAsTuple);
-    }
-    http::request_parser<http::string_body> parser{std::move(head_parser)};
-    parser.body_limit(config.limits.max_body_bytes);
-    beast::error_code body_error;
-    if (!parser.is_done()) {  // a GET is complete with its head: no read (and no queued handler)
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      // A small body usually came with the head: parse it at once. The socket is non-blocking,
-      // so this never waits; the rest of a larger body is read asynchronously.
-      body_error = asio::error::would_block;
-      if (buffer.size() > 0) {
-        http::read(stream, buffer, parser, body_error);
-      }
-      if (body_error == asio::error::would_block || body_error == asio::error::try_again) {
-        auto [read_error, body_bytes] = co_await http::async_read(stream, buffer, parser, kAsTuple);
-        body_error = read_error;
-      }
-      watchdog->disarm();
-    }
-    if (body_error) {
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      if (body_error == http::error::body_limit) {
-        auto response = json_error(413,
-                                   "request body is larger than limits.max_body_bytes (" +
-                                       std::to_string(config.limits.max_body_bytes) + " bytes)",
-                                   false);
-        co_await http::async_write(stream, response, kAsTuple);
-        shared.metrics.count_unrouted(413);
-      } else if (!is_quiet_close(body_error)) {
-        auto response = json_error(400, "malformed request body: " + body_error.message(), false);
-        co_await http::async_write(stream, response, kAsTuple);
-        shared.metrics.count_unrouted(400);
-      }
-      break;
-    }
-    Request request = parser.release();
+    Request& request = *read.request;
     ProxyResult result;
     if (is_local_path(net::target_path(request.target()))) {
       auto response = handle_local(shared, request);

@@ -89,6 +89,7 @@ struct SharedState {
   std::atomic<std::int64_t> total_in_flight{0};
   std::atomic<std::uint64_t> round_robin_ticket{0};
   std::atomic<std::int64_t> client_connections{0};
+  std::atomic<std::size_t> buffered_body_bytes{0};  // request bodies held (request_reader.hpp)
   std::atomic<bool> draining{false};
   std::atomic<bool> drain_cut{false};  // the drain deadline passed: streams still open are cut
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "llmgw/net/http_types.hpp"
+#include "llmgw/net/url.hpp"
 #include "llmgw/version.hpp"
 #include "proxy.hpp"
 
@@ -39,7 +40,7 @@ std::int64_t ejected_for_ms(const UpstreamNode& node) {
 
 json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
   return {{"name", node.id},
-          {"url", node.config.url},
+          {"url", net::redact_url(node.config.url)},
           {"weight", node.weight},
           {"healthy", node.healthy.load()},
           {"in_flight", node.in_flight.load()},

@@ -119,6 +119,9 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   const bool keep_alive = request.client_keep_alive && !close_delimited &&
                           !worker.shared.draining.load(std::memory_order_relaxed);
   auto head = client_head(parser.get(), node, request.route, chunked, keep_alive);
+  if (keep_alive && !request.client_accepts_chunks) {
+    head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
+  }
   const std::string content_type{parser.get()[http::field::content_type]};
   http::response_serializer<http::buffer_body> serializer{head};
 

@@ -8,9 +8,9 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
-#include <cerrno>
 #include <limits>
 
+#include "open_files.hpp"
 #include "watchdog.hpp"
 #include "write_now.hpp"
 
@@ -106,14 +106,6 @@ std::string_view to_string(AttemptOutcome outcome) noexcept {
       return "shutting_down";
   }
   return "unknown";
-}
-
-bool is_local_resource_error(const beast::error_code& ec) noexcept {
-  if (ec.category() != boost::system::system_category()) {
-    return false;
-  }
-  const int code = ec.value();
-  return code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
 }
 
 asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connection,

@@ -60,8 +60,4 @@ asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connec
                                         std::chrono::milliseconds time_left,
                                         beast::flat_buffer& input, Exchange& out);
 
-// True for errors that mean this process is out of descriptors or kernel buffers (EMFILE,
-// ENFILE, ENOBUFS, ENOMEM): the gateway's problem, never the node's.
-bool is_local_resource_error(const beast::error_code& ec) noexcept;
-
 }  // namespace llmgw::server::detail

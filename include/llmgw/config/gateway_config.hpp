@@ -62,6 +62,8 @@ struct TimeoutsConfig {
 struct LimitsConfig {
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 16 * 1024 * 1024;
+  // Request bodies held in memory, all connections together; past it new bodies get 503.
+  std::size_t max_buffered_body_bytes = 256 * 1024 * 1024;
   std::size_t max_connections = 10'000;  // concurrent client connections, all workers together
   std::size_t max_idle_upstream_per_node = 64;  // pooled keep-alive connections per node per worker
 };

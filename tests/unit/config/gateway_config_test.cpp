@@ -278,6 +278,18 @@ nodes: [{url: 'http://a:1', weight: 0}, {url: 'http://b:1', weight: -2}]
   EXPECT_THAT(problems, Contains("nodes[1].weight: must be > 0, got -2"));
 }
 
+TEST(GatewayConfigValidation, TheBodyBudgetHoldsAtLeastOneBody) {
+  EXPECT_THAT(
+      problems_of("limits: {max_body_bytes: 2048, max_buffered_body_bytes: 1024}\n"),
+      ElementsAre(
+          "limits.max_buffered_body_bytes: must be >= limits.max_body_bytes (2048), got 1024"));
+  EXPECT_THAT(problems_of("limits: {max_buffered_body_bytes: 0}\n"),
+              Contains("limits.max_buffered_body_bytes: must be > 0, got 0"));
+  EXPECT_EQ(parse_gateway_config("limits: {max_buffered_body_bytes: 33554432}\n")
+                .limits.max_buffered_body_bytes,
+            33554432U);
+}
+
 TEST(GatewayConfigValidation, TimeoutBounds) {
   const auto problems = problems_of(
       "timeouts: {connect_ms: 0, first_byte_ms: 0, idle_ms: -1, total_ms: -2}\n"

@@ -100,6 +100,26 @@ TEST(ProviderConfig, RefusesUnknownProvidersTinyContextsAndNonHttpUrls) {
   EXPECT_THROW(make_chat_client(config), std::invalid_argument);
 }
 
+TEST(ProviderConfig, APasswordInTheBaseUrlIsNeverShown) {
+  for (const auto provider : {Provider::ollama, Provider::openai}) {
+    ProviderConfig config;
+    config.provider = provider;
+    config.base_url = "http://user:s3cret@127.0.0.1:9/v1";
+    config.model = "m";
+    const auto described = make_chat_client(config)->describe();
+    EXPECT_EQ(described.find("s3cret"), std::string::npos) << described;
+    EXPECT_NE(described.find("http://***@127.0.0.1:9/v1"), std::string::npos) << described;
+  }
+  ProviderConfig config;
+  config.base_url = "ftp://user:s3cret@x";
+  try {
+    make_chat_client(config);
+    ADD_FAILURE() << "ftp must be refused";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_EQ(std::string{error.what()}.find("s3cret"), std::string::npos) << error.what();
+  }
+}
+
 TEST(ProviderConfig, RedactReplacesEveryOccurrenceOfTheSecret) {
   EXPECT_EQ(redact("key gsk_1 and gsk_1 again", "gsk_1"), "key *** and *** again");
   EXPECT_EQ(redact("nothing", ""), "nothing");

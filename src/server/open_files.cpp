@@ -1,0 +1,61 @@
+// The gateway's open-files budget (open_files.hpp).
+
+#include "open_files.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <boost/system/errc.hpp>
+#include <limits>
+
+namespace llmgw::server::detail {
+
+std::size_t pooled_descriptors(const config::GatewayConfig& config, std::size_t workers) {
+  return workers * config.nodes.size() * config.limits.max_idle_upstream_per_node;
+}
+
+std::size_t descriptors_needed(const config::GatewayConfig& config, std::size_t workers) {
+  return 2 * config.limits.max_connections + pooled_descriptors(config, workers) +
+         kReservedDescriptors;
+}
+
+OpenFilesLimit raise_open_files_limit(std::size_t needed) {
+  const auto to_size = [](rlim_t value) {
+    return value == RLIM_INFINITY ? std::numeric_limits<std::size_t>::max()
+                                  : static_cast<std::size_t>(value);
+  };
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    return {};
+  }
+  OpenFilesLimit result{to_size(limit.rlim_cur), to_size(limit.rlim_max)};
+  if (result.soft >= needed) {
+    return result;
+  }
+  limit.rlim_cur = static_cast<rlim_t>(std::min(needed, result.hard));
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    result.soft = to_size(limit.rlim_cur);
+  }
+  return result;
+}
+
+std::size_t connection_capacity(const config::GatewayConfig& config, std::size_t workers,
+                                std::size_t soft_limit) {
+  const std::size_t fixed = kReservedDescriptors + pooled_descriptors(config, workers);
+  const std::size_t room = soft_limit > fixed ? (soft_limit - fixed) / 2 : 0;
+  return std::clamp<std::size_t>(room, 1, config.limits.max_connections);
+}
+
+bool is_local_resource_error(const boost::system::error_code& ec) noexcept {
+  using boost::system::errc::errc_t;
+  for (const auto code :
+       {errc_t::too_many_files_open, errc_t::too_many_files_open_in_system, errc_t::no_buffer_space,
+        errc_t::not_enough_memory, errc_t::address_not_available}) {
+    if (ec == boost::system::errc::make_error_code(code)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace llmgw::server::detail
