@@ -64,6 +64,7 @@ TEST(GatewayResources, ASecondServeOnAPortInUseRefusesToStart) {
   ChildProcess second(
       LLMGW_BINARY, {"serve", "--listen", "127.0.0.1", "--port", std::to_string(port), "--workers",
                      "2", "--node", "http://127.0.0.1:9"});
+  second.read_until("another process", milliseconds{20'000});
   const auto exit_code = second.wait_exit(milliseconds{20'000});
   ASSERT_TRUE(exit_code.has_value()) << "the second gateway started: " << second.output();
   EXPECT_EQ(*exit_code, 1);

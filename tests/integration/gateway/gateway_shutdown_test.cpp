@@ -38,7 +38,8 @@ TEST(GatewayShutdown, SigtermDrainsAStreamInFlightThenExitsZero) {
                                       "2", "--node", "node-a=" + node.base_url(), "--log-level",
                                       "info", "--set", "shutdown.drain_ms=8000"});
   const std::string marker = "llmgw listening on 127.0.0.1:";
-  const std::string output = gateway.read_until(" with ", milliseconds{10'000});
+  // The whole listening line (a start-up warning may come before it).
+  const std::string output = gateway.read_until("routing", milliseconds{10'000});
   const auto at = output.find(marker);
   ASSERT_NE(at, std::string::npos) << output;
   const auto port = static_cast<std::uint16_t>(std::stoi(output.substr(at + marker.size())));
