@@ -324,10 +324,14 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     }
 
     // relay
-    RelayRequest relay_request{
-        route, head_request, client_keep_alive, client_accepts_chunks, started, [&in_flight] {
-          in_flight.release();
-        }};
+    RelayRequest relay_request;
+    relay_request.route = route;
+    relay_request.key_source = planned.key_source;
+    relay_request.head_request = head_request;
+    relay_request.client_keep_alive = client_keep_alive;
+    relay_request.client_accepts_chunks = client_accepts_chunks;
+    relay_request.started = started;
+    relay_request.on_upstream_complete = [&in_flight] { in_flight.release(); };
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account

@@ -55,14 +55,16 @@ TEST(SessionKey, EachAgentHeaderIsASourceInTheDefaultOrder) {
       {"x-claude-code-session-id", "header:x-claude-code-session-id"},
       {"session-id", "header:session-id"}};
   for (const auto& [name, label] : cases) {
-    Request request{{{name, "  ses-1 "}}};
+    Request request{{{name, "  ses-1 "}}, "/api/chat", ""};
     const auto key = request.key();
     EXPECT_EQ(key.key, "ses-1") << name;
     EXPECT_EQ(key.source, label);
   }
   // X-Session-ID wins over the agents' headers; opencode's wins over Codex's.
   Request both{
-      {{"session-id", "codex"}, {"x-session-affinity", "opencode"}, {"x-session-id", "own"}}};
+      {{"session-id", "codex"}, {"x-session-affinity", "opencode"}, {"x-session-id", "own"}},
+      "/api/chat",
+      ""};
   EXPECT_EQ(both.key().key, "own");
   both.headers.erase("x-session-id");
   EXPECT_EQ(both.key().key, "opencode");
