@@ -23,11 +23,17 @@ struct ModeSpec {
   double balance_factor = 0.0;
   bool send_session_id = true;
   std::string balance_by = "requests";
+  // routing.key_sources of the spawned gateway; round-robin keeps only the header, so that a
+  // client without it is not keyed by its conversation's start.
+  std::string key_sources = config::RoutingConfig{}.key_sources;
 };
 
 ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
   if (name == kModeRoundRobin) {
-    return {name, options.balance_factor, false};
+    return {name, options.balance_factor, false, "requests", "header"};
+  }
+  if (name == kModePrefix) {
+    return {name, options.balance_factor, false, "sessions"};
   }
   if (name == kModeConsistentHash) {
     return {name, 0.0, true};
@@ -42,8 +48,8 @@ ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
     return {name, 0.0, true};  // a label for a running target; it decides only the header
   }
   throw std::invalid_argument(
-      fmt::format("unknown mode '{}' (expected round_robin, consistent_hash, bounded or "
-                  "bounded_requests)",
+      fmt::format("unknown mode '{}' (expected round_robin, consistent_hash, bounded, "
+                  "bounded_requests or prefix)",
                   name));
 }
 
@@ -89,6 +95,7 @@ class SpawnedCluster {
     gateway_config.workers = spawn.gateway_workers;
     gateway_config.routing.balance_factor = mode.balance_factor;
     gateway_config.routing.balance_by = mode.balance_by;
+    gateway_config.routing.key_sources = mode.key_sources;
     gateway_config.log.access_log = false;
     gateway_config.drain = std::chrono::milliseconds{2'000};
     for (std::size_t i = 0; i < spawn.sims; ++i) {

@@ -29,6 +29,11 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                 "virtual nodes per node on the ring at weight 1"),
       LLMGW_KEY("routing.session_header", routing.session_header, kAny,
                 "request header whose value is the session key"),
+      LLMGW_KEY("routing.key_sources", routing.key_sources, kAny,
+                "session key sources in order: header, header:<name>, body:prompt_cache_key, "
+                "prefix"),
+      LLMGW_KEY("routing.prefix_bytes", routing.prefix_bytes, kPositive,
+                "prefix keys: bytes of the conversation's start that count"),
       LLMGW_KEY("routing.balance_factor", routing.balance_factor, kAny,
                 "bounded-load factor c (>= 1); 0 = plain ring"),
       LLMGW_KEY("routing.balance_by", routing.balance_by, kAny,

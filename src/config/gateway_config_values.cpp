@@ -12,6 +12,7 @@
 #include "gateway_config_internal.hpp"
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/net/url.hpp"
+#include "llmgw/routing/session_key.hpp"
 
 namespace llmgw::config::detail {
 namespace {
@@ -346,6 +347,13 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
   if (!is_http_token(config.routing.session_header)) {
     problems.add("routing.session_header",
                  quote_value(config.routing.session_header) + " is not a valid HTTP header name");
+  }
+  if (const auto parsed =
+          routing::parse_key_sources(config.routing.key_sources, config.routing.session_header);
+      !parsed.error.empty()) {
+    problems.add("routing.key_sources" +
+                     (parsed.error_index ? "[" + std::to_string(*parsed.error_index) + "]" : ""),
+                 parsed.error);
   }
   const double factor = config.routing.balance_factor;
   if (!std::isfinite(factor) || (factor != 0.0 && factor < 1.0)) {

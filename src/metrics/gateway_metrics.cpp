@@ -85,6 +85,13 @@ struct GatewayMetrics::Impl {
                                                            .Name("llmgw_routing_decisions_total")
                                                            .Help("Routing decisions by route kind")
                                                            .Register(*registry);
+  prometheus::Family<prometheus::Counter>& key_sources =
+      prometheus::BuildCounter()
+          .Name("llmgw_routing_key_sources_total")
+          .Help(
+              "Routing decisions by where the session key came from (header:<name>, "
+              "body:prompt_cache_key, prefix, none)")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& vnodes =
       prometheus::BuildGauge()
           .Name("llmgw_ring_virtual_nodes")
@@ -185,6 +192,11 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
 
 void GatewayMetrics::count_routing_decision(routing::RouteKind kind) noexcept {
   impl_->decision_counters[static_cast<std::size_t>(kind)]->Increment();
+}
+
+prometheus::Counter& GatewayMetrics::key_source_counter(const std::string& source) {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->key_sources.Add({{"source", source}});
 }
 
 void GatewayMetrics::count_unrouted(int status) noexcept {

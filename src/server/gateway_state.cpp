@@ -63,7 +63,14 @@ SharedState::SharedState(config::GatewayConfig gateway_config)
       sessions(config.routing.balance_factor > 0 && config.routing.balance_by == "sessions"
                    ? std::make_unique<routing::SessionTable>(routing::SessionTableOptions{
                          config.routing.session_idle, config.routing.max_sessions})
-                   : nullptr) {
+                   : nullptr),
+      key_sources(
+          routing::parse_key_sources(config.routing.key_sources, config.routing.session_header)
+              .sources) {
+  for (const auto& source : key_sources) {
+    key_source_counters.push_back(&metrics.key_source_counter(source.label));
+  }
+  key_source_counters.push_back(&metrics.key_source_counter("none"));
   publish(config.nodes);
 }
 

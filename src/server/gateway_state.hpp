@@ -22,6 +22,7 @@
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/metrics/gateway_metrics.hpp"
 #include "llmgw/routing/router.hpp"
+#include "llmgw/routing/session_key.hpp"
 #include "llmgw/routing/session_table.hpp"
 #include "llmgw/server/node_health.hpp"
 #include "upstream_pool.hpp"
@@ -82,6 +83,10 @@ struct SharedState {
   const config::GatewayConfig config;
   metrics::GatewayMetrics metrics;
   const routing::RoutingPolicy policy;
+  // routing.key_sources, parsed (validated at load), each with its decisions counter; the last
+  // counter is for requests no source answered ("none").
+  const std::vector<routing::KeySource> key_sources;
+  std::vector<prometheus::Counter*> key_source_counters;
   // Session placements (routing.balance_by: sessions with c > 0); null when requests are balanced.
   const std::unique_ptr<routing::SessionTable> sessions;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;

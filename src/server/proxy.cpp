@@ -7,11 +7,13 @@
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "llmgw/net/http_types.hpp"
 #include "relay.hpp"
 #include "upstream_attempt.hpp"
 #include "watchdog.hpp"
@@ -56,35 +58,45 @@ class InFlight {
   bool released_ = false;
 };
 
-std::string session_key(const Request& request, const std::string& header_name) {
-  const auto it = request.find(header_name);
-  if (it == request.end()) {
-    return {};
-  }
-  std::string_view value = it->value();
-  const auto first = value.find_first_not_of(" \t");
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  const auto last = value.find_last_not_of(" \t");
-  return std::string{value.substr(first, last - first + 1)};
-}
+struct Plan {
+  routing::RoutePlan route;
+  std::string_view key_source;  // where the session key came from ("none": round-robin)
+};
 
-// plan: the candidates for this request, owner (or round-robin pick) first.
-routing::RoutePlan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
-                        Clock::time_point started) {
+// plan: the session key (the first configured source that answers, routing/session_key.hpp),
+// then the candidates for it, owner (or round-robin pick) first.
+Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
+          Clock::time_point started) {
   SharedState& shared = worker.shared;
-  const std::string key = session_key(request, shared.config.routing.session_header);
-  const auto in_flight = shared.total_in_flight.load(std::memory_order_relaxed);
-  if (key.empty()) {
-    return routing::plan_round_robin(
-        snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
-        shared.policy);
+  const auto header = [&request](std::string_view name) -> std::optional<std::string_view> {
+    const auto it = request.find(name);
+    if (it == request.end()) {
+      return std::nullopt;
+    }
+    return it->value();
+  };
+  const auto chosen =
+      routing::choose_key(shared.key_sources, header, net::target_path(request.target()),
+                          request.body(), shared.config.routing.prefix_bytes);
+  const auto source_index =
+      static_cast<std::size_t>(std::find_if(shared.key_sources.begin(), shared.key_sources.end(),
+                                            [&](const routing::KeySource& source) {
+                                              return source.label == chosen.source;
+                                            }) -
+                               shared.key_sources.begin());
+  shared.key_source_counters[source_index]->Increment();
+  if (chosen.key.empty()) {
+    return {routing::plan_round_robin(
+                snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
+                shared.policy),
+            "none"};
   }
-  const auto position = routing::ring_position(key);
-  return shared.sessions
-             ? shared.sessions->plan(snapshot.table, position, in_flight, shared.policy, started)
-             : routing::plan_keyed(snapshot.table, position, in_flight, shared.policy);
+  const auto in_flight = shared.total_in_flight.load(std::memory_order_relaxed);
+  const auto position = routing::ring_position(chosen.key);
+  return {shared.sessions
+              ? shared.sessions->plan(snapshot.table, position, in_flight, shared.policy, started)
+              : routing::plan_keyed(snapshot.table, position, in_flight, shared.policy),
+          chosen.source};
 }
 
 // The request as sent upstream: hop-by-hop headers removed (and those named by Connection),
@@ -250,7 +262,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   const bool client_accepts_chunks = request.version() >= 11;
 
   const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
-  const routing::RoutePlan route_plan = plan(worker, *snapshot, request, started);
+  const Plan planned = plan(worker, *snapshot, request, started);
+  const routing::RoutePlan& route_plan = planned.route;
   if (route_plan.empty()) {
     co_return co_await answer_locally(worker, connection, 502, "no upstream nodes are configured",
                                       client_keep_alive);
@@ -311,10 +324,14 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     }
 
     // relay
-    RelayRequest relay_request{
-        route, head_request, client_keep_alive, client_accepts_chunks, started, [&in_flight] {
-          in_flight.release();
-        }};
+    RelayRequest relay_request;
+    relay_request.route = route;
+    relay_request.key_source = planned.key_source;
+    relay_request.head_request = head_request;
+    relay_request.client_keep_alive = client_keep_alive;
+    relay_request.client_accepts_chunks = client_accepts_chunks;
+    relay_request.started = started;
+    relay_request.on_upstream_complete = [&in_flight] { in_flight.release(); };
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account

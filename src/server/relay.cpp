@@ -22,7 +22,8 @@ constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 // a window on the relay buffer, filled per read (Beast's relay example).
 http::response<http::buffer_body> client_head(const http::response<http::buffer_body>& upstream,
                                               const UpstreamNode& node, routing::RouteKind route,
-                                              bool chunked, bool keep_alive) {
+                                              std::string_view key_source, bool chunked,
+                                              bool keep_alive) {
   http::response<http::buffer_body> head;
   head.version(11);
   head.result(upstream.result_int());
@@ -33,6 +34,7 @@ http::response<http::buffer_body> client_head(const http::response<http::buffer_
   }
   head.set("X-Gateway-Node", node.id);
   head.set("X-Gateway-Route", routing::to_string(route));
+  head.set("X-Gateway-Key-Source", key_source);
   if (chunked) {
     head.chunked(true);  // upstream chunked or close-delimited: relay as chunks
   }
@@ -118,7 +120,8 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   const bool close_delimited = !length_known && !chunked;  // an HTTP/1.0 client
   const bool keep_alive = request.client_keep_alive && !close_delimited &&
                           !worker.shared.draining.load(std::memory_order_relaxed);
-  auto head = client_head(parser.get(), node, request.route, chunked, keep_alive);
+  auto head =
+      client_head(parser.get(), node, request.route, request.key_source, chunked, keep_alive);
   if (keep_alive && !request.client_accepts_chunks) {
     head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
   }

@@ -25,6 +25,7 @@ namespace llmgw::server::detail {
 
 struct RelayRequest {
   routing::RouteKind route = routing::RouteKind::affinity;
+  std::string_view key_source = "none";  // X-Gateway-Key-Source
   bool head_request = false;
   bool client_keep_alive = true;
   bool client_accepts_chunks = true;  // HTTP/1.1 or later (RFC 9112 §7: not to HTTP/1.0)

@@ -36,6 +36,13 @@ struct ListenConfig {
 struct RoutingConfig {
   unsigned virtual_nodes = 150;  // per node at weight 1
   std::string session_header = "X-Session-ID";
+  // Where the session key comes from, in order (routing/session_key.hpp): comma-separated
+  // `header` (session_header), `header:<name>`, `body:prompt_cache_key`, `prefix`.
+  std::string key_sources =
+      "header,header:x-session-affinity,header:x-claude-code-session-id,header:session-id,"
+      "body:prompt_cache_key,prefix";
+  // `prefix` keys: bytes of the system prompt, first user message or prompt that count.
+  std::size_t prefix_bytes = 1024;
   // Bounded loads: c >= 1, or 0 for the plain ring. DESIGN.md §2.
   double balance_factor = 1.25;
   // What the bounded loads count: "sessions" (placements kept per session,
@@ -47,8 +54,8 @@ struct RoutingConfig {
 };
 
 struct TimeoutsConfig {
-  std::chrono::milliseconds connect{2'000};         // TCP connect to a node
-  std::chrono::milliseconds first_byte{300'000};    // one attempt: request sent -> response head
+  std::chrono::milliseconds connect{2'000};       // TCP connect to a node
+  std::chrono::milliseconds first_byte{300'000};  // one attempt: request sent -> response head
   // Request read -> response head, across every retry: retries only start while time is left.
   std::chrono::milliseconds first_byte_total{300'000};
   // Pooled node connections idle longer are closed, not reused. Below the keep-alive timeouts

@@ -73,6 +73,9 @@ class GatewayMetrics {
   NodeMetrics& node(const std::string& node_id);
 
   void count_routing_decision(routing::RouteKind kind) noexcept;
+  // The counter of routing decisions whose session key came from `source` (a configured key
+  // source's label, or "none"). Control path: resolve once, increment on the data path.
+  prometheus::Counter& key_source_counter(const std::string& source);
   // A request answered without a node (local endpoints, 4xx from limits, 502 with no node).
   void count_unrouted(int status) noexcept;
   void set_client_connections(double value) noexcept;

@@ -58,8 +58,10 @@ TEST(GatewayRouting, FiftySessionsOfFourTurnsEachStayOnTheirRingOwner) {
   EXPECT_EQ(sessions_per_node.size(), 3U);
 }
 
-TEST(GatewayRouting, HeaderlessRequestsAreSpreadEvenlyRoundRobin) {
-  GatewayFixture fixture;
+TEST(GatewayRouting, RequestsWithoutAnyKeyAreSpreadEvenlyRoundRobin) {
+  // Only the header as a key source: these identical bodies would share a `prefix` key.
+  GatewayFixture fixture(
+      {.configure = [](config::GatewayConfig& config) { config.routing.key_sources = "header"; }});
   net::HttpClient client;
   constexpr int kRequests = 60;
   std::map<std::string, int> per_node;
