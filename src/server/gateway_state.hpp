@@ -83,12 +83,12 @@ struct SharedState {
   const config::GatewayConfig config;
   metrics::GatewayMetrics metrics;
   const routing::RoutingPolicy policy;
+  // Session placements (routing.balance_by: sessions with c > 0); null when requests are balanced.
+  const std::unique_ptr<routing::SessionTable> sessions;
   // routing.key_sources, parsed (validated at load), each with its decisions counter; the last
   // counter is for requests no source answered ("none").
   const std::vector<routing::KeySource> key_sources;
   std::vector<prometheus::Counter*> key_source_counters;
-  // Session placements (routing.balance_by: sessions with c > 0); null when requests are balanced.
-  const std::unique_ptr<routing::SessionTable> sessions;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;
   std::atomic<std::uint64_t> snapshot_version{0};
   std::atomic<std::int64_t> total_in_flight{0};

@@ -17,10 +17,10 @@ constexpr std::string_view kDefault =
     "header,header:x-session-affinity,header:x-claude-code-session-id,header:session-id,"
     "body:prompt_cache_key,prefix";
 
-std::vector<KeySource> sources(std::string_view list = kDefault) {
-  auto parsed = parse_key_sources(list, "X-Session-ID");
-  EXPECT_EQ(parsed.error, "");
-  return parsed.sources;
+// The default list, alive for the whole run: a ChosenKey's source views its label.
+const std::vector<KeySource>& sources() {
+  static const std::vector<KeySource> parsed = parse_key_sources(kDefault, "X-Session-ID").sources;
+  return parsed;
 }
 
 struct Request {
