@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test run release dev format tidy bench-micro bench-routing bench-overhead demo-pr clean
+.PHONY: deps build test run release dev format tidy bench-micro bench-routing bench-overhead chaos demo-pr clean
 
 deps:
 	@bash scripts/install-deps
@@ -47,6 +47,15 @@ bench-routing: release
 bench-overhead: release
 	cmake --build --preset release -j $(JOBS) --target llmgw_load
 	bash bench/run-overhead.sh build/release
+
+# The gateway under faults, with real processes on loopback (docs/RELIABILITY.md "Faults"): a node
+# killed, hung, breaking streams or closing after each stream; idle lulls past the nodes'
+# keep-alive; descriptor exhaustion; slowloris; a body-memory flood. About 4 minutes plus a 70 s
+# idle lull (CHAOS_QUICK=1: shorter runs, an 8 s lull); fails when a scenario's check does.
+chaos: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target llmgw ollama-sim llmgw_load
+	bash bench/chaos/run.sh build/release
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

@@ -7,7 +7,12 @@
 //                     [--body JSON]          (POST the JSON body instead of a GET)
 //   llmgw_load stream --url-a DIRECT --url-b GATEWAY [--requests K] [--tokens N]
 //   llmgw_load open   --url U --streams N [--hold-s H] [--connect-per-s R] [--pid P]
+//   llmgw_load requests  --url U [--connections C] [--duration-s D] [--requests N] [--path P]
+//                        [--no-stream] [--tokens T] [--session-prefix S] [--think-ms M]
+//   llmgw_load slowloris --url U [--connections C] [--duration-s D] [--interval-ms I]
+//   llmgw_load flood     --url U [--connections C] [--body-bytes B] [--send-s S] [--pid P]
 //
+// The last three are the modes of `make chaos` (bench/chaos/run.sh; chaos_modes.hpp).
 // Each prints one JSON object on stdout. Latencies are in microseconds.
 
 #include <CLI/CLI.hpp>
@@ -21,69 +26,23 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/url/parse.hpp>
 #include <chrono>
-#include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "chaos_modes.hpp"
 #include "llmgw/bench/report.hpp"
+#include "load_common.hpp"
 
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
+namespace http = boost::beast::http;
+using namespace llmgw::bench::load;
 using nlohmann::json;
-
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-
-struct Origin {
-  std::string host;
-  std::string port;
-};
-
-Origin parse_origin(const std::string& url) {
-  const auto parsed = boost::urls::parse_uri(url);
-  if (!parsed || parsed->scheme() != "http") {
-    throw std::invalid_argument("not an http URL: " + url);
-  }
-  return {std::string(parsed->host()), parsed->has_port() ? std::string(parsed->port()) : "80"};
-}
-
-double micros(Clock::duration d) {
-  return std::chrono::duration<double, std::micro>(d).count();
-}
-
-json summary(const std::vector<double>& values) {
-  return {{"p50", llmgw::bench::percentile(values, 0.5)},
-          {"p90", llmgw::bench::percentile(values, 0.9)},
-          {"p99", llmgw::bench::percentile(values, 0.99)},
-          {"count", values.size()}};
-}
-
-asio::awaitable<std::optional<beast::tcp_stream>> connect(const Origin& origin) {
-  auto executor = co_await asio::this_coro::executor;
-  tcp::resolver resolver(executor);
-  auto [resolve_ec, endpoints] =
-      co_await resolver.async_resolve(origin.host, origin.port, kAsTuple);
-  if (resolve_ec) {
-    co_return std::nullopt;
-  }
-  beast::tcp_stream stream(executor);
-  stream.expires_after(std::chrono::seconds{10});
-  auto [ec, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
-  if (ec) {
-    co_return std::nullopt;
-  }
-  stream.socket().set_option(tcp::no_delay(true));
-  co_return std::move(stream);
-}
 
 // ---- rps: short requests on keep-alive connections for a fixed time ----------------------------
 
@@ -166,6 +125,7 @@ json run_rps(const std::string& url, const std::string& path, const std::string&
 
 struct StreamTiming {
   bool ok = false;
+  int status = 0;                  // of the response head; 0 = none (connect or read failed)
   double head_us = 0.0;            // response head received
   std::vector<double> records_us;  // each complete record received
 };
@@ -201,6 +161,9 @@ asio::awaitable<StreamTiming> timed_stream(Origin origin, std::size_t tokens,
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(boost::none);
   auto [head_ec, head_bytes] = co_await http::async_read_header(*stream, buffer, parser, kAsTuple);
+  if (!head_ec) {
+    timing.status = parser.get().result_int();
+  }
   if (head_ec || parser.get().result_int() != 200) {
     co_return timing;
   }
@@ -305,23 +268,13 @@ json run_stream(const std::string& url_a, const std::string& url_b, std::size_t 
 
 // ---- open: N concurrent streams held open, errors and the server's peak RSS --------------------
 
-std::size_t rss_kib(int pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::stoul(line.substr(6));
-    }
-  }
-  return 0;
-}
-
 json run_open(const std::string& url, std::size_t streams, double hold_s, double connect_per_s,
               int pid) {
   asio::io_context io;
   std::size_t opened = 0;
   std::size_t errors = 0;
   std::size_t finished = 0;
+  std::map<std::string, std::size_t> statuses;  // "200", "503", ... and "none"
   std::size_t peak_rss_kib = pid > 0 ? rss_kib(pid) : 0;
   const std::size_t idle_rss_kib = peak_rss_kib;
   const auto started = Clock::now();
@@ -351,6 +304,7 @@ json run_open(const std::string& url, std::size_t streams, double hold_s, double
           if (!timing.ok) {
             ++errors;
           }
+          ++statuses[timing.status == 0 ? std::string{"none"} : std::to_string(timing.status)];
           ++finished;
         },
         asio::detached);
@@ -373,16 +327,89 @@ json run_open(const std::string& url, std::size_t streams, double hold_s, double
           {"streams", streams},
           {"opened", opened},
           {"errors", errors},
+          {"statuses", statuses},
           {"all_closed_after_s", all_done_s ? json(*all_done_s) : json(nullptr)},
           {"hold_s", hold_s},
           {"server_rss_idle_mib", static_cast<double>(idle_rss_kib) / 1024.0},
           {"server_rss_peak_mib", static_cast<double>(peak_rss_kib) / 1024.0}};
 }
 
+// The `make chaos` subcommands and their options (chaos_modes.hpp).
+struct ChaosCommands {
+  RequestsOptions requests;
+  SlowlorisOptions slowloris;
+  FloodOptions flood;
+  bool no_stream = false;
+  CLI::App* requests_cmd = nullptr;
+  CLI::App* slowloris_cmd = nullptr;
+  CLI::App* flood_cmd = nullptr;
+};
+
+void add_chaos_commands(CLI::App& app, ChaosCommands& chaos) {
+  auto& r = chaos.requests;
+  auto* req = app.add_subcommand(
+      "requests", "Generation requests, counted per status, route, error record and cut body");
+  req->add_option("--url", r.url, "Base URL")->required();
+  req->add_option("--path", r.path, "/api/chat, /api/generate or /v1/chat/completions")
+      ->capture_default_str();
+  req->add_option("--connections", r.connections, "Concurrent connections")->capture_default_str();
+  req->add_option("--duration-s", r.duration_s, "Stop starting requests after this (0 = none)")
+      ->capture_default_str();
+  req->add_option("--requests", r.requests, "Requests in all (0 = until --duration-s)")
+      ->capture_default_str();
+  req->add_flag("--no-stream", chaos.no_stream, "Ask for one JSON body instead of a stream");
+  req->add_option("--tokens", r.tokens, "Tokens to generate per request")->capture_default_str();
+  req->add_option("--session-prefix", r.session_prefix,
+                  "Send X-Session-ID: <prefix><connection index> (keyed routing)");
+  req->add_option("--timeout-s", r.timeout_s, "One request, end to end")->capture_default_str();
+  req->add_option("--think-ms", r.think_ms, "Pause between a connection's requests")
+      ->capture_default_str();
+  chaos.requests_cmd = req;
+
+  auto& s = chaos.slowloris;
+  auto* slow = app.add_subcommand("slowloris", "Connections sending a request head byte by byte");
+  slow->add_option("--url", s.url, "Base URL")->required();
+  slow->add_option("--connections", s.connections, "Connections")->capture_default_str();
+  slow->add_option("--duration-s", s.duration_s, "Run time")->capture_default_str();
+  slow->add_option("--interval-ms", s.interval_ms, "Time between two bytes")->capture_default_str();
+  slow->add_option("--connect-per-s", s.connect_per_s, "Connection rate")->capture_default_str();
+  chaos.slowloris_cmd = slow;
+
+  auto& f = chaos.flood;
+  auto* flood = app.add_subcommand("flood", "Connections each POSTing one large body slowly");
+  flood->add_option("--url", f.url, "Base URL")->required();
+  flood->add_option("--path", f.path, "Request path")->capture_default_str();
+  flood->add_option("--connections", f.connections, "Connections")->capture_default_str();
+  flood->add_option("--body-bytes", f.body_bytes, "Body size of each")->capture_default_str();
+  flood->add_option("--send-s", f.send_s, "Time to send each body")->capture_default_str();
+  flood->add_option("--timeout-s", f.timeout_s, "Wait for the answer after the body")
+      ->capture_default_str();
+  flood->add_option("--pid", f.pid, "Server process whose memory to sample");
+  chaos.flood_cmd = flood;
+}
+
+// Runs the chaos subcommand that was parsed; nullopt when another one was.
+std::optional<json> run_chaos_command(ChaosCommands& chaos) {
+  if (*chaos.requests_cmd) {
+    if (chaos.requests.requests == 0 && chaos.requests.duration_s <= 0.0) {
+      throw std::invalid_argument("requests: give --requests or --duration-s");
+    }
+    chaos.requests.stream = !chaos.no_stream;
+    return run_requests(chaos.requests);
+  }
+  if (*chaos.slowloris_cmd) {
+    return run_slowloris(chaos.slowloris);
+  }
+  if (*chaos.flood_cmd) {
+    return run_flood(chaos.flood);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"llmgw_load: load generator for the gateway's overhead benchmarks"};
+  CLI::App app{"llmgw_load: load generator for the gateway's benchmarks and `make chaos`"};
   app.require_subcommand(1);
   std::string url;
   std::string url_a;
@@ -421,11 +448,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   open->add_option("--connect-per-s", connect_per_s, "Connection rate")->capture_default_str();
   open->add_option("--pid", pid, "Server process whose RSS to sample");
+  ChaosCommands chaos;
+  add_chaos_commands(app, chaos);
 
   CLI11_PARSE(app, argc, argv);
   try {
     json result;
-    if (*rps) {
+    if (auto chaos_result = run_chaos_command(chaos)) {
+      result = std::move(*chaos_result);
+    } else if (*rps) {
       result = run_rps(url, path, body, connections, duration_s, session_prefix);
     } else if (*stream) {
       result = run_stream(url_a, url_b, requests, tokens);
