@@ -25,6 +25,7 @@ int run(int argc, char** argv) {
   add_summarise_command(app, exit_code);
   add_eval_command(app, exit_code);
   add_review_command(app, exit_code);
+  add_review_server_command(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,6 +1,7 @@
 // `llmgw eval --dataset FILE --rubric FILE`: LLM-as-judge over a dataset of PR summaries or
 // reviews. A table goes to stdout, the full results to --out; the exit code is 1 when the mean
-// score is below --min-score (or a case could not be judged), so that CI can gate on it.
+// score is below --min-score (or a case could not be judged), so that CI can gate on it, and 3
+// when the judge cannot be reached at all (nothing was judged; not a verdict on the candidates).
 
 #include <CLI/CLI.hpp>
 #include <fstream>
@@ -13,11 +14,13 @@
 #include "llmgw/eval/judge.hpp"
 #include "llmgw/eval/rubric.hpp"
 #include "llmgw/llm/chat_client.hpp"
+#include "llmgw/net/http_client.hpp"
 
 namespace llmgw::cli {
 namespace {
 
 constexpr std::string_view kDefaultJudgeModel = "llama3.2";
+constexpr int kExitJudgeUnreachable = 3;
 
 struct EvalCliOptions {
   std::string dataset;
@@ -73,7 +76,14 @@ int run_eval_command(const EvalCliOptions& options) {
   eval_options.temperature = options.temperature;
   eval_options.seed = options.seed;
   eval_options.on_progress = [](const std::string& line) { std::cerr << line << "\n"; };
-  const auto report = eval::run_eval(cases, rubric, *judge, eval_options);
+  eval::EvalReport report;
+  try {
+    report = eval::run_eval(cases, rubric, *judge, eval_options);
+  } catch (const net::TransportError& e) {
+    // Not a verdict on the candidates: nothing was judged.
+    std::cerr << "llmgw eval: the judge is unreachable: " << e.what() << "\n";
+    return kExitJudgeUnreachable;
+  }
 
   std::cout << eval::render_table(report, rubric);
   if (options.out) {

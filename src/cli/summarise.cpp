@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <iostream>
 #include <memory>
 
@@ -13,6 +14,8 @@
 #include "llmgw/cli/commands.hpp"
 #include "llmgw/github/client.hpp"
 #include "llmgw/llm/chat_client.hpp"
+#include "llmgw/llm/usage.hpp"
+#include "llmgw/review/ignore.hpp"
 
 namespace llmgw::cli {
 namespace {
@@ -27,10 +30,13 @@ struct SummariseCliOptions {
   bool json = false;
   std::size_t max_files = 60;
   std::optional<std::int64_t> seed;
+  std::vector<std::string> ignore;
+  bool no_default_ignores = false;
   llm::ProviderOverrides provider;
 };
 
 int run_summarise(const SummariseCliOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
   const auto repo = github::parse_repo(options.repo);
   if (!repo) {
     throw UsageError("OWNER/REPO expected, got '" + options.repo + "'");
@@ -53,7 +59,15 @@ int run_summarise(const SummariseCliOptions& options) {
   github::Client github{github_config};
   std::cerr << "Fetching " << session_id << " from " << net::url_host(github_config.base_url)
             << "...\n";
-  const auto pr = github.fetch_pull_request(*repo, options.number);
+  auto pr = github.fetch_pull_request(*repo, options.number);
+  auto globs =
+      options.no_default_ignores ? std::vector<std::string>{} : review::default_ignore_globs();
+  globs.insert(globs.end(), options.ignore.begin(), options.ignore.end());
+  const auto ignored = review::drop_ignored_files(pr, globs);
+  if (!ignored.empty()) {
+    std::cerr << ignored.size() << " file(s) ignored (lock files, vendored or generated code, "
+              << "--ignore)\n";
+  }
   std::cerr << "Summarising " << pr.files.size() << " files with " << chat->describe() << "\n";
 
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
@@ -70,10 +84,28 @@ int run_summarise(const SummariseCliOptions& options) {
     summarise_options.on_text = [](std::string_view text) { std::cout << text << std::flush; };
   }
   const auto summary = pr::summarise(pr, *chat, summarise_options);
+  const llm::Usage usage{provider_config.model,
+                         std::string{to_string(provider_config.provider)},
+                         summary.prompt_tokens,
+                         summary.completion_tokens,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - started),
+                         summary.llm_calls,
+                         false};
+  const auto note = review::ignored_note(ignored);
   if (options.json) {
-    std::cout << pr::to_json(summary).dump(2) << "\n";
-  } else if (!summarise_options.stream) {
-    std::cout << summary.markdown;
+    auto json = pr::to_json(summary);
+    json["usage"]["model"] = usage.model;
+    json["usage"]["provider"] = usage.provider;
+    json["usage"]["seconds"] = static_cast<double>(usage.elapsed.count()) / 1000.0;
+    json["ignored"] = ignored;
+    std::cout << json.dump(2) << "\n";
+  } else {
+    if (!summarise_options.stream) {
+      std::cout << summary.markdown;
+    }
+    std::cout << (note.empty() ? std::string{} : "\n" + note + "\n") << "\n---\n_"
+              << llm::usage_line(usage) << "_\n";
   }
   std::cerr << summary.llm_calls << " model call(s), " << summary.prompt_tokens
             << " prompt tokens, " << summary.completion_tokens << " completion tokens"
@@ -104,6 +136,12 @@ void add_summarise_command(CLI::App& app, ExitCode& exit_code) {
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--seed", options->seed, "Sampling seed, for repeatable summaries");
+  cmd->add_option("--ignore", options->ignore,
+                  "Glob of files to leave out (repeatable; .gitignore rules), on top of the "
+                  "defaults (lock files, vendored and generated code, minified assets)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--no-default-ignores", options->no_default_ignores,
+                "Read lock files, vendored and generated code and minified assets too");
   add_provider_options(*cmd, options->provider, llm::Provider::ollama, kDefaultSummaryModel);
   cmd->callback([options, &exit_code] {
     exit_code.value = run_command("summarise", [&] { return run_summarise(*options); });

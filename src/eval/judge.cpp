@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "llmgw/net/http_client.hpp"
 #include "llmgw/review/react_parser.hpp"
 
 namespace llmgw::eval {
@@ -114,8 +115,9 @@ CaseResult judge_scored(const EvalCase& item, const Rubric& rubric, llm::ChatCli
       overall.push_back(weighted_score(scores, rubric));
       result.samples.push_back({{"scores", std::move(record)}, {"overall", overall.back()}});
     } catch (const std::exception& error) {
-      if (dynamic_cast<const llm::ApiError*>(&error) != nullptr) {
-        throw;  // the judge is unusable (auth, quota): not a bad sample
+      if (dynamic_cast<const llm::ApiError*>(&error) != nullptr ||
+          dynamic_cast<const net::TransportError*>(&error) != nullptr) {
+        throw;  // the judge is unusable (auth, quota, unreachable): not a bad sample
       }
       ++result.failed_samples;
       result.samples.push_back({{"error", error.what()}});

@@ -452,6 +452,31 @@ std::optional<std::string> Client::get_file_content(const RepoRef& repo, std::st
   return std::move(response.body);
 }
 
+std::optional<std::vector<ChangedFile>> Client::compare_files(const RepoRef& repo,
+                                                              std::string_view base,
+                                                              std::string_view head) {
+  const auto url =
+      impl_->repo_url(repo, "/compare/" + boost::urls::encode(base, boost::urls::unreserved_chars) +
+                                "..." + boost::urls::encode(head, boost::urls::unreserved_chars));
+  const auto response = impl_->send("GET", url, kJsonMediaType);
+  if (response.status == 404) {
+    return std::nullopt;
+  }
+  if (response.status != 200) {
+    impl_->fail(url, response);
+  }
+  const auto body = json::parse(response.body, nullptr, false);
+  std::vector<ChangedFile> files;
+  if (body.is_object()) {
+    if (const auto it = body.find("files"); it != body.end() && it->is_array()) {
+      for (const auto& item : *it) {
+        files.push_back(parse_changed_file(item));
+      }
+    }
+  }
+  return files;
+}
+
 std::vector<ExistingComment> Client::list_review_comments(const RepoRef& repo, int number) {
   std::vector<ExistingComment> comments;
   for (const auto& item : impl_->get_all_pages(
@@ -490,10 +515,15 @@ std::vector<ExistingReview> Client::list_reviews(const RepoRef& repo, int number
 PostedReview Client::create_review(const RepoRef& repo, int number, const ReviewRequest& review) {
   json comments = json::array();
   for (const auto& comment : review.comments) {
-    comments.push_back({{"path", comment.path},
-                        {"line", comment.line},
-                        {"side", std::string{to_string(comment.side)}},
-                        {"body", comment.body}});
+    json item = {{"path", comment.path},
+                 {"line", comment.line},
+                 {"side", std::string{to_string(comment.side)}},
+                 {"body", comment.body}};
+    if (comment.start_line) {
+      item["start_line"] = *comment.start_line;
+      item["start_side"] = std::string{to_string(comment.side)};
+    }
+    comments.push_back(std::move(item));
   }
   json body = {{"commit_id", review.commit_id}, {"body", review.body}, {"comments", comments}};
   if (!review.event.empty()) {

@@ -45,12 +45,12 @@ struct Accumulator {
   }
 
   void record(const nlohmann::json& json, const TokenCallback& on_token) {
-    if (const auto it = json.find("error"); it != json.end()) {
+    if (const auto it = json.find("error"); it != json.end() && !it->is_null()) {
       error = it->is_string() ? it->get<std::string>() : it->dump();
       return;
     }
     if (const auto message = json.find("message"); message != json.end() && message->is_object()) {
-      const auto content = message->value("content", std::string{});
+      const auto content = detail::string_field(*message, "content");
       if (!content.empty()) {
         result.content += content;
         if (on_token) {
@@ -61,20 +61,23 @@ struct Accumulator {
       if (const auto calls = message->find("tool_calls");
           calls != message->end() && calls->is_array()) {
         for (const auto& call : *calls) {
-          const auto function = call.value("function", nlohmann::json::object());
+          const auto function = detail::object_field(call, "function");
           ToolCall tool_call;
-          tool_call.id = call.value("id", "call_" + std::to_string(result.tool_calls.size()));
-          tool_call.name = function.value("name", "");
-          tool_call.arguments = decode_arguments(function.value("arguments", nlohmann::json{}));
+          tool_call.id =
+              detail::string_field(call, "id", "call_" + std::to_string(result.tool_calls.size()));
+          tool_call.name = detail::string_field(function, "name");
+          tool_call.arguments =
+              decode_arguments(function.contains("arguments") ? function["arguments"] : nullptr);
           result.tool_calls.push_back(std::move(tool_call));
         }
       }
     }
-    if (json.value("done", false)) {
+    if (const auto it = json.find("done");
+        it != json.end() && it->is_boolean() && it->get<bool>()) {
       done = true;
-      result.prompt_tokens = json.value("prompt_eval_count", std::int64_t{0});
-      result.completion_tokens = json.value("eval_count", std::int64_t{0});
-      result.finish_reason = json.value("done_reason", std::string{"stop"});
+      result.prompt_tokens = detail::int_field(json, "prompt_eval_count");
+      result.completion_tokens = detail::int_field(json, "eval_count");
+      result.finish_reason = detail::string_field(json, "done_reason", "stop");
     }
   }
 };

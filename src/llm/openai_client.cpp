@@ -50,8 +50,8 @@ void read_usage(const nlohmann::json& chunk, ChatResult& result) {
     }
   }
   if (usage != nullptr) {
-    result.prompt_tokens = usage->value("prompt_tokens", std::int64_t{0});
-    result.completion_tokens = usage->value("completion_tokens", std::int64_t{0});
+    result.prompt_tokens = detail::int_field(*usage, "prompt_tokens");
+    result.completion_tokens = detail::int_field(*usage, "completion_tokens");
   }
 }
 
@@ -80,7 +80,7 @@ struct StreamState {
     if (!chunk.is_object()) {
       return;
     }
-    if (const auto it = chunk.find("error"); it != chunk.end()) {
+    if (const auto it = chunk.find("error"); it != chunk.end() && !it->is_null()) {
       error = chunk;
       return;
     }
@@ -112,12 +112,12 @@ struct StreamState {
     if (const auto calls_json = delta->find("tool_calls");
         calls_json != delta->end() && calls_json->is_array()) {
       for (const auto& fragment : *calls_json) {
-        const int index = fragment.value("index", 0);
+        const auto index = static_cast<int>(detail::int_field(fragment, "index"));
         auto& call = calls[index];
         if (const auto id = fragment.find("id"); id != fragment.end() && id->is_string()) {
           call.id = id->get<std::string>();
         }
-        const auto function = fragment.value("function", nlohmann::json::object());
+        const auto function = detail::object_field(fragment, "function");
         if (const auto name = function.find("name"); name != function.end() && name->is_string()) {
           call.name += name->get<std::string>();
         }
@@ -132,6 +132,9 @@ struct StreamState {
   void finish_tool_calls() {
     for (auto& [index, call] : calls) {
       call.arguments = decode_arguments(call_arguments[index]);
+      if (call.id.empty()) {
+        call.id = "call_" + std::to_string(index);  // servers that send "id": null
+      }
       result.tool_calls.push_back(std::move(call));
     }
   }
@@ -145,19 +148,21 @@ ChatResult parse_completion(const nlohmann::json& body) {
     return result;
   }
   const auto& choice = choices->front();
-  result.finish_reason = choice.value("finish_reason", std::string{});
-  const auto message = choice.value("message", nlohmann::json::object());
+  result.finish_reason = detail::string_field(choice, "finish_reason");
+  const auto message = detail::object_field(choice, "message");
   if (const auto content = message.find("content");
       content != message.end() && content->is_string()) {
     result.content = content->get<std::string>();
   }
   if (const auto calls = message.find("tool_calls"); calls != message.end() && calls->is_array()) {
     for (const auto& call : *calls) {
-      const auto function = call.value("function", nlohmann::json::object());
+      const auto function = detail::object_field(call, "function");
       ToolCall tool_call;
-      tool_call.id = call.value("id", "call_" + std::to_string(result.tool_calls.size()));
-      tool_call.name = function.value("name", "");
-      tool_call.arguments = decode_arguments(function.value("arguments", nlohmann::json{}));
+      tool_call.id =
+          detail::string_field(call, "id", "call_" + std::to_string(result.tool_calls.size()));
+      tool_call.name = detail::string_field(function, "name");
+      tool_call.arguments =
+          decode_arguments(function.contains("arguments") ? function["arguments"] : nullptr);
       result.tool_calls.push_back(std::move(tool_call));
     }
   }
@@ -246,7 +251,7 @@ ChatResult OpenAiClient::send(const ChatRequest& request, const TokenCallback& o
     if (!parsed.is_object()) {
       http_.throw_api_error(502, R"({"error": {"message": "the answer is not JSON"}})");
     }
-    if (parsed.contains("error")) {
+    if (const auto error = parsed.find("error"); error != parsed.end() && !error->is_null()) {
       http_.throw_api_error(500, response.body);
     }
     auto result = parse_completion(parsed);

@@ -38,6 +38,21 @@ bool mentions_context_overflow(std::string_view message) {
   return false;
 }
 
+// Ollama: "<model> does not support tools"; vLLM: "\"auto\" tool choice requires
+// --enable-auto-tool-choice"; others: "tool use is not supported", "does not support function
+// calling".
+bool refuses_tools(std::string_view message) {
+  const auto lower = lowercase(message);
+  for (const char* needle : {"does not support tools", "tool choice requires",
+                             "tools are not supported", "tool use is not supported",
+                             "does not support function calling", "does not support tool"}) {
+    if (lower.find(needle) != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 void LineSplitter::feed(std::string_view bytes,
@@ -77,6 +92,31 @@ nlohmann::json tools_json(const std::vector<ToolSpec>& tools) {
                      {"parameters", tool.parameters}}}});
   }
   return out;
+}
+
+std::string string_field(const nlohmann::json& object, std::string_view key, std::string fallback) {
+  if (!object.is_object()) {
+    return fallback;
+  }
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+std::int64_t int_field(const nlohmann::json& object, std::string_view key, std::int64_t fallback) {
+  if (!object.is_object()) {
+    return fallback;
+  }
+  const auto it = object.find(key);
+  return it != object.end() && it->is_number_integer() ? it->get<std::int64_t>() : fallback;
+}
+
+nlohmann::json object_field(const nlohmann::json& object, std::string_view key) {
+  if (object.is_object()) {
+    if (const auto it = object.find(key); it != object.end() && it->is_object()) {
+      return *it;
+    }
+  }
+  return nlohmann::json::object();
 }
 
 std::string dump_json(const nlohmann::json& value) {
@@ -151,6 +191,8 @@ net::ClientResponse ProviderHttp::post_json(std::string_view path, const nlohman
   } catch (const StreamInterrupted& error) {
     throw net::TransportError(provider_name_ + " " + host_ + ": the stream broke after output: " +
                               redact(error.what(), config_.api_key));
+  } catch (const net::HostUnreachableError& error) {
+    throw net::HostUnreachableError(redact(error.what(), config_.api_key));
   } catch (const net::TransportError& error) {
     // The net layer names the host and never a header; redact all the same, belt and braces.
     throw net::TransportError(redact(error.what(), config_.api_key));
@@ -165,11 +207,11 @@ void ProviderHttp::throw_api_error(int status, std::string_view body) const {
   if (parsed.is_object()) {
     const auto error = parsed.find("error");
     if (error != parsed.end() && error->is_object()) {
-      code = error->value("code", "");
+      code = string_field(*error, "code");
       if (code.empty()) {
-        code = error->value("type", "");
+        code = string_field(*error, "type");
       }
-      failed_generation = error->value("failed_generation", "");
+      failed_generation = string_field(*error, "failed_generation");
     } else if (error != parsed.end() && error->is_string()) {
       message = error->get<std::string>();  // Ollama: {"error": "..."}
     }
@@ -183,6 +225,9 @@ void ProviderHttp::throw_api_error(int status, std::string_view body) const {
   }
   if (status == 400 && code == "tool_use_failed") {
     throw ToolUseFailedError(status, message, what, std::move(failed_generation));
+  }
+  if (status >= 400 && status < 500 && refuses_tools(message)) {
+    throw ToolsUnsupportedError(status, message, what);
   }
   throw ApiError(status, message, what);
 }

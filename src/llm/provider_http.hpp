@@ -63,6 +63,16 @@ class ProviderHttp {
 // Tool definitions in the {"type": "function", "function": {...}} form both APIs share.
 nlohmann::json tools_json(const std::vector<ToolSpec>& tools);
 
+// Null-tolerant field readers. OpenAI, Ollama's /v1 and vLLM send null for fields they do not
+// fill ("code": null, "finish_reason": null, a tool call's "id": null), where json::value() would
+// throw type_error.302. A missing, null or mistyped field gives the fallback.
+std::string string_field(const nlohmann::json& object, std::string_view key,
+                         std::string fallback = {});
+std::int64_t int_field(const nlohmann::json& object, std::string_view key,
+                       std::int64_t fallback = 0);
+// The field when it is an object, else an empty object.
+nlohmann::json object_field(const nlohmann::json& object, std::string_view key);
+
 // The JSON text of `value`; invalid UTF-8 (a diff of a Latin-1 file) is replaced, never thrown on.
 std::string dump_json(const nlohmann::json& value);
 

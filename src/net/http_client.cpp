@@ -22,6 +22,7 @@
 #include <optional>
 #include <utility>
 
+#include "llmgw/net/retry.hpp"
 #include "llmgw/version.hpp"
 
 namespace llmgw::net {
@@ -203,6 +204,23 @@ bool is_stale_connection_error(const error_code& ec) {
          ec == ssl::error::stream_truncated;
 }
 
+// RFC 9110 §9.2.2: repeating these has the same effect as sending them once. Only these are sent
+// again on a fresh connection when a kept-alive one turns out closed after the request went out:
+// a POST may already have been acted on (a review created), so it is never re-sent here.
+bool is_idempotent(http::verb method) {
+  switch (method) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::options:
+    case http::verb::trace:
+      return true;
+    default:
+      return false;
+  }
+}
+
 struct Connection {
   std::string key;
   std::optional<beast::tcp_stream> tcp;  // plain connections
@@ -301,7 +319,7 @@ struct HttpClient::Impl {
         throw TransportError("resolving " + hop.name() + " timed out after " +
                              std::to_string(options.connect_timeout.count()) + " ms");
       }
-      throw TransportError("resolving " + hop.name() + " failed: " + resolve_ec.message());
+      throw HostUnreachableError("resolving " + hop.name() + " failed: " + resolve_ec.message());
     }
 
     auto connection = std::make_unique<Connection>();
@@ -310,6 +328,13 @@ struct HttpClient::Impl {
     connection->tcp->expires_at(deadline);
     auto [connect_ec, connected] = co_await connection->tcp->async_connect(results, use_tuple);
     if (connect_ec) {
+      const bool refused = connect_ec == asio::error::connection_refused ||
+                           connect_ec == asio::error::host_unreachable ||
+                           connect_ec == asio::error::network_unreachable;
+      if (refused) {
+        throw HostUnreachableError(
+            describe("connect to", hop, connect_ec, options.connect_timeout));
+      }
       throw TransportError(describe("connect to", hop, connect_ec, options.connect_timeout));
     }
     ++opened;
@@ -393,7 +418,10 @@ struct HttpClient::Impl {
     auto [header_ec, header_bytes] =
         co_await http::async_read_header(stream, buffer, parser, use_tuple);
     if (header_ec) {
-      if (reused && !parser.got_some() && is_stale_connection_error(header_ec)) {
+      // The request went out whole: the server may have acted on it before the connection
+      // closed. Only a request that may run twice is sent again.
+      if (reused && !parser.got_some() && is_stale_connection_error(header_ec) &&
+          is_idempotent(request.method())) {
         result.stale = true;
         co_return result;
       }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/beast/http/status.hpp>
 #include <boost/url/parse.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <ctime>
@@ -47,6 +48,9 @@ bool header_is_zero(const ClientResponse& response, std::string_view name) {
   const auto value = response.header(name);
   return value && trim(*value) == "0";
 }
+
+// GitHub's docs: wait at least one minute, then exponentially longer.
+constexpr milliseconds kSecondaryLimitWait{60'000};
 
 }  // namespace
 
@@ -124,9 +128,20 @@ bool is_retryable_status(const ClientResponse& response) {
     return true;
   }
   // GitHub's primary rate limit answers 403 with no requests left; its secondary limits answer
-  // 403 with Retry-After.
-  return response.status == 403 && (header_is_zero(response, "x-ratelimit-remaining") ||
-                                    response.header("retry-after").has_value());
+  // 403 with Retry-After, or with only a message.
+  return response.status == 403 &&
+         (header_is_zero(response, "x-ratelimit-remaining") ||
+          response.header("retry-after").has_value() || is_secondary_rate_limit(response));
+}
+
+bool is_secondary_rate_limit(const ClientResponse& response) {
+  if (response.status != 403 && response.status != 429) {
+    return false;
+  }
+  auto message = api_error_message(response.body);
+  std::transform(message.begin(), message.end(), message.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return message.find("secondary rate limit") != std::string::npos;
 }
 
 std::optional<milliseconds> server_retry_hint(const ClientResponse& response,
@@ -193,7 +208,21 @@ ClientResponse send_with_retry(const std::function<ClientResponse()>& send,
         return response;
       }
       reason = "HTTP " + std::to_string(response.status);
-      if (const auto hint = server_retry_hint(response, now())) {
+      if (const auto hint = server_retry_hint(response, now());
+          !hint && is_secondary_rate_limit(response)) {
+        // No hint: a minute, doubling on each further refusal (jitter only lengthens it).
+        const auto doubled =
+            kSecondaryLimitWait.count() * std::pow(std::max(1.0, policy.multiplier), attempt - 1);
+        delay = milliseconds{static_cast<std::int64_t>(
+            doubled * (1.0 + std::clamp(policy.jitter, 0.0, 1.0) * random()))};
+        if (delay > std::max(policy.max_wait, kSecondaryLimitWait)) {
+          spdlog::warn(
+              "{}: {} (secondary rate limit) and the next wait of {} s is more than the {} "
+              "s allowed",
+              label, reason, delay.count() / 1000, policy.max_wait.count() / 1000);
+          return response;
+        }
+      } else if (hint) {
         if (*hint > policy.max_wait) {
           spdlog::warn("{}: {} and the server asks to wait {} s (more than the {} s allowed)",
                        label, reason, hint->count() / 1000, policy.max_wait.count() / 1000);
@@ -203,6 +232,8 @@ ClientResponse send_with_retry(const std::function<ClientResponse()>& send,
       } else {
         delay = backoff_delay(policy, attempt, random());
       }
+    } catch (const HostUnreachableError&) {
+      throw;  // the same in a second: fail fast
     } catch (const TransportError& error) {
       if (attempt >= max_attempts || !options.idempotent) {
         throw;

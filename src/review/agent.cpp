@@ -13,6 +13,8 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kElided = "[observation elided to save context]";
+// Answers in a row without an action before the model is told to finish.
+constexpr int kMaxNudges = 3;
 
 std::string system_prompt(bool native, int max_comments) {
   std::string prompt =
@@ -54,10 +56,11 @@ class Loop {
       : client_(client),
         tools_(tools),
         options_(options),
-        native_(options.native_tools.value_or(client.supports_tools())) {}
+        native_(options.native_tools.value_or(client.supports_tools())),
+        may_fall_back_(!options.native_tools.has_value()) {}
 
   AgentResult run() {
-    messages_.push_back(llm::Message::system(system_prompt(native_, tools_.max_comments())));
+    messages_.push_back(llm::Message::system(prompt()));
     messages_.push_back(llm::Message::user(
         tools_.overview() +
         "\nReview this pull request. Start by looking at the diffs of the riskiest files."));
@@ -121,6 +124,12 @@ class Loop {
           "). Call exactly one tool, with its arguments as a valid JSON object."));
       stop_if(last_chance, "the model could not produce a valid finish call");
       return;
+    } catch (const llm::ToolsUnsupportedError& e) {
+      if (!native_ || !may_fall_back_) {
+        throw;
+      }
+      switch_to_text(e.provider_message());
+      return;
     } catch (const llm::ContextTooLongError&) {
       if (!elide_oldest_observation()) {
         stopped_ = true;
@@ -132,13 +141,31 @@ class Loop {
       return;
     }
     count_tokens(reply);
-    last_content_ = reply.content;
     if (native_) {
       handle_native(reply);
     } else {
       handle_text(reply);
     }
     stop_if(last_chance && !tools_.finished(), "the model did not finish when asked");
+  }
+
+  std::string prompt() const {
+    auto text = system_prompt(native_, tools_.max_comments());
+    if (!options_.instructions.empty()) {
+      text += "\nThe repository's own review instructions (follow them):\n" +
+              options_.instructions + "\n";
+    }
+    return text;
+  }
+
+  // The model has no tool calling: describe the tools in the prompt and read the text format.
+  void switch_to_text(const std::string& why) {
+    spdlog::warn(
+        "review agent: the model does not support tool calling ({}); continuing in the text "
+        "format (ReAct)",
+        why);
+    native_ = false;
+    messages_.front() = llm::Message::system(prompt());
   }
 
   void stop_if(bool condition, const char* why) {
@@ -150,9 +177,13 @@ class Loop {
 
   void handle_native(const llm::ChatResult& reply) {
     if (reply.tool_calls.empty()) {
-      no_action(reply.content);
+      // Small local models often write the call into the content (a ReAct block, a bare JSON
+      // call, Hermes' <tool_call> tags) instead of a native tool call.
+      messages_.push_back(llm::Message::assistant(reply.content));
+      handle_content(reply);
       return;
     }
+    nudges_ = 0;
     messages_.push_back(llm::Message::assistant(reply.content, reply.tool_calls));
     for (const auto& call : reply.tool_calls) {
       const auto observation = tools_.finished()
@@ -164,41 +195,49 @@ class Loop {
 
   void handle_text(const llm::ChatResult& reply) {
     messages_.push_back(llm::Message::assistant(reply.content));
+    handle_content(reply);
+  }
+
+  // A reply without a native tool call; the assistant message is already in messages_. Only a
+  // finish call or a Final Answer ends the review: other text is never taken as the summary.
+  void handle_content(const llm::ChatResult& reply) {
+    if (reply.finish_reason == "length") {
+      // Cut at the output limit: whatever it started to say is not a whole answer.
+      nudge(
+          "Your answer was cut off at the length limit. Answer again, shorter: one tool call, "
+          "or a short final summary.");
+      return;
+    }
     const auto parsed = parse_react(reply.content);
     switch (parsed.kind) {
       case ReactStep::Kind::action:
+        nudges_ = 0;
         messages_.push_back(
             llm::Message::user("Observation: " + execute(parsed.action, parsed.input)));
-        break;
+        return;
       case ReactStep::Kind::final_answer:
-        if (!tools_.call("finish", json{{"summary", parsed.final_answer}}).finished) {
-          no_action(parsed.final_answer);
+        if (tools_.call("finish", json{{"summary", parsed.final_answer}}).finished) {
+          return;
         }
-        break;
+        nudge("Error: the final answer was empty. Give the overall summary of the review.");
+        return;
       case ReactStep::Kind::invalid:
-        ++result_.tool_errors;
-        if (forcing_ && !reply.content.empty()) {
-          tools_.call("finish", json{{"summary", reply.content}});
-          break;
-        }
-        messages_.push_back(llm::Message::user("Observation: Error: " + parsed.error));
         break;
+    }
+    ++result_.tool_errors;
+    if (native_) {
+      nudge("Use one of the tools to continue the review, or call finish with your summary.");
+    } else {
+      nudge("Observation: Error: " + parsed.error);
     }
   }
 
-  // The model answered in prose without calling a tool.
-  void no_action(const std::string& content) {
-    const bool has_text = content.find_first_not_of(" \t\r\n") != std::string::npos;
-    if (has_text && (forcing_ || ++nudges_ >= 2)) {
-      // It keeps answering in prose: take the prose as its summary.
-      tools_.call("finish", json{{"summary", content}});
-      return;
+  // Asks again; after max_nudges answers in a row without an action, only finish is offered.
+  void nudge(std::string text) {
+    messages_.push_back(llm::Message::user(std::move(text)));
+    if (++nudges_ >= kMaxNudges && !forcing_) {
+      force("no tool call in " + std::to_string(nudges_) + " answers");
     }
-    if (native_) {
-      messages_.push_back(llm::Message::assistant(content));
-    }
-    messages_.push_back(llm::Message::user(
-        "Use one of the tools to continue the review, or call finish with your summary."));
   }
 
   std::string execute(const std::string& name, const json& arguments) {
@@ -225,11 +264,12 @@ class Loop {
 
   // Called before the reply is appended, so messages_ is the prompt just sent.
   void count_tokens(const llm::ChatResult& reply) {
-    if (reply.prompt_tokens > 0 || reply.completion_tokens > 0) {
-      result_.tokens_used += reply.prompt_tokens + reply.completion_tokens;
-      return;
-    }
-    result_.tokens_used += estimated_prompt_tokens() + llm::estimate_tokens(reply.content);
+    const bool reported = reply.prompt_tokens > 0 || reply.completion_tokens > 0;
+    const auto in = reported ? reply.prompt_tokens : estimated_prompt_tokens();
+    const auto out = reported ? reply.completion_tokens : llm::estimate_tokens(reply.content);
+    result_.prompt_tokens += in;
+    result_.completion_tokens += out;
+    result_.tokens_used += in + out;
   }
 
   std::int64_t estimated_prompt_tokens() const {
@@ -277,11 +317,10 @@ class Loop {
         result_.stop_reason = "finished";
       }
     } else {
+      // The model's last words are not a final answer (often a half-finished thought or a
+      // reply cut at the length limit): they are not posted.
       result_.summary = "The automated review stopped early (" + result_.stop_reason + ") after " +
                         std::to_string(result_.steps) + " model calls.";
-      if (last_content_.find_first_not_of(" \t\r\n") != std::string::npos) {
-        result_.summary += "\n\n" + llm::truncate_to_tokens(last_content_, 1000);
-      }
     }
     return result_;
   }
@@ -289,7 +328,8 @@ class Loop {
   llm::ChatClient& client_;
   ReviewTools& tools_;
   const AgentOptions& options_;
-  const bool native_;
+  bool native_;
+  const bool may_fall_back_;  // auto mode: switch to text when the model refuses tools
   std::vector<llm::Message> messages_;
   AgentResult result_;
   std::map<std::string, int> seen_calls_;
@@ -297,7 +337,6 @@ class Loop {
   int nudges_ = 0;
   bool forcing_ = false;
   bool stopped_ = false;
-  std::string last_content_;
 };
 
 }  // namespace

@@ -57,14 +57,31 @@ std::string strip_markers(std::string text) {
   return text;
 }
 
-std::string moved_section(const std::vector<github::ReviewComment>& moved) {
+// "line 17" or "lines 15-17".
+std::string lines_of(const github::ReviewComment& comment) {
+  return comment.start_line
+             ? "lines " + std::to_string(*comment.start_line) + "-" + std::to_string(comment.line)
+             : "line " + std::to_string(comment.line);
+}
+
+constexpr std::string_view kMovedHeading = "Comments that could not be placed on the diff";
+constexpr std::string_view kPendingHeading =
+    "Comments (not inline: you have a pending review on this pull request)";
+constexpr std::string_view kPendingExplanation =
+    "_GitHub allows one pending review per user, and the account that posts this review has one "
+    "open on this pull request, so GitHub refused inline comments. Submit or discard that pending "
+    "review to get inline comments from later runs._\n";
+
+std::string moved_section(const std::vector<github::ReviewComment>& moved,
+                          std::string_view heading = kMovedHeading,
+                          std::string_view explanation = {}) {
   if (moved.empty()) {
     return {};
   }
-  std::string out = "\n\n### Comments that could not be placed on the diff\n";
+  std::string out = "\n\n### " + std::string{heading} + "\n" + std::string{explanation};
   for (const auto& comment : moved) {
     const auto markers = markers_in(comment.body);
-    out += "- `" + comment.path + "` line " + std::to_string(comment.line) + " (" +
+    out += "- `" + comment.path + "` " + lines_of(comment) + " (" +
            std::string{to_string(comment.side)} + "): " + strip_markers(comment.body);
     // The marker stays (invisible) so that a re-run knows this comment was already reported.
     for (const auto& marker : markers) {
@@ -77,11 +94,55 @@ std::string moved_section(const std::vector<github::ReviewComment>& moved) {
 
 github::ReviewRequest with_comments(const PreparedReview& prepared,
                                     std::vector<github::ReviewComment> inline_comments,
-                                    const std::vector<github::ReviewComment>& moved) {
+                                    const std::vector<github::ReviewComment>& moved,
+                                    bool pending_review = false) {
   github::ReviewRequest request = prepared.request;
   request.comments = std::move(inline_comments);
-  request.body = prepared.body_main + moved_section(moved) + prepared.body_footer;
+  request.body = prepared.body_main +
+                 (pending_review ? moved_section(moved, kPendingHeading, kPendingExplanation)
+                                 : moved_section(moved)) +
+                 prepared.body_footer;
   return request;
+}
+
+// GitHub's 422 when the user already has a pending review: "User can only have one pending
+// review per pull request".
+bool is_pending_review_conflict(const github::GithubError& error) {
+  const auto mentions = [](std::string_view text) {
+    return text.find("pending review") != std::string_view::npos;
+  };
+  return error.status() == 422 &&
+         (mentions(error.api_message()) ||
+          std::any_of(error.errors().begin(), error.errors().end(), mentions));
+}
+
+// POSTs the review once. A broken connection after the request went out leaves us not knowing
+// whether GitHub created it: the review with exactly this body (it carries our markers) answers
+// that. Only when there is none is the request sent again, once, on a fresh connection.
+github::PostedReview create_once(github::Client& client, const github::PullRequest& pr,
+                                 const github::ReviewRequest& request) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return client.create_review(pr.repo, pr.meta.number, request);
+    } catch (const net::TransportError& e) {
+      spdlog::warn(
+          "the connection broke while posting the review ({}); checking whether GitHub "
+          "created it",
+          e.what());
+      for (const auto& review : client.list_reviews(pr.repo, pr.meta.number)) {
+        if (review.state != "PENDING" && review.body == request.body) {
+          spdlog::info("GitHub had created the review (id {}); not posting it again", review.id);
+          return {review.id, pr.meta.html_url.empty() ? std::string{}
+                                                      : pr.meta.html_url + "#pullrequestreview-" +
+                                                            std::to_string(review.id)};
+        }
+      }
+      if (attempt >= 2) {
+        throw;
+      }
+      spdlog::info("GitHub has no such review; sending it again");
+    }
+  }
 }
 
 // Tries each comment alone in a PENDING review (never published; deleted at once) to learn which
@@ -121,6 +182,23 @@ std::string summary_marker(std::string_view head_sha) {
   return "<!-- llmgw:review-summary:" + std::string{head_sha} + " -->";
 }
 
+std::optional<std::string> last_reviewed_head(const std::vector<github::ExistingReview>& reviews) {
+  constexpr std::string_view kPrefix = "<!-- llmgw:review-summary:";
+  std::optional<std::string> last;
+  for (const auto& review : reviews) {  // GitHub lists reviews oldest first
+    const auto pos = review.body.rfind(kPrefix);
+    if (review.state == "PENDING" || pos == std::string::npos) {
+      continue;
+    }
+    const auto start = pos + kPrefix.size();
+    const auto end = review.body.find(" -->", start);
+    if (end != std::string::npos && end > start) {
+      last = review.body.substr(start, end - start);
+    }
+  }
+  return last;
+}
+
 PreparedReview prepare_review(const github::PullRequest& pr, const ReviewDraft& draft,
                               github::Client* client) {
   std::set<std::string> posted_markers;
@@ -155,7 +233,7 @@ PreparedReview prepare_review(const github::PullRequest& pr, const ReviewDraft& 
     const auto marker =
         comment_marker(draft_comment.path, draft_comment.line, draft_comment.side, text);
     github::ReviewComment comment{draft_comment.path, draft_comment.line, draft_comment.side,
-                                  text + "\n\n" + marker};
+                                  text + "\n\n" + marker, draft_comment.start_line};
     const bool duplicate = posted_markers.contains(marker) ||
                            llmgw_locations.contains(
                                {comment.path, comment.line, std::string{to_string(comment.side)}});
@@ -179,7 +257,9 @@ PreparedReview prepare_review(const github::PullRequest& pr, const ReviewDraft& 
   }
   prepared.body_footer = "\n\n---\n_Automated review by llmgw" +
                          (draft.signature.empty() ? std::string{} : " (" + draft.signature + ")") +
-                         "._\n" + summary_marker(pr.meta.head_sha);
+                         "._\n" +
+                         (draft.usage.empty() ? std::string{} : "_" + draft.usage + "_\n") +
+                         summary_marker(pr.meta.head_sha);
   prepared.request.body = prepared.body_main + prepared.body_footer;
   return prepared;
 }
@@ -196,13 +276,24 @@ PublishResult post_review(github::Client& client, const github::PullRequest& pr,
   }
   const auto& comments = prepared.request.comments;
   try {
-    result.review = client.create_review(pr.repo, pr.meta.number, prepared.request);
+    result.review = create_once(client, pr, prepared.request);
     result.posted = true;
     result.inline_comments = comments;
     return result;
   } catch (const github::GithubError& e) {
     if (e.status() != 422 || comments.empty()) {
       throw;
+    }
+    if (is_pending_review_conflict(e)) {
+      spdlog::warn(
+          "GitHub refused inline comments: the posting account has a pending review on {}#{}; "
+          "the comments go into the review body",
+          pr.repo.full_name(), pr.meta.number);
+      result.review = create_once(client, pr, with_comments(prepared, {}, comments, true));
+      result.posted = true;
+      result.moved_to_body = comments;
+      result.blocked_by_pending_review = true;
+      return result;
     }
     spdlog::warn("GitHub refused the review ({}); finding the comments it cannot place", e.what());
   }
@@ -214,8 +305,7 @@ PublishResult post_review(github::Client& client, const github::PullRequest& pr,
     (refused[i] ? moved : placeable).push_back(comments[i]);
   }
   try {
-    result.review =
-        client.create_review(pr.repo, pr.meta.number, with_comments(prepared, placeable, moved));
+    result.review = create_once(client, pr, with_comments(prepared, placeable, moved));
     result.inline_comments = std::move(placeable);
     result.moved_to_body = std::move(moved);
   } catch (const github::GithubError& e) {
@@ -225,8 +315,7 @@ PublishResult post_review(github::Client& client, const github::PullRequest& pr,
     // Still refused: put every comment in the body; a body-only review always fits.
     spdlog::warn("GitHub refused the review again ({}); posting every comment in the body",
                  e.what());
-    result.review =
-        client.create_review(pr.repo, pr.meta.number, with_comments(prepared, {}, comments));
+    result.review = create_once(client, pr, with_comments(prepared, {}, comments));
     result.inline_comments.clear();
     result.moved_to_body = comments;
   }
@@ -240,8 +329,10 @@ std::string render_review(const github::PullRequest& pr, const PreparedReview& p
   out += strip_markers(prepared.request.body) + "\n";
   out += "\n## Inline comments (" + std::to_string(prepared.request.comments.size()) + ")\n";
   for (const auto& comment : prepared.request.comments) {
-    out += "\n### " + comment.path + ":" + std::to_string(comment.line) + " (" +
-           std::string{to_string(comment.side)} + ")\n" + strip_markers(comment.body) + "\n";
+    out += "\n### " + comment.path + ":" +
+           (comment.start_line ? std::to_string(*comment.start_line) + "-" : std::string{}) +
+           std::to_string(comment.line) + " (" + std::string{to_string(comment.side)} + ")\n" +
+           strip_markers(comment.body) + "\n";
   }
   if (!prepared.skipped_duplicates.empty()) {
     out += "\n" + std::to_string(prepared.skipped_duplicates.size()) +

@@ -1,6 +1,8 @@
 #include "llmgw/review/tools.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <exception>
 // GCC 12 reports std::function inside <regex> as maybe-uninitialized once optimising (a known
 // false positive in libstdc++'s regex compiler); keep the warning everywhere else.
@@ -10,6 +12,7 @@
 #pragma GCC diagnostic pop
 
 #include "llmgw/llm/token_budget.hpp"
+#include "llmgw/review/diff_view.hpp"
 #include "llmgw/util/text.hpp"
 
 namespace llmgw::review {
@@ -29,8 +32,11 @@ std::optional<std::string> string_arg(const json& arguments, std::string_view ke
   return it->get<std::string>();
 }
 
-// Models write numbers as 12, 12.0 or "12"; all mean line 12.
+// Models write numbers as 12, 12.0 or "12"; all mean line 12. Anything that is not a whole
+// number in [1, 10^9] is no line: 4294967313 must not wrap to 17, and a float out of int's range
+// must not reach a conversion (undefined behaviour).
 std::optional<int> int_arg(const json& arguments, std::string_view key) {
+  constexpr std::int64_t kMaxLine = 1'000'000'000;
   if (!arguments.is_object()) {
     return std::nullopt;
   }
@@ -38,29 +44,53 @@ std::optional<int> int_arg(const json& arguments, std::string_view key) {
   if (it == arguments.end()) {
     return std::nullopt;
   }
+  const auto in_range = [](auto value) -> std::optional<int> {
+    if (value < 1 || value > kMaxLine) {
+      return std::nullopt;
+    }
+    return static_cast<int>(value);
+  };
+  if (it->is_number_unsigned()) {
+    const auto value = it->get<std::uint64_t>();
+    return value > static_cast<std::uint64_t>(kMaxLine)
+               ? std::nullopt
+               : in_range(static_cast<std::int64_t>(value));
+  }
   if (it->is_number_integer()) {
-    return it->get<int>();
+    return in_range(it->get<std::int64_t>());
   }
   if (it->is_number_float()) {
     const double value = it->get<double>();
-    if (value == static_cast<double>(static_cast<int>(value))) {
-      return static_cast<int>(value);
+    if (!std::isfinite(value) || value != std::floor(value) || value < 1 ||
+        value > static_cast<double>(kMaxLine)) {
+      return std::nullopt;
     }
-    return std::nullopt;
+    return static_cast<int>(value);
   }
   if (it->is_string()) {
     const auto text = it->get<std::string>();
-    try {
-      std::size_t used = 0;
-      const int value = std::stoi(text, &used);
-      if (used == text.size()) {
-        return value;
-      }
-    } catch (const std::exception&) {
-      return std::nullopt;
+    std::int64_t value = 0;
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+    if (ec == std::errc{} && ptr == end) {
+      return in_range(value);
     }
   }
   return std::nullopt;
+}
+
+bool bool_arg(const json& arguments, std::string_view key) {
+  if (!arguments.is_object()) {
+    return false;
+  }
+  const auto it = arguments.find(key);
+  if (it == arguments.end()) {
+    return false;
+  }
+  if (it->is_boolean()) {
+    return it->get<bool>();
+  }
+  return it->is_string() && (it->get<std::string>() == "true" || it->get<std::string>() == "1");
 }
 
 std::string normalise_severity(std::string severity) {
@@ -95,7 +125,23 @@ std::string DraftComment::rendered_body() const {
       {"suggestion", "**Suggestion**"},
       {"info", "**Note**"}};
   const auto it = labels.find(severity);
-  return (it == labels.end() ? std::string{"**Suggestion**"} : it->second) + ": " + body;
+  auto out = (it == labels.end() ? std::string{"**Suggestion**"} : it->second) + ": " + body;
+  if (suggestion) {
+    // A fence longer than any run of backticks inside, so the block cannot end early.
+    std::size_t longest = 0;
+    std::size_t run = 0;
+    for (const char c : *suggestion) {
+      run = c == '`' ? run + 1 : 0;
+      longest = std::max(longest, run);
+    }
+    const std::string fence(std::max<std::size_t>(3, longest + 1), '`');
+    out += "\n\n" + fence + "suggestion\n" + *suggestion;
+    if (!suggestion->empty() && suggestion->back() != '\n') {
+      out += "\n";
+    }
+    out += fence;
+  }
+  return out;
 }
 
 ReviewTools::ReviewTools(const github::PullRequest& pr, FileReader reader, ToolLimits limits)
@@ -109,8 +155,14 @@ std::vector<llm::ToolSpec> ReviewTools::specs() {
        schema(json::object(), {})},
       {"get_file_diff",
        "Show the diff of one changed file. Every line is prefixed with the SIDE and LINE number to "
-       "use in add_comment.",
-       schema({{"path", {{"type", "string"}, {"description", "file path as listed"}}}}, {"path"})},
+       "use in add_comment. A long diff comes in pages: pass start_line/end_line (new-file line "
+       "numbers) for a part; expand: true also shows the enclosing function or block from the "
+       "file (lines marked 'N :' are context only and cannot take a comment).",
+       schema({{"path", {{"type", "string"}, {"description", "file path as listed"}}},
+               {"start_line", {{"type", "integer"}, {"minimum", 1}}},
+               {"end_line", {{"type", "integer"}, {"minimum", 1}}},
+               {"expand", {{"type", "boolean"}}}},
+              {"path"})},
       {"read_file",
        "Read lines of a file as it is at the head of the pull request (1-based, inclusive).",
        schema({{"path", {{"type", "string"}}},
@@ -123,9 +175,14 @@ std::vector<llm::ToolSpec> ReviewTools::specs() {
        schema({{"pattern", {{"type", "string"}}}}, {"pattern"})},
       {"add_comment",
        "Draft an inline review comment. The line must be in the file's diff: side RIGHT for added "
-       "or unchanged lines (new line numbers), LEFT for removed lines (old line numbers).",
+       "or unchanged lines (new line numbers), LEFT for removed lines (old line numbers). For "
+       "several lines give start_line too (every line from start_line to line must be in the "
+       "diff). suggestion: the exact replacement text for those lines (RIGHT only), which the "
+       "author can apply with one click.",
        schema({{"path", {{"type", "string"}}},
                {"line", {{"type", "integer"}}},
+               {"start_line", {{"type", "integer"}}},
+               {"suggestion", {{"type", "string"}}},
                {"side", {{"type", "string"}, {"enum", {"RIGHT", "LEFT"}}}},
                {"body", {{"type", "string"}, {"description", "the comment, concrete and short"}}},
                {"severity",
@@ -194,8 +251,9 @@ std::string ReviewTools::overview() const {
 }
 
 std::string ReviewTools::limit(std::string text) const {
-  return llm::truncate_to_tokens(text, limits_.max_observation_tokens,
-                                 "\n[... cut to fit; ask for a narrower range ...]\n");
+  return llm::truncate_to_tokens(
+      text, limits_.max_observation_tokens,
+      "\n[... cut to fit; ask for a narrower range (start_line and end_line) ...]\n");
 }
 
 ToolOutcome ReviewTools::list_files() const {
@@ -213,10 +271,12 @@ ToolOutcome ReviewTools::list_files() const {
   return {limit(std::move(out))};
 }
 
-ToolOutcome ReviewTools::get_file_diff(const json& arguments) const {
+ToolOutcome ReviewTools::get_file_diff(const json& arguments) {
   const auto path = string_arg(arguments, "path");
   if (!path) {
-    return error("get_file_diff needs {\"path\": \"<file>\"}");
+    return error(
+        "get_file_diff needs {\"path\": \"<file>\"} (optional \"start_line\", \"end_line\", "
+        "\"expand\")");
   }
   const auto* file = pr_.find_file_diff(*path);
   if (file == nullptr) {
@@ -225,26 +285,33 @@ ToolOutcome ReviewTools::get_file_diff(const json& arguments) const {
   if (file->hunks.empty()) {
     return {*path + " has no textual diff (binary, renamed without changes, or too large)."};
   }
-  std::string out = "Diff of " + *path + " (SIDE LINE | text):\n";
-  for (const auto& hunk : file->hunks) {
-    out += "@@ -" + std::to_string(hunk.old_start) + "," + std::to_string(hunk.old_count) + " +" +
-           std::to_string(hunk.new_start) + "," + std::to_string(hunk.new_count) + " @@ " +
-           hunk.section + "\n";
-    for (const auto& line : hunk.lines) {
-      switch (line.kind) {
-        case github::LineKind::added:
-          out += "RIGHT " + std::to_string(line.new_line) + " | +" + line.text + "\n";
-          break;
-        case github::LineKind::removed:
-          out += "LEFT " + std::to_string(line.old_line) + " | -" + line.text + "\n";
-          break;
-        case github::LineKind::context:
-          out += "RIGHT " + std::to_string(line.new_line) + " |  " + line.text + "\n";
-          break;
-      }
-    }
+  DiffViewOptions options;
+  const bool has_start = arguments.is_object() && arguments.contains("start_line");
+  const bool has_end = arguments.is_object() && arguments.contains("end_line");
+  const auto start = int_arg(arguments, "start_line");
+  const auto end = int_arg(arguments, "end_line");
+  if ((has_start && !start) || (has_end && !end) || (start && end && *end < *start)) {
+    return error("start_line and end_line must be line numbers (1 or more), start <= end");
   }
-  return {limit(std::move(out))};
+  options.start_line = start.value_or(1);
+  options.end_line = end.value_or(0);
+  options.expand = bool_arg(arguments, "expand");
+  const std::string heading = "Diff of " + *path + " (SIDE LINE | text):\n";
+  const auto budget_bytes =
+      llm::kBytesPerTokenEstimate * std::max<std::int64_t>(1, limits_.max_observation_tokens - 1);
+  options.max_bytes = static_cast<std::size_t>(
+      std::max<std::int64_t>(512, budget_bytes - static_cast<std::int64_t>(heading.size())));
+  const std::string* head = nullptr;
+  if (options.expand && !file->is_deleted) {
+    std::string why;
+    head = cached_file(*path, why);  // without the file, the plain diff still helps
+  }
+  auto view = render_file_diff(*file, options, head);
+  if (view.text.empty()) {
+    return {"No diff lines of " + *path + " in lines " + std::to_string(options.start_line) + "-" +
+            (end ? std::to_string(*end) : std::string{"end"}) + "."};
+  }
+  return {limit(heading + view.text)};
 }
 
 const std::string* ReviewTools::cached_file(const std::string& path, std::string& error_text) {
@@ -384,6 +451,26 @@ ToolOutcome ReviewTools::add_comment(const json& arguments) {
     }
     return reject(std::move(text));
   }
+  const bool has_start = arguments.contains("start_line") && !arguments["start_line"].is_null();
+  const auto start_line = int_arg(arguments, "start_line");
+  if (has_start && (!start_line || *start_line > *line)) {
+    return reject("start_line must be a line number no greater than line.");
+  }
+  if (start_line && *start_line < *line) {
+    for (int n = *start_line; n < *line; ++n) {
+      if (!commentable_.contains(*path, n, *side)) {
+        return reject("line " + std::to_string(n) + " (" + std::string{to_string(*side)} + ") of " +
+                      *path +
+                      " is not part of the diff; a multi-line comment must stay within one "
+                      "hunk. Commentable lines: " +
+                      commentable_.describe(*path) + ".");
+      }
+    }
+  }
+  const auto suggestion = string_arg(arguments, "suggestion");
+  if (suggestion && *side != github::Side::right) {
+    return reject("a suggestion replaces new lines: use side RIGHT.");
+  }
   const bool duplicate = std::any_of(comments_.begin(), comments_.end(), [&](const auto& c) {
     return c.path == *path && c.line == *line && c.side == *side;
   });
@@ -395,11 +482,22 @@ ToolOutcome ReviewTools::add_comment(const json& arguments) {
     return reject("the limit of " + std::to_string(limits_.max_comments) +
                   " comments is reached; call finish with your summary.");
   }
-  comments_.push_back({*path, *line, *side,
-                       normalise_severity(string_arg(arguments, "severity").value_or("")), *body});
-  return {"Comment added on " + *path + ":" + std::to_string(*line) + " (" +
-          std::string{to_string(*side)} + "); " + std::to_string(comments_.size()) +
-          " of at most " + std::to_string(limits_.max_comments) + " comments drafted."};
+  DraftComment comment;
+  comment.path = *path;
+  comment.line = *line;
+  comment.side = *side;
+  comment.severity = normalise_severity(string_arg(arguments, "severity").value_or(""));
+  comment.body = *body;
+  if (start_line && *start_line < *line) {
+    comment.start_line = start_line;
+  }
+  comment.suggestion = suggestion;
+  comments_.push_back(std::move(comment));
+  const auto where = (start_line && *start_line < *line ? std::to_string(*start_line) + "-" : "") +
+                     std::to_string(*line);
+  return {"Comment added on " + *path + ":" + where + " (" + std::string{to_string(*side)} + "); " +
+          std::to_string(comments_.size()) + " of at most " + std::to_string(limits_.max_comments) +
+          " comments drafted."};
 }
 
 ToolOutcome ReviewTools::finish(const json& arguments) {

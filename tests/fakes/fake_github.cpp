@@ -20,10 +20,12 @@ struct StoredReview {
   std::int64_t id = 0;
   std::string state;  // "COMMENTED" or "PENDING"
   json posted;
+  bool users_own = false;  // a pending review the user started in the browser
 };
 
 struct StoredPull {
   FakePull pull;
+  std::vector<FakePull> earlier_heads;  // before push_head, for the compare API
   github::CommentableLines commentable;
   std::vector<StoredReview> reviews;
   std::vector<json> comments;
@@ -58,6 +60,9 @@ struct FakeGithub::State {
   std::string token;
   std::set<std::pair<std::string, int>> refused;
   int rate_limited = 0;
+  int secondary_limited = 0;
+  bool drop_after_review = false;
+  std::map<std::string, FakePull> demo_pushes;  // "owner/repo#n" -> the next head
   int rate_limit_status = 403;
   std::chrono::seconds reset_in{1};
   std::vector<std::string> log;
@@ -67,7 +72,12 @@ struct FakeGithub::State {
 
 FakePull sample_fake_pull() {
   const auto pr = sample_pull_request();
-  return {pr.meta, pr.files, pr.diff, sample_head_files()};
+  return {pr.meta, pr.files, pr.diff, sample_head_files(), {}};
+}
+
+FakePull sample_fake_pull_second_push() {
+  const auto pr = sample_pull_request_second_push();
+  return {pr.meta, pr.files, pr.diff, sample_head_files_second_push(), {}};
 }
 
 FakeGithub::FakeGithub(std::optional<net::ServerTlsOptions> tls)
@@ -79,6 +89,10 @@ FakeGithub::FakeGithub(std::optional<net::ServerTlsOptions> tls)
       [this](const net::ServerRequest& request,
              net::ResponseStream& stream) -> boost::asio::awaitable<void> {
         auto reply = handle(request);
+        if (reply.status == kDropConnection) {
+          stream.abort();
+          co_return;
+        }
         co_await stream.respond(reply.status, std::move(reply.headers), std::move(reply.body));
       });
   server_->start();
@@ -122,6 +136,37 @@ void FakeGithub::rate_limit_next(int count, int status, std::chrono::seconds res
   state_->rate_limited = count;
   state_->rate_limit_status = status;
   state_->reset_in = reset_in;
+}
+
+void FakeGithub::secondary_rate_limit_next(int count) {
+  std::lock_guard lock{state_->mutex};
+  state_->secondary_limited = count;
+}
+
+void FakeGithub::drop_connection_after_next_review() {
+  std::lock_guard lock{state_->mutex};
+  state_->drop_after_review = true;
+}
+
+void FakeGithub::add_user_pending_review(const std::string& owner_repo, int number) {
+  std::lock_guard lock{state_->mutex};
+  auto& pull = state_->pulls.at(owner_repo + "#" + std::to_string(number));
+  StoredReview review{state_->next_id++, "PENDING",
+                      json{{"body", ""}, {"commit_id", pull.pull.meta.head_sha}}, true};
+  pull.reviews.push_back(std::move(review));
+}
+
+void FakeGithub::push_head(const std::string& owner_repo, FakePull pull) {
+  std::lock_guard lock{state_->mutex};
+  auto& stored = state_->pulls.at(owner_repo + "#" + std::to_string(pull.meta.number));
+  stored.commentable = github::CommentableLines{github::parse_unified_diff(pull.diff)};
+  stored.earlier_heads.push_back(std::move(stored.pull));
+  stored.pull = std::move(pull);
+}
+
+void FakeGithub::allow_demo_push(const std::string& owner_repo, FakePull pull) {
+  std::lock_guard lock{state_->mutex};
+  state_->demo_pushes[owner_repo + "#" + std::to_string(pull.meta.number)] = std::move(pull);
 }
 
 std::vector<json> FakeGithub::posted_reviews() const {
@@ -175,7 +220,15 @@ FakeGithub::Reply FakeGithub::handle(const net::ServerRequest& request) {
   std::lock_guard lock{state_->mutex};
   state_->log.push_back(request.method + " " + request.target);
   Reply reply;
-  if (state_->rate_limited > 0) {
+  if (state_->secondary_limited > 0) {
+    --state_->secondary_limited;
+    reply.status = 403;
+    reply.body = error_body(
+                     "You have exceeded a secondary rate limit. Please wait a few minutes before "
+                     "you try again. If you reach out to GitHub Support for help, please include "
+                     "the request ID 0000:1111:2222.")
+                     .dump();
+  } else if (state_->rate_limited > 0) {
     --state_->rate_limited;
     const auto reset = std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch()) +
@@ -204,6 +257,44 @@ FakeGithub::Reply FakeGithub::handle(const net::ServerRequest& request) {
   return reply;
 }
 
+// Runs under the state mutex. GET /compare/A...B between two heads a pull request has had: the
+// files whose patch differs (what the commits after A changed), as GitHub lists them.
+FakeGithub::Reply FakeGithub::compare(const std::string& owner_repo, std::string_view range) {
+  const auto dots = range.find("...");
+  if (dots == std::string_view::npos) {
+    return {404, {}, error_body("Not Found").dump()};
+  }
+  const auto base = range.substr(0, dots);
+  const auto head = range.substr(dots + 3);
+  for (const auto& [key, stored] : state_->pulls) {
+    if (key.rfind(owner_repo + "#", 0) != 0 || stored.pull.meta.head_sha != head) {
+      continue;
+    }
+    const auto earlier =
+        std::find_if(stored.earlier_heads.begin(), stored.earlier_heads.end(),
+                     [&](const FakePull& pull) { return pull.meta.head_sha == base; });
+    if (earlier == stored.earlier_heads.end()) {
+      break;
+    }
+    json files = json::array();
+    for (const auto& file : stored.pull.files) {
+      const auto before = std::find_if(
+          earlier->files.begin(), earlier->files.end(),
+          [&](const github::ChangedFile& old) { return old.filename == file.filename; });
+      if (before != earlier->files.end() && before->patch == file.patch) {
+        continue;
+      }
+      json item = {{"filename", file.filename}, {"status", file.status}};
+      if (file.patch) {
+        item["patch"] = *file.patch;
+      }
+      files.push_back(std::move(item));
+    }
+    return {200, {}, json{{"status", "ahead"}, {"ahead_by", 1}, {"files", files}}.dump()};
+  }
+  return {404, {}, error_body("Not Found").dump()};
+}
+
 // Runs under the state mutex.
 FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
   const auto parsed = boost::urls::parse_origin_form(request.target);
@@ -215,6 +306,21 @@ FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
     segments.emplace_back(segment);
   }
   const auto not_found = Reply{404, {}, error_body("Not Found").dump()};
+  if (segments.size() == 5 && segments[0] == "_fake" && segments[1] == "push" &&
+      request.method == "POST") {
+    const auto key = segments[2] + "/" + segments[3] + "#" + segments[4];
+    const auto push = state_->demo_pushes.find(key);
+    const auto pull = state_->pulls.find(key);
+    if (push == state_->demo_pushes.end() || pull == state_->pulls.end()) {
+      return not_found;
+    }
+    auto& stored = pull->second;
+    stored.commentable = github::CommentableLines{github::parse_unified_diff(push->second.diff)};
+    stored.earlier_heads.push_back(std::move(stored.pull));
+    stored.pull = std::move(push->second);
+    state_->demo_pushes.erase(push);
+    return {200, {}, json{{"head", stored.pull.meta.head_sha}}.dump()};
+  }
   if (segments.size() < 4 || segments[0] != "repos") {
     return not_found;
   }
@@ -227,11 +333,13 @@ FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
     }
     const auto ref = query_string(*parsed, "ref");
     for (const auto& [key, stored] : state_->pulls) {
-      if (key.rfind(owner_repo + "#", 0) != 0 || stored.pull.meta.head_sha != ref) {
+      const auto& meta = stored.pull.meta;
+      if (key.rfind(owner_repo + "#", 0) != 0 || (meta.head_sha != ref && meta.base_sha != ref)) {
         continue;
       }
-      const auto file = stored.pull.head_files.find(path);
-      if (file == stored.pull.head_files.end()) {
+      const auto& files = meta.head_sha == ref ? stored.pull.head_files : stored.pull.base_files;
+      const auto file = files.find(path);
+      if (file == files.end()) {
         return not_found;
       }
       const auto accept = request.header("accept").value_or("");
@@ -249,6 +357,9 @@ FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
     return not_found;
   }
 
+  if (segments[3] == "compare" && segments.size() == 5 && request.method == "GET") {
+    return compare(owner_repo, segments[4]);
+  }
   if (segments[3] != "pulls" || segments.size() < 5) {
     return not_found;
   }
@@ -369,8 +480,12 @@ FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
       return unprocessable({"commit_id is not part of the pull request"});
     }
     const bool pending = !body.contains("event");
-    if (pending && std::any_of(stored.reviews.begin(), stored.reviews.end(),
-                               [](const auto& r) { return r.state == "PENDING"; })) {
+    const bool has_pending = std::any_of(stored.reviews.begin(), stored.reviews.end(),
+                                         [](const auto& r) { return r.state == "PENDING"; });
+    const bool has_comments = !body.value("comments", json::array()).empty();
+    // GitHub keeps one pending review per user: a new review with inline comments would need a
+    // second one, even when it is published at once.
+    if (has_pending && (pending || has_comments)) {
       return unprocessable({"User can only have one pending review per pull request"});
     }
     // Like GitHub: one comment it cannot place fails the whole review, without saying which.
@@ -382,8 +497,21 @@ FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
           state_->refused.contains({path, line})) {
         return unprocessable({"Line could not be resolved"});
       }
+      // Multi-line: every line from start_line to line on the diff, start_side = side.
+      if (comment.contains("start_line")) {
+        const int start = comment.value("start_line", 0);
+        if (start < 1 || start >= line ||
+            comment.value("start_side", "RIGHT") != comment.value("side", "RIGHT")) {
+          return unprocessable({"Start line must precede the end line"});
+        }
+        for (int n = start; n < line; ++n) {
+          if (!stored.commentable.contains(path, n, *side)) {
+            return unprocessable({"Start line could not be resolved"});
+          }
+        }
+      }
     }
-    StoredReview review{state_->next_id++, pending ? "PENDING" : "COMMENTED", body};
+    StoredReview review{state_->next_id++, pending ? "PENDING" : "COMMENTED", body, false};
     if (!pending) {
       for (const auto& comment : body.value("comments", json::array())) {
         json stored_comment = comment;
@@ -394,6 +522,10 @@ FakeGithub::Reply FakeGithub::route(const net::ServerRequest& request) {
       }
     }
     stored.reviews.push_back(review);
+    if (state_->drop_after_review) {
+      state_->drop_after_review = false;
+      return {kDropConnection, {}, {}};
+    }
     return {200,
             {},
             json{{"id", review.id},

@@ -31,11 +31,14 @@ struct FakePull {
   github::PullRequestMeta meta;
   std::vector<github::ChangedFile> files;
   std::string diff;
-  std::map<std::string, std::string> head_files;  // path -> content at meta.head_sha
+  std::map<std::string, std::string> head_files;    // path -> content at meta.head_sha
+  std::map<std::string, std::string> base_files{};  // path -> content at meta.base_sha
 };
 
 // acme/widgets#42 from fakes/sample_pr.hpp, ready to serve.
 FakePull sample_fake_pull();
+// The same after a second push that changes only src/cache.hpp (head kSampleSecondHeadSha).
+FakePull sample_fake_pull_second_push();
 
 class FakeGithub {
  public:
@@ -56,6 +59,19 @@ class FakeGithub {
   // The next `count` requests are rate limited: status 403 (primary limit: remaining 0 and
   // x-ratelimit-reset = now + reset_in) or 429 (Retry-After: reset_in seconds).
   void rate_limit_next(int count, int status, std::chrono::seconds reset_in);
+  // The next `count` requests hit GitHub's secondary rate limit: 403 with "You have exceeded a
+  // secondary rate limit" and no rate-limit or Retry-After header.
+  void secondary_rate_limit_next(int count);
+  // The next review POST that GitHub accepts is stored, then the connection is closed without an
+  // answer (a drop after the server acted).
+  void drop_connection_after_next_review();
+  // The token's user has a PENDING review of their own on the pull request: GitHub then refuses
+  // any new review with inline comments (422 "one pending review per pull request").
+  void add_user_pending_review(const std::string& owner_repo, int number);
+  // Sets the head commit of a pull request (a push to its branch), with a new diff and files.
+  void push_head(const std::string& owner_repo, FakePull pull);
+  // For a demo process: POST /_fake/push/<owner>/<repo>/<number> then does push_head(pull).
+  void allow_demo_push(const std::string& owner_repo, FakePull pull);
 
   // Published reviews (event set), as posted: {"commit_id", "body", "event", "comments": [...]}.
   std::vector<nlohmann::json> posted_reviews() const;
@@ -73,10 +89,12 @@ class FakeGithub {
   struct Reply {
     int status = 200;
     net::HttpHeaders headers;
-    std::string body;
+    std::string body;  // status kDropConnection: close the connection instead of answering
   };
+  static constexpr int kDropConnection = -1;
   Reply handle(const net::ServerRequest& request);
   Reply route(const net::ServerRequest& request);
+  Reply compare(const std::string& owner_repo, std::string_view range);
 
   std::unique_ptr<State> state_;
   std::unique_ptr<net::HttpServer> server_;

@@ -11,6 +11,7 @@ struct FakeOpenAi::State {
   std::function<FakeReply(const RecordedRequest&)> responder;
   std::vector<RecordedRequest> requests;
   std::string base_url;
+  bool refuse_tools = false;
 };
 
 FakeReply FakeReply::text(std::string content) {
@@ -73,6 +74,13 @@ FakeReply FakeReply::error(int status, std::string message) {
   reply.status = status;
   reply.error_body =
       nlohmann::json{{"error", {{"message", std::move(message)}, {"type", "api_error"}}}}.dump();
+  return reply;
+}
+
+FakeReply FakeReply::raw(int status, std::string body) {
+  FakeReply reply;
+  reply.status = status;
+  reply.raw_body = std::move(body);
   return reply;
 }
 
@@ -163,6 +171,11 @@ void FakeOpenAi::set_responder(std::function<FakeReply(const RecordedRequest&)> 
   state_->responder = std::move(responder);
 }
 
+void FakeOpenAi::refuse_tools(bool refuse) {
+  std::lock_guard lock{state_->mutex};
+  state_->refuse_tools = refuse;
+}
+
 std::vector<RecordedRequest> FakeOpenAi::requests() const {
   std::lock_guard lock{state_->mutex};
   return state_->requests;
@@ -196,6 +209,9 @@ Plan whole(int status, net::HttpHeaders headers, std::string body) {
 
 Plan plan_reply(const RecordedRequest& recorded, const FakeReply& reply) {
   const bool ollama = recorded.path == "/api/chat";
+  if (reply.raw_body) {
+    return whole(reply.status, reply.headers, *reply.raw_body);
+  }
   if (reply.status != 200) {
     return whole(reply.status, reply.headers, ollama ? ollama_error_body(reply) : reply.error_body);
   }
@@ -218,7 +234,7 @@ Plan plan_reply(const RecordedRequest& recorded, const FakeReply& reply) {
         {"choices",
          {{{"index", 0},
            {"message", std::move(message)},
-           {"finish_reason", reply.tool_calls.empty() ? "stop" : "tool_calls"}}}},
+           {"finish_reason", reply.tool_calls.empty() ? reply.finish_reason : "tool_calls"}}}},
         {"usage",
          {{"prompt_tokens", reply.prompt_tokens},
           {"completion_tokens", reply.completion_tokens},
@@ -299,7 +315,19 @@ boost::asio::awaitable<void> FakeOpenAi::handle(const net::ServerRequest& reques
     {
       std::lock_guard lock{state->mutex};
       state->requests.push_back(recorded);
-      if (state->responder) {
+      const bool offers_tools = recorded.body.is_object() && recorded.body.contains("tools");
+      if (state->refuse_tools && offers_tools) {
+        const std::string model = recorded.body.value("model", "fake-model");
+        const std::string message =
+            "registry.ollama.ai/library/" + model + " does not support tools";
+        reply.status = 400;
+        reply.error_body = nlohmann::json{{"error",
+                                           {{"message", message},
+                                            {"type", "invalid_request_error"},
+                                            {"param", nullptr},
+                                            {"code", nullptr}}}}
+                               .dump();
+      } else if (state->responder) {
         reply = state->responder(recorded);
       } else if (!state->queue.empty()) {
         reply = std::move(state->queue.front());

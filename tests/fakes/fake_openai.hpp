@@ -40,6 +40,9 @@ struct FakeReply {
   std::int64_t completion_tokens = 7;
   // Streams: break the connection after this many content chunks (fault injection).
   std::optional<int> abort_after_chunks;
+  // When set, sent verbatim as the whole body with `status` (fields set to null, odd shapes).
+  std::optional<std::string> raw_body{};
+  std::string finish_reason = "stop";  // OpenAI's finish_reason for text replies
 
   static FakeReply text(std::string content);
   static FakeReply tool_call(std::string name, nlohmann::json arguments, std::string id = "call_1");
@@ -53,6 +56,8 @@ struct FakeReply {
   static FakeReply context_too_long();
   // Any error status with an OpenAI-style error body carrying `message`.
   static FakeReply error(int status, std::string message);
+  // `body` verbatim with `status`.
+  static FakeReply raw(int status, std::string body);
 };
 
 struct RecordedRequest {
@@ -83,6 +88,10 @@ class FakeOpenAi {
   void set_fallback(FakeReply reply);
   // Computes replies from requests instead of the queue (a judge, a summariser).
   void set_responder(std::function<FakeReply(const RecordedRequest&)> responder);
+  // A model without tool calling: a request that offers tools gets 400 "<model> does not support
+  // tools" (Ollama's words; OpenAI-style body on /v1 with "code": null, as Ollama's /v1 sends).
+  // Requests without tools take replies as usual.
+  void refuse_tools(bool refuse);
 
   std::vector<RecordedRequest> requests() const;
   std::size_t request_count() const;

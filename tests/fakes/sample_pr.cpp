@@ -98,4 +98,33 @@ std::map<std::string, std::string> sample_head_files() {
   };
 }
 
+namespace {
+
+constexpr std::string_view kHeaderPatchSecondPush =
+    "@@ -0,0 +1,5 @@\n"
+    "+#pragma once\n"
+    "+#include <map>\n"
+    "+#include <mutex>\n"
+    "+namespace acme { class Cache; }\n"
+    "+namespace acme { int cache_capacity(); }\n";
+
+}  // namespace
+
+github::PullRequest sample_pull_request_second_push() {
+  auto pr = sample_pull_request();
+  pr.meta.head_sha = std::string{kSampleSecondHeadSha};
+  pr.files[1].patch = std::string{kHeaderPatchSecondPush};
+  pr.files[1].additions = 5;
+  const auto at = pr.diff.find(kHeaderPatch);
+  pr.diff.replace(at, kHeaderPatch.size(), kHeaderPatchSecondPush);
+  pr.file_diffs = github::parse_unified_diff(pr.diff);
+  return pr;
+}
+
+std::map<std::string, std::string> sample_head_files_second_push() {
+  auto files = sample_head_files();
+  files["src/cache.hpp"] += "namespace acme { int cache_capacity(); }\n";
+  return files;
+}
+
 }  // namespace llmgw::fakes

@@ -24,4 +24,10 @@ github::PullRequest sample_pull_request();
 // The files at the head commit, by path (docs/old.md is absent: it was removed).
 std::map<std::string, std::string> sample_head_files();
 
+inline constexpr std::string_view kSampleSecondHeadSha = "2222222222222222222222222222222222222222";
+// The same pull request after one more commit (head kSampleSecondHeadSha) that changes only
+// src/cache.hpp (a fifth line); src/cache.cpp and docs/old.md are as before.
+github::PullRequest sample_pull_request_second_push();
+std::map<std::string, std::string> sample_head_files_second_push();
+
 }  // namespace llmgw::fakes

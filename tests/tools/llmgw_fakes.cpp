@@ -56,6 +56,25 @@ FakeReply review_step(const nlohmann::json& messages) {
   const auto tool_results = std::count_if(messages.begin(), messages.end(), [](const auto& m) {
     return m.value("role", "") == "tool";
   });
+  // An incremental re-review after the second push lists only src/cache.hpp.
+  const auto overview = messages.size() > 1 ? messages[1].value("content", "") : std::string{};
+  if (overview.find("src/cache.cpp") == std::string::npos) {
+    if (tool_results == 0) {
+      return FakeReply::tool_call("get_file_diff", {{"path", "src/cache.hpp"}}, "call_1");
+    }
+    if (tool_results == 1) {
+      return FakeReply::tool_call(
+          "add_comment",
+          {{"path", "src/cache.hpp"},
+           {"line", 5},
+           {"severity", "suggestion"},
+           {"body", "Say what unit cache_capacity() counts (entries or bytes)."}},
+          "call_2");
+    }
+    return FakeReply::tool_call(
+        "finish", {{"summary", "The new commit declares cache_capacity(); the unit is unclear."}},
+        "call_3");
+  }
   switch (tool_results) {
     case 0:
       return FakeReply::tool_call("list_files", nlohmann::json::object(), "call_1");
@@ -152,6 +171,9 @@ int main() {
 
   llmgw::fakes::FakeGithub github;
   github.add_pull("acme/widgets", llmgw::fakes::sample_fake_pull());
+  // scripts/demo-pr pushes a second commit (POST /_fake/push/acme/widgets/42) to show an
+  // incremental re-review.
+  github.allow_demo_push("acme/widgets", llmgw::fakes::sample_fake_pull_second_push());
   llmgw::fakes::FakeOpenAi model;
   model.set_responder(respond);
 

@@ -26,5 +26,6 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code);
 void add_summarise_command(CLI::App& app, ExitCode& exit_code);
 void add_eval_command(CLI::App& app, ExitCode& exit_code);
 void add_review_command(CLI::App& app, ExitCode& exit_code);
+void add_review_server_command(CLI::App& app, ExitCode& exit_code);
 
 }  // namespace llmgw::cli

@@ -77,9 +77,10 @@ struct PullRequest {
 
 struct ReviewComment {
   std::string path;
-  int line = 0;
+  int line = 0;  // the last line of a multi-line comment
   Side side = Side::right;
   std::string body;
+  std::optional<int> start_line{};  // multi-line: the first line (start_side = side)
 };
 
 struct ReviewRequest {
@@ -163,6 +164,12 @@ class Client {
   // The file's bytes at `ref` (a commit sha); nullopt when GitHub answers 404.
   std::optional<std::string> get_file_content(const RepoRef& repo, std::string_view path,
                                               std::string_view ref);
+
+  // The files changed between two commits (GET /compare/{base}...{head}: the changes of the
+  // commits after `base`, as GitHub lists them, at most 300 files); nullopt when GitHub does not
+  // know `base` (404, e.g. after a force-push).
+  std::optional<std::vector<ChangedFile>> compare_files(const RepoRef& repo, std::string_view base,
+                                                        std::string_view head);
 
   // Every review comment on the pull request (all pages).
   std::vector<ExistingComment> list_review_comments(const RepoRef& repo, int number);

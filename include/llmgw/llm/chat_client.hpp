@@ -132,6 +132,14 @@ class ToolUseFailedError : public ApiError {
   std::string failed_generation_;
 };
 
+// The model (or the server in front of it) has no tool calling: Ollama's "<model> does not
+// support tools", vLLM's "tool choice requires --enable-auto-tool-choice". The caller should
+// describe the tools in the prompt instead (the text ReAct format).
+class ToolsUnsupportedError : public ApiError {
+ public:
+  using ApiError::ApiError;
+};
+
 enum class Provider { ollama, openai };
 
 // "ollama" / "openai" (also "groq", an alias of openai with Groq's defaults); nullopt otherwise.

@@ -3,9 +3,10 @@
 // Retrying HTTP calls to rate-limited APIs (GitHub, Groq, OpenAI) with exponential backoff and
 // jitter, honouring the server's own hints about when to come back.
 //
-// Retried: a TransportError (connect failure, timeout, broken connection), 429, 5xx, and GitHub's
-// 403 with "x-ratelimit-remaining: 0" (its primary rate limit) or with Retry-After (its secondary
-// limits). Everything else is returned to the caller at once.
+// Retried: a TransportError (timeout, broken connection; not a host that does not resolve or
+// refuses connections: that fails at once), 429, 5xx, and GitHub's 403 with
+// "x-ratelimit-remaining: 0" (its primary rate limit), with Retry-After or a "secondary rate limit"
+// message (its secondary limits). Everything else is returned to the caller at once.
 //
 // How long to wait before attempt k+1 (k = 1, 2, ...):
 //   1. the server's hint, when there is one: Retry-After (seconds or an HTTP-date),
@@ -26,6 +27,15 @@
 #include "llmgw/net/http_client.hpp"
 
 namespace llmgw::net {
+
+// The host name did not resolve, or the host refused the connection (thrown by HttpClient).
+// Retrying a second later will not help (nothing listens there, or the name is wrong), so
+// send_with_retry does not retry it: callers fail fast. A timeout or a dropped connection stays a
+// plain TransportError: it may pass.
+class HostUnreachableError : public TransportError {
+ public:
+  using TransportError::TransportError;
+};
 
 struct RetryPolicy {
   int max_attempts = 5;  // including the first one
@@ -66,6 +76,11 @@ std::optional<std::chrono::milliseconds> parse_reset_duration(std::string_view v
 
 // True for responses worth another attempt (see the top of this file).
 bool is_retryable_status(const ClientResponse& response);
+
+// GitHub's secondary rate limit: 403 (or 429) whose message says "secondary rate limit". Without
+// a Retry-After it is waited out for at least 60 s, doubling per further refusal (GitHub's docs);
+// a wait longer than max_wait (but never less than the first minute) gives up.
+bool is_secondary_rate_limit(const ClientResponse& response);
 
 // The server's hint of how long to wait, from the headers listed above; nullopt when none.
 std::optional<std::chrono::milliseconds> server_retry_hint(

@@ -18,7 +18,15 @@
 //   - context: with context_tokens set, old observations are elided before a call that would not
 //     fit.
 // Provider trouble is handled in the loop: Groq's tool_use_failed is fed back to the model as an
-// error; a context-too-long answer makes the agent elide old observations and try again.
+// error; a context-too-long answer makes the agent elide old observations and try again; a model
+// that refuses tools (llm::ToolsUnsupportedError) switches the run to the text format, unless
+// native tools were forced.
+//
+// Only a finish call or a "Final Answer:" ends a review. A reply without a native tool call is
+// parsed for a call written in its content (a ReAct block, a bare JSON call, <tool_call> tags);
+// prose, and any reply cut at the length limit, gets a nudge instead, and three such answers in a
+// row force the finish. Prose is never taken as the summary: a run that never finishes ends with
+// a summary that says it stopped early.
 
 #include <cstdint>
 #include <optional>
@@ -40,18 +48,23 @@ struct AgentOptions {
   std::int64_t context_tokens = 0;
   int max_repeated_calls = 3;
   std::optional<std::string> session_id;  // X-Session-ID for a gateway
+  // The repository's own instructions (.llmgw-review.yaml), added to the system prompt.
+  std::string instructions;
   std::optional<double> temperature = 0.2;
-  // nullopt: follow ChatClient::supports_tools(); true/false forces native or text mode.
+  // nullopt (auto): follow ChatClient::supports_tools() and fall back to the text format when the
+  // model refuses tools; true/false forces native or text mode.
   std::optional<bool> native_tools;
 };
 
 struct AgentResult {
   std::string summary;
   std::vector<DraftComment> comments;
-  int steps = 0;               // model calls made
-  bool forced_finish = false;  // a bound was hit
-  std::string stop_reason;     // "finished", "step limit", "token budget", "repeated calls", ...
-  std::int64_t tokens_used = 0;
+  int steps = 0;                 // model calls made
+  bool forced_finish = false;    // a bound was hit
+  std::string stop_reason;       // "finished", "step limit", "token budget", "repeated calls", ...
+  std::int64_t tokens_used = 0;  // prompt_tokens + completion_tokens
+  std::int64_t prompt_tokens = 0;  // reported by the provider, else estimated
+  std::int64_t completion_tokens = 0;
   int rejected_comments = 0;  // add_comment calls refused (off the diff, ...)
   int tool_errors = 0;        // every error observation
 };

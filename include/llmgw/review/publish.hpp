@@ -12,6 +12,12 @@
 //     trying each comment alone in a PENDING review (deleted again at once), move the refused
 //     ones into the review body, and post the rest. If that still fails, every comment goes into
 //     the body.
+//   - A 422 that says the user already has a pending review of their own (GitHub keeps one per
+//     user and refuses any new review with inline comments then) is not about the lines: the
+//     comments go into the body under a heading that says why, and nothing is probed.
+//   - The POST is sent once. When the connection breaks after it went out, GitHub may have
+//     created the review: the PR's reviews are listed and a review with exactly our body (it
+//     carries the markers) counts as posted; only when there is none is it sent again, once.
 
 #include <optional>
 #include <string>
@@ -28,12 +34,17 @@ struct ReviewDraft {
   std::vector<DraftComment> comments;
   std::string signature;           // e.g. "llama-3.3-70b-versatile via openai", shown in the footer
   std::vector<std::string> notes;  // extra lines for the body (e.g. files left out)
+  std::string usage{};             // llm::usage_line(), shown in the footer
 };
 
 // "<!-- llmgw:review:0123456789abcdef -->" for a comment (SHA-256 via OpenSSL, 16 hex digits).
 std::string comment_marker(std::string_view path, int line, github::Side side,
                            std::string_view body);
 std::string summary_marker(std::string_view head_sha);
+
+// The head commit of the latest published llmgw review (its summary marker), for incremental
+// reviews; nullopt when there is none.
+std::optional<std::string> last_reviewed_head(const std::vector<github::ExistingReview>& reviews);
 
 // The review as it would be posted, before de-duplication.
 struct PreparedReview {
@@ -57,6 +68,8 @@ struct PublishResult {
   std::vector<github::ReviewComment> moved_to_body;    // refused by GitHub, quoted in the body
   std::vector<github::ReviewComment> skipped_duplicates;
   bool already_reviewed = false;
+  // GitHub refused inline comments because the user has a pending review of their own.
+  bool blocked_by_pending_review = false;
 };
 
 // Posts a prepared review (see the top of this file for the 422 handling). Throws GithubError for

@@ -27,12 +27,17 @@ namespace llmgw::review {
 // A comment the agent drafted (already validated against the diff).
 struct DraftComment {
   std::string path;
-  int line = 0;
+  int line = 0;  // the last line of the range
   github::Side side = github::Side::right;
   std::string severity;  // "info", "suggestion", "warning", "error"
   std::string body;      // as the model wrote it
+  // A multi-line comment covers start_line..line (same side, every line in the diff).
+  std::optional<int> start_line{};
+  // Replacement text for the commented lines (RIGHT side only), posted as GitHub's
+  // ```suggestion block so that the author can apply it with one click.
+  std::optional<std::string> suggestion{};
 
-  // The body as posted: severity label, then the text.
+  // The body as posted: severity label, the text, then the suggestion block.
   std::string rendered_body() const;
 };
 
@@ -75,7 +80,7 @@ class ReviewTools {
  private:
   ToolOutcome dispatch(std::string_view name, const nlohmann::json& arguments);
   ToolOutcome list_files() const;
-  ToolOutcome get_file_diff(const nlohmann::json& arguments) const;
+  ToolOutcome get_file_diff(const nlohmann::json& arguments);
   ToolOutcome read_file(const nlohmann::json& arguments);
   ToolOutcome search_code(const nlohmann::json& arguments);
   ToolOutcome add_comment(const nlohmann::json& arguments);

@@ -367,5 +367,74 @@ TEST(OllamaClient, ErrorsAreTypedFromOllamasErrorShape) {
   EXPECT_THROW(client->chat(hello()), ContextTooLongError);
 }
 
+// OpenAI, Ollama's /v1 and vLLM send null for fields they do not fill: an error's code, a
+// finish_reason, a tool call's id. None of them may cost the real answer or the real error.
+TEST(OpenAiClient, NullFieldsInErrorsKeepTheProvidersMessage) {
+  FakeOpenAi fake;
+  fake.push(FakeReply::raw(
+      400, R"({"error": {"message": "model \"tiny\" is loading", "type": null, "code": null}})"));
+  auto client = make_chat_client(openai_config(fake));
+  try {
+    client->chat(hello());
+    FAIL() << "a 400 must throw";
+  } catch (const ApiError& error) {
+    EXPECT_EQ(error.status(), 400);
+    EXPECT_EQ(error.provider_message(), "model \"tiny\" is loading");
+  }
+}
+
+TEST(OpenAiClient, NullFinishReasonAndNullToolCallIdsAreRead) {
+  FakeOpenAi fake;
+  fake.push(FakeReply::raw(200, R"({"id": "x", "choices": [{"index": 0, "finish_reason": null,
+      "message": {"role": "assistant", "content": null, "tool_calls": [{"id": null,
+      "type": "function", "function": {"name": "read_file", "arguments": "{\"path\": \"a\"}"}}]}}],
+      "usage": {"prompt_tokens": null, "completion_tokens": 3}})"));
+  auto client = make_chat_client(openai_config(fake));
+  auto request = hello();
+  request.tools = one_tool();
+  const auto result = client->chat(request);
+  ASSERT_EQ(result.tool_calls.size(), 1U);
+  EXPECT_EQ(result.tool_calls[0].name, "read_file");
+  EXPECT_FALSE(result.tool_calls[0].id.empty())
+      << "a made-up id, so the tool answer can refer to it";
+  EXPECT_EQ(result.tool_calls[0].arguments["path"], "a");
+  EXPECT_EQ(result.completion_tokens, 3);
+}
+
+TEST(OllamaClient, NullFieldsInRecordsAreRead) {
+  FakeOpenAi fake;
+  fake.push(FakeReply::raw(200, R"({"model": "m", "message": {"role": "assistant",
+      "content": null, "tool_calls": [{"id": null, "function": {"name": "read_file",
+      "arguments": {"path": "a"}}}]}, "done": true, "done_reason": null,
+      "prompt_eval_count": null, "eval_count": 2})"));
+  fake.push(FakeReply::raw(400, R"({"error": null})"));
+  auto client = make_chat_client(ollama_config(fake));
+  auto request = hello();
+  request.tools = one_tool();
+  const auto result = client->chat(request);
+  ASSERT_EQ(result.tool_calls.size(), 1U);
+  EXPECT_FALSE(result.tool_calls[0].id.empty());
+  EXPECT_EQ(result.completion_tokens, 2);
+  try {
+    client->chat(request);
+    FAIL() << "a 400 must throw";
+  } catch (const ApiError& error) {
+    EXPECT_EQ(error.status(), 400);
+  }
+}
+
+// A model without tool calling says so in a 400; the client names it as such, so that the agent
+// can switch to the text format.
+TEST(OpenAiClient, AModelThatRefusesToolsIsTyped) {
+  FakeOpenAi fake;
+  fake.refuse_tools(true);
+  auto client = make_chat_client(openai_config(fake));
+  auto request = hello();
+  request.tools = one_tool();
+  EXPECT_THROW(client->chat(request), ToolsUnsupportedError);
+  auto ollama = make_chat_client(ollama_config(fake));
+  EXPECT_THROW(ollama->chat(request), ToolsUnsupportedError);
+}
+
 }  // namespace
 }  // namespace llmgw::llm

@@ -24,6 +24,13 @@ TEST(DemoPr, RunsSummariseReviewAndEvalAgainstTheFakes) {
   EXPECT_NE(result.out.find("## Risk areas"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("\"map_reduce\": true"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("dry run, not posted"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("Posted review"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("Incremental review: only the commits since the last review"),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find("### src/cache.hpp:5 (RIGHT)"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("Usage: llama-3.3-70b-versatile via openai, "), std::string::npos)
+      << result.out;
   EXPECT_NE(result.out.find("mean score"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("demo-pr: all three commands ran"), std::string::npos) << result.out;
 }

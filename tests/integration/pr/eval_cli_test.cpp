@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -102,6 +103,27 @@ TEST_F(EvalCli, ABadRubricIsAUsageErrorNamingTheKey) {
   EXPECT_EQ(result.exit_code, 2);
   EXPECT_NE(result.err.find("criteria[0].weight"), std::string::npos) << result.err;
   EXPECT_EQ(model_.request_count(), 0U);
+}
+
+// A judge that cannot be reached is not a bad sample: say so, exit 3, and do not retry a refused
+// connection for seconds as if it were a passing hiccup.
+TEST_F(EvalCli, AnUnreachableJudgeIsReportedWithItsOwnExitCode) {
+  std::string closed_url;
+  {
+    FakeOpenAi gone;
+    closed_url = gone.base_url();
+  }  // nothing listens on that port now
+  const auto started = std::chrono::steady_clock::now();
+  auto argv = std::vector<std::string>{LLMGW_BINARY,         "eval",     "--dataset",
+                                       dir_ + "/data.jsonl", "--rubric", dir_ + "/rubric.yaml",
+                                       "--base-url",         closed_url};
+  const auto result = testing::run_process(argv, {{"OLLAMA_HOST", ""}});
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(result.exit_code, 3) << result.err << result.out;
+  EXPECT_NE(result.err.find("judge is unreachable"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("unreadable"), std::string::npos) << result.err;
+  // Retrying a refused connection would take 0.5 + 1 + 2 s of backoff.
+  EXPECT_LT(elapsed, std::chrono::milliseconds{3000});
 }
 
 }  // namespace

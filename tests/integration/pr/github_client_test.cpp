@@ -242,5 +242,38 @@ TEST(RepoRef, ParsesOwnerSlashName) {
   EXPECT_EQ(parse_repo("../x"), std::nullopt);
 }
 
+// GitHub's secondary rate limit: 403, a message, and no header saying when to come back. GitHub
+// asks for at least a minute, then exponentially longer.
+TEST(GithubClient, WaitsAtLeastAMinuteOnTheSecondaryRateLimitWithBackoff) {
+  Harness harness;
+  harness.fake.secondary_rate_limit_next(2);
+  ClientConfig config;
+  config.base_url = harness.fake.base_url();
+  config.token = "test-token";
+  config.retry.policy.max_wait = std::chrono::minutes{10};
+  config.retry.random = [] { return 0.5; };
+  std::vector<milliseconds> sleeps;
+  config.retry.sleep = [&](milliseconds delay) { sleeps.push_back(delay); };
+  Client client{config};
+  EXPECT_EQ(client.get_pull_request(kRepo, 42).number, 42);
+  ASSERT_EQ(sleeps.size(), 2u);
+  EXPECT_GE(sleeps[0], std::chrono::seconds{60});
+  EXPECT_GE(sleeps[1], std::chrono::seconds{120}) << "doubled";
+  EXPECT_EQ(harness.fake.requests("/repos/acme/widgets/pulls/42", "GET"), 3u);
+}
+
+TEST(GithubClient, ASecondaryRateLimitLongerThanAllowedIsReportedClearly) {
+  Harness harness;
+  harness.fake.secondary_rate_limit_next(10);
+  auto client = harness.client();  // waits of at most 30 s allowed
+  try {
+    client.get_pull_request(kRepo, 42);
+    FAIL() << "the limit outlasts the allowed wait";
+  } catch (const GithubError& error) {
+    EXPECT_EQ(error.status(), 403);
+    EXPECT_THAT(std::string{error.what()}, HasSubstr("secondary rate limit"));
+  }
+}
+
 }  // namespace
 }  // namespace llmgw::github

@@ -123,5 +123,128 @@ TEST_F(ReviewCli, RuntimeFailuresExitWith1AndNeverShowSecrets) {
   EXPECT_THAT(model_down.err, Not(HasSubstr(std::string{kGithubToken})));
 }
 
+// Many small local models have no tool calling: the provider says so and the review goes on in
+// the text ReAct format.
+TEST_F(ReviewCli, AModelWithoutToolCallingReviewsInTheTextFormat) {
+  model_.refuse_tools(true);
+  model_.push(FakeReply::text(
+      "Thought: the lock\nAction: add_comment\nAction Input: {\"path\": \"src/cache.cpp\", "
+      "\"line\": 17, \"side\": \"LEFT\", \"body\": \"put() dropped the lock.\"}"));
+  model_.push(FakeReply::text("Final Answer: put() is no longer locked."));
+  const auto result = review({"--dry-run"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("put() is no longer locked."));
+  EXPECT_THAT(result.out, HasSubstr("### src/cache.cpp:17 (LEFT)"));
+  EXPECT_THAT(result.err, HasSubstr("text format"));
+}
+
+TEST_F(ReviewCli, ToolsTextNeverOffersToolsAndABadValueIsAUsageError) {
+  model_.push(FakeReply::text("Final Answer: fine."));
+  const auto result = review({"--dry-run", "--tools", "text"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  ASSERT_FALSE(model_.requests().empty());
+  for (const auto& request : model_.requests()) {
+    EXPECT_FALSE(request.body.contains("tools")) << request.body.dump();
+  }
+  EXPECT_EQ(review({"--dry-run", "--tools", "maybe"}).exit_code, 2);
+}
+
+TEST_F(ReviewCli, IgnoredFilesAreLeftOutAndAUsageLineEndsTheReview) {
+  model_.push(FakeReply::tool_call("finish", {{"summary", "Adds a size counter."}}, "c1"));
+  const auto result = review({"--dry-run", "--ignore", "*.hpp"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto overview = model_.requests().at(0).body["messages"][1]["content"].get<std::string>();
+  EXPECT_THAT(overview, Not(HasSubstr("src/cache.hpp")));
+  EXPECT_THAT(overview, HasSubstr("src/cache.cpp"));
+  EXPECT_THAT(result.out, HasSubstr("1 file(s) not reviewed"));
+  EXPECT_THAT(result.out, HasSubstr("`src/cache.hpp`"));
+  // The fake reports 11 prompt and 7 completion tokens per call.
+  EXPECT_THAT(result.out, HasSubstr("Usage: test-model via openai, 11 tokens in / 7 out, "));
+  EXPECT_THAT(result.out, HasSubstr(" s, 1 model call."));
+}
+
+// A second push changes only src/cache.hpp: the re-run reviews the commits since the head the
+// first review recorded in its marker, and says so.
+TEST_F(ReviewCli, ARerunAfterAPushReviewsOnlyWhatChangedSince) {
+  script_a_review();
+  ASSERT_EQ(review({}).exit_code, 0);
+  github_.push_head("acme/widgets", fakes::sample_fake_pull_second_push());
+  model_.push(FakeReply::tool_call("add_comment",
+                                   {{"path", "src/cache.hpp"},
+                                    {"line", 5},
+                                    {"body", "Document the unit of the capacity."},
+                                    {"severity", "warning"}},
+                                   "c5"));
+  model_.push(FakeReply::tool_call("finish", {{"summary", "Declares cache_capacity()."}}, "c6"));
+  const auto second = review({});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  const auto requests = model_.requests();
+  const auto overview = requests.back().body["messages"][1]["content"].get<std::string>();
+  EXPECT_THAT(overview, HasSubstr("src/cache.hpp"));
+  EXPECT_THAT(overview, Not(HasSubstr("src/cache.cpp")));
+  EXPECT_EQ(github_.requests("/repos/acme/widgets/compare/" + std::string{fakes::kSampleHeadSha} +
+                             "..." + std::string{fakes::kSampleSecondHeadSha}),
+            1u);
+  const auto reviews = github_.posted_reviews();
+  ASSERT_EQ(reviews.size(), 2u);
+  EXPECT_EQ(reviews[1]["commit_id"], fakes::kSampleSecondHeadSha);
+  EXPECT_THAT(reviews[1]["body"].get<std::string>(),
+              HasSubstr("Incremental review: only the commits since the last review at `" +
+                        std::string{fakes::kSampleHeadSha}.substr(0, 12) + "`"));
+  ASSERT_EQ(reviews[1]["comments"].size(), 1u);
+  EXPECT_EQ(reviews[1]["comments"][0]["path"], "src/cache.hpp");
+  // --full reviews everything again.
+  model_.push(FakeReply::tool_call("finish", {{"summary", "Everything again."}}, "c7"));
+  ASSERT_EQ(review({"--full", "--dry-run"}).exit_code, 0);
+  const auto full = model_.requests().back().body["messages"][1]["content"].get<std::string>();
+  EXPECT_THAT(full, HasSubstr("src/cache.cpp"));
+}
+
+class ReviewCliWithConfig : public ReviewCli {
+ protected:
+  void set_config(std::string yaml) {
+    auto pull = fakes::sample_fake_pull();
+    pull.base_files[".llmgw-review.yaml"] = std::move(yaml);
+    github_.add_pull("acme/widgets", std::move(pull));
+  }
+};
+
+TEST_F(ReviewCliWithConfig, TheRepositorysConfigSetsInstructionsIgnoresAndThreshold) {
+  set_config(
+      "instructions: Always check who holds mutex_.\nignore: ['*.hpp']\n"
+      "severity_threshold: error\nmax_comments: 3\n");
+  model_.push(FakeReply::tool_call(
+      "add_comment",
+      {{"path", "src/cache.cpp"}, {"line", 18}, {"body", "A nit."}, {"severity", "info"}}, "c1"));
+  model_.push(FakeReply::tool_call("finish", {{"summary", "One nit."}}, "c2"));
+  const auto result = review({"--dry-run"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto& first = model_.requests().at(0).body["messages"];
+  EXPECT_THAT(first[0]["content"].get<std::string>(), HasSubstr("Always check who holds mutex_."));
+  EXPECT_THAT(first[0]["content"].get<std::string>(), HasSubstr("at most 3 comments"));
+  EXPECT_THAT(first[1]["content"].get<std::string>(), Not(HasSubstr("src/cache.hpp")));
+  EXPECT_THAT(result.out, HasSubstr("1 comment(s) below the severity threshold"));
+  EXPECT_THAT(result.out, HasSubstr("## Inline comments (0)"));
+
+  // A flag overrides the file.
+  model_.push(FakeReply::tool_call(
+      "add_comment",
+      {{"path", "src/cache.cpp"}, {"line", 18}, {"body", "A nit."}, {"severity", "info"}}, "c3"));
+  model_.push(FakeReply::tool_call("finish", {{"summary", "One nit."}}, "c4"));
+  const auto overridden = review({"--dry-run", "--severity-threshold", "info"});
+  ASSERT_EQ(overridden.exit_code, 0) << overridden.err;
+  EXPECT_THAT(overridden.out, HasSubstr("## Inline comments (1)"));
+}
+
+TEST_F(ReviewCliWithConfig, AnInvalidConfigIsAUsageErrorNamingTheKey) {
+  set_config("max_comments: 99\n");
+  const auto result = review({"--dry-run"});
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_THAT(result.err, HasSubstr(".llmgw-review.yaml (base commit " +
+                                    std::string{fakes::kSampleBaseSha}.substr(0, 12) +
+                                    "): max_comments: must be a whole number from 1 to 50"));
+  EXPECT_EQ(model_.request_count(), 0u);
+}
+
 }  // namespace
 }  // namespace llmgw

@@ -42,7 +42,16 @@ class ReviewFlow : public ::testing::Test {
   }
 
   static DraftComment comment(std::string path, int line, github::Side side, std::string body) {
-    return {std::move(path), line, side, "warning", std::move(body)};
+    return {std::move(path), line, side, "warning", std::move(body), std::nullopt, std::nullopt};
+  }
+
+  static ReviewDraft two_comments() {
+    return {"Summary.",
+            {comment("src/cache.cpp", 17, github::Side::left, "lock gone"),
+             comment("src/cache.hpp", 4, github::Side::right, "declare put/get")},
+            "scripted",
+            {},
+            {}};
   }
 
   fakes::FakeGithub fake_;
@@ -66,7 +75,7 @@ TEST_F(ReviewFlow, AgentCorrectsAnInvalidLineAndOneReviewIsPosted) {
   // read_file went to the contents API at the head commit.
   EXPECT_EQ(fake_.requests("/repos/acme/widgets/contents/src/cache.cpp"), 1u);
 
-  const auto published = publish({result.summary, result.comments, "scripted", {}});
+  const auto published = publish({result.summary, result.comments, "scripted", {}, {}});
   EXPECT_TRUE(published.posted);
   const auto reviews = fake_.posted_reviews();
   ASSERT_EQ(reviews.size(), 1u);
@@ -91,6 +100,7 @@ TEST_F(ReviewFlow, Unprocessable422MovesTheRefusedCommentIntoTheBody) {
                                   {comment("src/cache.cpp", 17, github::Side::left, "lock gone"),
                                    comment("src/cache.cpp", 18, github::Side::right, "racy size")},
                                   "scripted",
+                                  {},
                                   {}});
   EXPECT_TRUE(published.posted);
   ASSERT_EQ(published.inline_comments.size(), 1u);
@@ -109,8 +119,11 @@ TEST_F(ReviewFlow, Unprocessable422MovesTheRefusedCommentIntoTheBody) {
 }
 
 TEST_F(ReviewFlow, ReRunDoesNotPostDuplicates) {
-  const ReviewDraft draft{
-      "Summary.", {comment("src/cache.cpp", 17, github::Side::left, "lock gone")}, "scripted", {}};
+  const ReviewDraft draft{"Summary.",
+                          {comment("src/cache.cpp", 17, github::Side::left, "lock gone")},
+                          "scripted",
+                          {},
+                          {}};
   EXPECT_TRUE(publish(draft).posted);
   const auto again = publish(draft);
   EXPECT_FALSE(again.posted);
@@ -125,6 +138,7 @@ TEST_F(ReviewFlow, ReRunDoesNotPostDuplicates) {
                          {comment("src/cache.cpp", 17, github::Side::left, "lock gone (again)"),
                           comment("src/cache.hpp", 4, github::Side::right, "declare put/get")},
                          "scripted",
+                         {},
                          {}};
   const auto third = publish(more);
   EXPECT_TRUE(third.posted);
@@ -135,8 +149,11 @@ TEST_F(ReviewFlow, ReRunDoesNotPostDuplicates) {
 
 TEST_F(ReviewFlow, CommentsMovedIntoTheBodyAreNotRepeatedOnAReRun) {
   fake_.refuse_comment_at("src/cache.cpp", 18);
-  const ReviewDraft draft{
-      "Summary.", {comment("src/cache.cpp", 18, github::Side::right, "racy size")}, "scripted", {}};
+  const ReviewDraft draft{"Summary.",
+                          {comment("src/cache.cpp", 18, github::Side::right, "racy size")},
+                          "scripted",
+                          {},
+                          {}};
   EXPECT_EQ(publish(draft).moved_to_body.size(), 1u);
   const auto again = publish(draft);
   EXPECT_FALSE(again.posted);
@@ -147,13 +164,61 @@ TEST_F(ReviewFlow, DryRunRendersWithoutPosting) {
   const ReviewDraft draft{"Summary.",
                           {comment("src/cache.cpp", 17, github::Side::left, "lock gone")},
                           "model-x via openai",
-                          {"_note_"}};
+                          {"_note_"},
+                          {}};
   const auto text = render_review(pr_, prepare_review(pr_, draft, &*client_));
   EXPECT_THAT(text, HasSubstr("# Review of acme/widgets#42"));
   EXPECT_THAT(text, HasSubstr("### src/cache.cpp:17 (LEFT)\n**Warning**: lock gone"));
   EXPECT_THAT(text, HasSubstr("model-x via openai"));
   EXPECT_THAT(text, Not(HasSubstr("<!--")));
   EXPECT_EQ(fake_.requests("/repos/acme/widgets/pulls/42/reviews", "POST"), 0u);
+}
+
+// GitHub created the review, then the kept-alive connection dropped before its answer: the POST
+// must not be sent again (that posts every comment twice); the review is found by its marker.
+TEST_F(ReviewFlow, AConnectionDropAfterGithubCreatedTheReviewDoesNotPostItTwice) {
+  fake_.drop_connection_after_next_review();
+  const auto published = publish(two_comments());
+  EXPECT_TRUE(published.posted);
+  EXPECT_EQ(published.inline_comments.size(), 2u);
+  EXPECT_EQ(fake_.posted_reviews().size(), 1u);
+  EXPECT_EQ(fake_.review_comments().size(), 2u);
+  EXPECT_EQ(fake_.requests("/repos/acme/widgets/pulls/42/reviews", "POST"), 1u);
+}
+
+// The user has a pending review of their own in the browser: GitHub refuses any review with
+// inline comments. That is not "these lines cannot take a comment": say why, post the comments
+// in the body, and leave the user's pending review alone.
+TEST_F(ReviewFlow, AUsersOwnPendingReviewIsExplainedNotTakenForMisplacedComments) {
+  fake_.add_user_pending_review("acme/widgets", 42);
+  const auto published = publish(two_comments());
+  EXPECT_TRUE(published.posted);
+  EXPECT_EQ(published.moved_to_body.size(), 2u);
+  EXPECT_TRUE(published.blocked_by_pending_review);
+  const auto reviews = fake_.posted_reviews();
+  ASSERT_EQ(reviews.size(), 1u);
+  EXPECT_TRUE(reviews[0]["comments"].empty());
+  const auto body = reviews[0]["body"].get<std::string>();
+  EXPECT_THAT(body, HasSubstr("pending review"));
+  EXPECT_THAT(body, Not(HasSubstr("could not be placed on the diff")));
+  EXPECT_THAT(body, HasSubstr("`src/cache.cpp` line 17 (LEFT): **Warning**: lock gone"));
+  EXPECT_EQ(fake_.rejected_reviews(), 1u) << "no probing: no line is at fault";
+  EXPECT_EQ(fake_.requests("/repos/acme/widgets/pulls/42/reviews/", "DELETE"), 0u);
+}
+
+TEST_F(ReviewFlow, MultiLineSuggestionsArePostedWithTheirRange) {
+  DraftComment suggestion = comment("src/cache.cpp", 18, github::Side::right, "Lock it.");
+  suggestion.start_line = 17;
+  suggestion.suggestion = "  std::lock_guard lock(mutex_);\n  entries_[key] = value;";
+  const auto published = publish({"Summary.", {suggestion}, "scripted", {}, {}});
+  ASSERT_EQ(published.inline_comments.size(), 1u);
+  const auto reviews = fake_.posted_reviews();
+  ASSERT_EQ(reviews.size(), 1u);
+  const auto& posted = reviews[0]["comments"][0];
+  EXPECT_EQ(posted["start_line"], 17);
+  EXPECT_EQ(posted["start_side"], "RIGHT");
+  EXPECT_EQ(posted["line"], 18);
+  EXPECT_THAT(posted["body"].get<std::string>(), HasSubstr("```suggestion\n  std::lock_guard"));
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "fakes/fake_github.hpp"
 #include "fakes/fake_openai.hpp"
 #include "support/run_process.hpp"
@@ -117,6 +119,30 @@ TEST_F(SummariseFlow, APrOverTheBudgetIsMappedPerFileAndReducedWithTheSeedsPosit
   }
   EXPECT_EQ(result.out.find(kToken), std::string::npos);
   EXPECT_EQ(result.err.find(kToken), std::string::npos);
+  // The fake reports 11 prompt and 7 completion tokens per call: 6 calls.
+  EXPECT_NE(result.out.find("_Usage: llama3.2 via ollama, 66 tokens in / 42 out, "),
+            std::string::npos)
+      << result.out;
+  EXPECT_NE(result.out.find(" s, 6 model calls._\n"), std::string::npos) << result.out;
+}
+
+// A model that refuses connections will refuse them in a second too: no backoff, a clear error.
+TEST_F(SummariseFlow, AnUnreachableModelFailsFast) {
+  std::string closed_url;
+  {
+    FakeOpenAi gone;
+    closed_url = gone.base_url();
+  }
+  auto environment = env();
+  environment["OLLAMA_HOST"] = closed_url;
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = testing::run_process(
+      {LLMGW_BINARY, "summarise", "acme/big", "7", "--token", std::string{kToken}}, environment);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(result.exit_code, 1) << result.err;
+  EXPECT_NE(result.err.find("Connection refused"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("retrying"), std::string::npos) << result.err;
+  EXPECT_LT(elapsed, std::chrono::milliseconds{3000});
 }
 
 TEST_F(SummariseFlow, FilesBeyondTheLimitAreNamedAsLeftOut) {

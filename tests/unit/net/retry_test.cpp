@@ -190,6 +190,27 @@ TEST(SendWithRetry, RetriesTransportErrorsAndRethrowsTheLast) {
   EXPECT_EQ(calls, 2);
 }
 
+// A host that does not resolve or refuses connections will do the same in a second: fail fast.
+TEST(SendWithRetry, AnUnreachableHostIsNotRetried) {
+  Recorder recorder;
+  int calls = 0;
+  EXPECT_THROW(
+      send_with_retry(
+          [&]() -> ClientResponse {
+            ++calls;
+            throw HostUnreachableError{"connect to 127.0.0.1:1 failed: Connection refused"};
+          },
+          recorder.options()),
+      TransportError);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(RetryableStatus, GithubSecondaryRateLimitWithoutHeaders) {
+  EXPECT_TRUE(is_retryable_status(response(
+      403, {}, R"({"message": "You have exceeded a secondary rate limit. Please wait."})")));
+  EXPECT_FALSE(is_retryable_status(response(403, {}, R"({"message": "Resource not accessible"})")));
+}
+
 TEST(SendWithRetry, NonIdempotentRequestsRetryOnlyWhenNotProcessed) {
   Recorder recorder;
   auto options = recorder.options();

@@ -182,13 +182,91 @@ TEST_F(ReviewAgentTest, OldObservationsAreElidedToFitTheContextWindow) {
   EXPECT_NE(last.back().content.find("lines 100-"), std::string::npos);
 }
 
-TEST_F(ReviewAgentTest, ProseAnswersAreNudgedThenTakenAsTheSummary) {
+// Prose is never posted as the review: only finish (or a Final Answer) ends it.
+TEST_F(ReviewAgentTest, ProseIsNudgedAndNeverTakenAsTheSummary) {
   fakes::ScriptedChatClient chat;
-  chat.text("This PR looks fine.").text("Really, it is fine.");
+  chat.text("This PR looks fine.")
+      .text("Really, it is fine.")
+      .call("finish", {{"summary", "Adds a size counter."}});
   const auto result = ReviewAgent{chat, tools()}.run();
-  EXPECT_EQ(result.summary, "Really, it is fine.");
+  EXPECT_EQ(result.summary, "Adds a size counter.");
   EXPECT_NE(chat.requests()[1].messages.back().content.find("Use one of the tools"),
             std::string::npos);
+}
+
+TEST_F(ReviewAgentTest, AModelThatOnlyWritesProseEndsWithoutPostingIt) {
+  fakes::ScriptedChatClient chat;
+  chat.set_fallback([] {
+    llm::ChatResult prose;
+    prose.content = "Let me think about the cache some more.";
+    prose.finish_reason = "stop";
+    return prose;
+  }());
+  const auto result =
+      ReviewAgent{chat, tools(), options_with([](auto& o) { o.max_steps = 8; })}.run();
+  EXPECT_TRUE(result.forced_finish);
+  EXPECT_EQ(result.summary.find("think about the cache"), std::string::npos) << result.summary;
+  EXPECT_NE(result.summary.find("stopped early"), std::string::npos) << result.summary;
+  EXPECT_LE(chat.requests().size(), 8u);
+}
+
+// Small local models write the call in the content instead of a native tool call.
+TEST_F(ReviewAgentTest, ToolCallsWrittenInTheContentAreRun) {
+  fakes::ScriptedChatClient chat;
+  chat.text(R"(<tool_call>{"name": "add_comment", "arguments": {"path": "src/cache.hpp",
+            "line": 4, "body": "Forward declaration only?"}}</tool_call>)")
+      .text("Thought: done.\nAction: finish\nAction Input: {\"summary\": \"A header.\"}");
+  const auto result = ReviewAgent{chat, tools()}.run();
+  ASSERT_EQ(result.comments.size(), 1u);
+  EXPECT_EQ(result.comments[0].line, 4);
+  EXPECT_EQ(result.summary, "A header.");
+  EXPECT_NE(observation_before(chat, 1).find("Comment added"), std::string::npos)
+      << observation_before(chat, 1);
+}
+
+// A reply cut at the length limit is not an answer, even when it starts like one.
+TEST_F(ReviewAgentTest, AReplyCutAtTheLengthLimitIsNotTheSummary) {
+  fakes::ScriptedChatClient chat{false};
+  llm::ChatResult cut;
+  cut.content = "Thought: done\nFinal Answer: The change to put() is";
+  cut.finish_reason = "length";
+  chat.reply(cut).text("Final Answer: put() lost its lock.");
+  const auto result = ReviewAgent{chat, tools()}.run();
+  EXPECT_EQ(result.summary, "put() lost its lock.");
+  EXPECT_NE(observation_before(chat, 1).find("cut off"), std::string::npos)
+      << observation_before(chat, 1);
+}
+
+TEST_F(ReviewAgentTest, TextModeProseWhenForcedIsNotTheSummary) {
+  fakes::ScriptedChatClient chat{false};
+  chat.set_fallback([] {
+    llm::ChatResult prose;
+    prose.content = "I am still reading the files.";
+    return prose;
+  }());
+  const auto result =
+      ReviewAgent{chat, tools(), options_with([](auto& o) { o.max_steps = 4; })}.run();
+  EXPECT_EQ(result.summary.find("still reading"), std::string::npos) << result.summary;
+}
+
+// A model without tool calling answers the first request with an error; the agent carries on in
+// the text format instead of failing the review.
+TEST_F(ReviewAgentTest, FallsBackToTextReactWhenTheModelRefusesTools) {
+  fakes::ScriptedChatClient chat;
+  chat.step([](const llm::ChatRequest&) -> llm::ChatResult {
+        throw llm::ToolsUnsupportedError(400, "llama2 does not support tools", "HTTP 400");
+      })
+      .text(
+          "Action: add_comment\nAction Input: {\"path\": \"src/cache.hpp\", \"line\": 4, "
+          "\"body\": \"Forward declaration only?\"}")
+      .text("Final Answer: A header.");
+  const auto result = ReviewAgent{chat, tools()}.run();
+  EXPECT_EQ(result.summary, "A header.");
+  ASSERT_EQ(result.comments.size(), 1u);
+  ASSERT_EQ(chat.requests().size(), 3u);
+  EXPECT_FALSE(chat.requests()[0].tools.empty());
+  EXPECT_TRUE(chat.requests()[1].tools.empty());
+  EXPECT_NE(chat.requests()[1].messages[0].content.find("Action Input:"), std::string::npos);
 }
 
 TEST_F(ReviewAgentTest, SessionIdAndModelAreSentWithEveryCall) {

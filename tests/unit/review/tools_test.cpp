@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <set>
+
 #include "fakes/sample_pr.hpp"
+#include "llmgw/llm/token_budget.hpp"
 
 namespace llmgw::review {
 namespace {
@@ -157,6 +161,138 @@ TEST_F(ReviewToolsTest, OverviewNamesThePrAndItsFiles) {
   const auto overview = tools.overview();
   EXPECT_NE(overview.find("acme/widgets#42: Cache: track the size"), std::string::npos);
   EXPECT_NE(overview.find("- src/cache.hpp (added, +4 -0)"), std::string::npos);
+}
+
+// 4294967313 is 2^32 + 17: narrowed to int it would land on line 17, a commentable line.
+TEST_F(ReviewToolsTest, LineNumbersOutOfRangeAreRefusedNotNarrowed) {
+  auto tools = make_tools();
+  for (const json& line : {json(4294967313LL), json("4294967313"), json(1e300), json(-17),
+                           json(17.5), json(std::numeric_limits<double>::infinity())}) {
+    const auto out =
+        tools.call("add_comment", {{"path", "src/cache.cpp"}, {"line", line}, {"body", "lock?"}});
+    EXPECT_FALSE(out.ok) << line.dump();
+  }
+  EXPECT_TRUE(tools.comments().empty());
+  EXPECT_EQ(tools.rejected_comments(), 6);
+  EXPECT_TRUE(
+      tools.call("add_comment", {{"path", "src/cache.cpp"}, {"line", 17.0}, {"body", "lock?"}}).ok);
+}
+
+// A 1,200-line new file in an 8k context: a quarter of the window per observation, so the diff
+// comes in pages that say where the next one starts.
+TEST_F(ReviewToolsTest, FileDiffPagesThroughABigFileByLineRange) {
+  std::string patch = "@@ -0,0 +1,1200 @@\n";
+  for (int i = 1; i <= 1200; ++i) {
+    patch += "+int value_" + std::to_string(i) + " = compute(" + std::to_string(i) + ");\n";
+  }
+  const std::string diff =
+      "diff --git a/big.cpp b/big.cpp\nnew file mode 100644\n--- /dev/null\n+++ b/big.cpp\n" +
+      patch;
+  pr_.files = {{"big.cpp", "", "added", 1200, 0, patch}};
+  pr_.diff = diff;
+  pr_.file_diffs = github::parse_unified_diff(diff);
+  ToolLimits limits;
+  limits.max_observation_tokens = 2048;
+  auto tools = make_tools(limits);
+
+  std::set<int> seen;
+  json arguments = {{"path", "big.cpp"}};
+  for (int call = 0; call < 40 && seen.size() < 1200; ++call) {
+    const auto out = tools.call("get_file_diff", arguments);
+    ASSERT_TRUE(out.ok) << out.observation;
+    ASSERT_LE(llm::estimate_tokens(out.observation), 2048 + 64);
+    for (int i = 1; i <= 1200; ++i) {
+      if (out.observation.find("RIGHT " + std::to_string(i) + " | +int value_" + std::to_string(i) +
+                               " ") != std::string::npos) {
+        seen.insert(i);
+      }
+    }
+    const auto next = out.observation.find("\"start_line\": ");
+    if (next == std::string::npos) {
+      break;
+    }
+    arguments["start_line"] = std::stoi(out.observation.substr(next + 14));
+  }
+  EXPECT_EQ(seen.size(), 1200u);
+
+  const auto range =
+      tools.call("get_file_diff", {{"path", "big.cpp"}, {"start_line", 500}, {"end_line", 502}});
+  EXPECT_NE(range.observation.find("RIGHT 500 | +int value_500 "), std::string::npos);
+  EXPECT_NE(range.observation.find("RIGHT 502 | +int value_502 "), std::string::npos);
+  EXPECT_EQ(range.observation.find("RIGHT 503 |"), std::string::npos);
+  EXPECT_EQ(range.observation.find("RIGHT 499 |"), std::string::npos);
+}
+
+// expand: the enclosing function around each hunk, read from the file at head, marked as not
+// commentable.
+TEST_F(ReviewToolsTest, FileDiffExpandsToTheEnclosingFunction) {
+  std::string file = "namespace acme {\n\nint Cache::evict(int key) {\n";
+  for (int i = 4; i <= 30; ++i) {
+    file += "  step(" + std::to_string(i) + ");\n";
+  }
+  file += "}\n\n}  // namespace acme\n";  // line 31 is the closing brace
+  const std::string patch =
+      "@@ -15,5 +15,5 @@ int Cache::evict(int key) {\n"
+      "   step(15);\n   step(16);\n-  step(17);\n+  step(17); // changed\n   step(18);\n"
+      "   step(19);\n";
+  const std::string diff =
+      "diff --git a/evict.cpp b/evict.cpp\n--- a/evict.cpp\n+++ b/evict.cpp\n" + patch;
+  pr_.files = {{"evict.cpp", "", "modified", 1, 1, patch}};
+  pr_.diff = diff;
+  pr_.file_diffs = github::parse_unified_diff(diff);
+  files_["evict.cpp"] = file;
+  auto tools = make_tools();
+  const auto out = tools.call("get_file_diff", {{"path", "evict.cpp"}, {"expand", true}});
+  ASSERT_TRUE(out.ok) << out.observation;
+  EXPECT_NE(out.observation.find("3 : int Cache::evict(int key) {"), std::string::npos)
+      << out.observation;
+  EXPECT_NE(out.observation.find("31 : }"), std::string::npos) << out.observation;
+  EXPECT_NE(out.observation.find("RIGHT 17 | +  step(17); // changed"), std::string::npos);
+  EXPECT_EQ(out.observation.find("33 :"), std::string::npos) << "stops at the block's end";
+}
+
+TEST_F(ReviewToolsTest, MultiLineCommentsAndSuggestionsAreCheckedAgainstTheDiff) {
+  auto tools = make_tools();
+  const auto ok = tools.call("add_comment", {{"path", "src/cache.cpp"},
+                                             {"start_line", 17},
+                                             {"line", 18},
+                                             {"body", "Take the lock again."},
+                                             {"suggestion",
+                                              "  std::lock_guard lock(mutex_);\n"
+                                              "  entries_[key] = value;"}});
+  ASSERT_TRUE(ok.ok) << ok.observation;
+  ASSERT_EQ(tools.comments().size(), 1u);
+  EXPECT_EQ(tools.comments()[0].start_line, 17);
+  EXPECT_EQ(tools.comments()[0].rendered_body(),
+            "**Suggestion**: Take the lock again.\n\n```suggestion\n"
+            "  std::lock_guard lock(mutex_);\n  entries_[key] = value;\n```");
+  // Off the diff at the start, backwards, or a suggestion on removed lines: refused.
+  EXPECT_FALSE(
+      tools
+          .call("add_comment",
+                {{"path", "src/cache.cpp"}, {"start_line", 10}, {"line", 15}, {"body", "x"}})
+          .ok);
+  EXPECT_FALSE(tools
+                   .call("add_comment",
+                         {{"path", "src/cache.hpp"}, {"start_line", 4}, {"line", 2}, {"body", "x"}})
+                   .ok);
+  EXPECT_FALSE(tools
+                   .call("add_comment", {{"path", "src/cache.cpp"},
+                                         {"line", 17},
+                                         {"side", "LEFT"},
+                                         {"body", "x"},
+                                         {"suggestion", "y"}})
+                   .ok);
+  // A suggestion holding a fence gets a longer one.
+  ASSERT_TRUE(tools
+                  .call("add_comment", {{"path", "src/cache.hpp"},
+                                        {"line", 1},
+                                        {"body", "doc"},
+                                        {"suggestion", "```\ncode\n```"}})
+                  .ok);
+  EXPECT_NE(tools.comments()[1].rendered_body().find("````suggestion\n```\ncode\n```\n````"),
+            std::string::npos)
+      << tools.comments()[1].rendered_body();
 }
 
 }  // namespace
