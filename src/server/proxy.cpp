@@ -107,9 +107,8 @@ void prepare_upstream_request(Request& request, const std::string& client_ip) {
   request.prepare_payload();
 }
 
-asio::awaitable<std::optional<tcp::socket>> connect_upstream(Worker& worker,
-                                                             const UpstreamNode& node) {
-  const auto& timeouts = worker.shared.config.timeouts;
+asio::awaitable<std::optional<tcp::socket>> connect_upstream(
+    Worker& worker, const UpstreamNode& node, const config::TimeoutsConfig& timeouts) {
   tcp::resolver resolver(worker.io);
   auto [resolve_error, endpoints] =
       co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
@@ -251,7 +250,6 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                                            Request& request, const std::string& client_ip,
                                            Clock::time_point started) {
   SharedState& shared = worker.shared;
-  const auto& config = shared.config;
   tcp::socket& client = *connection.client;
   Watchdog& watchdog = *connection.watchdog;
   ProxyResult result;
@@ -260,19 +258,20 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 
   const std::shared_ptr<const Snapshot> snapshot_ref = worker.snapshot();
   const Snapshot& snapshot = *snapshot_ref;
+  const auto& config = snapshot.config();
   const std::string key = session_key(request, config.routing.session_header);
   const routing::RoutePlan plan =
       key.empty()
           ? routing::plan_round_robin(
                 snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
-                shared.policy)
-      : shared.sessions
-          ? shared.sessions->plan(snapshot.table, routing::ring_position(key),
-                                  shared.total_in_flight.load(std::memory_order_relaxed),
-                                  shared.policy, started)
+                snapshot.policy)
+      : snapshot.sessions
+          ? snapshot.sessions->plan(snapshot.table, routing::ring_position(key),
+                                    shared.total_in_flight.load(std::memory_order_relaxed),
+                                    snapshot.policy, started)
           : routing::plan_keyed(snapshot.table, routing::ring_position(key),
                                 shared.total_in_flight.load(std::memory_order_relaxed),
-                                shared.policy);
+                                snapshot.policy);
   if (plan.empty()) {
     result.status = 502;
     auto response = json_error(502, "no upstream nodes are configured", client_keep_alive);
@@ -313,7 +312,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       if (auto idle = worker.pool.take(node.authority)) {
         pooled = true;
         upstream.emplace(std::move(*idle));
-      } else if (auto fresh = co_await connect_upstream(worker, node)) {
+      } else if (auto fresh = co_await connect_upstream(worker, node, config.timeouts)) {
         upstream.emplace(std::move(*fresh));
       } else {
         failure = AttemptFailure::connect;
