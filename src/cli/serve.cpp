@@ -1,7 +1,7 @@
 // `llmgw serve`: load the configuration (file < LLMGW_* environment < flags), set up logging, run
-// the gateway until SIGINT/SIGTERM, drain, exit.
+// the gateway until SIGINT/SIGTERM, drain, exit. SIGHUP loads the same sources again and applies
+// them (Gateway::reload); `--check-config` only validates, as `nginx -t` does.
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +10,7 @@
 #include "llmgw/cli/commands.hpp"
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/server/gateway.hpp"
+#include "llmgw/server/logging.hpp"
 
 namespace llmgw::cli {
 namespace {
@@ -26,6 +27,7 @@ struct ServeOptions {
   std::string log_level;
   std::string log_format;
   bool help_config = false;
+  bool check_config = false;
 };
 
 // Named flags are shorthands for `--set path=value`; they apply after the --set list.
@@ -62,16 +64,14 @@ std::vector<std::string> overrides_from(const ServeOptions& options) {
   return overrides;
 }
 
-void configure_logging(const config::LogConfig& log) {
-  auto logger = spdlog::stderr_logger_mt("llmgw");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(log.level));
-  if (log.format == "json") {
-    // Access lines are JSON objects already; everything else is wrapped as a message string.
-    spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e","level":"%l","message":%v})");
-  } else {
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+config::ConfigSources sources_from(const ServeOptions& options) {
+  config::ConfigSources sources;
+  if (!options.config_file.empty()) {
+    sources.file = options.config_file;
   }
+  sources.environment = config::llmgw_environment();
+  sources.overrides = overrides_from(options);
+  return sources;
 }
 
 int serve(const ServeOptions& options) {
@@ -79,22 +79,34 @@ int serve(const ServeOptions& options) {
     std::cout << config::describe_config_keys();
     return kExitOk;
   }
+  // The environment is read once: a reload sees the file's new contents under the same
+  // environment and flags, which still win over the file.
+  const config::ConfigSources sources = sources_from(options);
   config::GatewayConfig gateway_config;
   try {
-    config::ConfigSources sources;
-    if (!options.config_file.empty()) {
-      sources.file = options.config_file;
-    }
-    sources.environment = config::llmgw_environment();
-    sources.overrides = overrides_from(options);
     gateway_config = config::load_gateway_config(sources);
   } catch (const config::ConfigError& e) {
     std::cerr << "llmgw serve: invalid configuration:\n" << e.what() << '\n';
     return kExitUsage;
   }
-  configure_logging(gateway_config.log);
+  if (options.check_config) {
+    std::cout << "configuration ok"
+              << (sources.file ? " (" + *sources.file + ")"
+                               : std::string{" (no --config file: defaults, LLMGW_* and flags)"})
+              << '\n';
+    return kExitOk;
+  }
+  server::configure_logging(gateway_config.log);
   try {
     server::Gateway gateway(gateway_config);
+    server::Gateway::ConfigLoader reload_source;
+    if (sources.file) {
+      reload_source = [sources] {
+        spdlog::info("reading {}", *sources.file);
+        return config::load_gateway_config(sources);
+      };
+    }
+    gateway.handle_signals(std::move(reload_source));  // before start: SIGHUP must not kill
     gateway.start();
     gateway.run_until_signal();
     spdlog::info("stopped");
@@ -112,7 +124,9 @@ void add_serve_command(CLI::App& app, ExitCode& exit_code) {
   auto* cmd = app.add_subcommand("serve", "Run the gateway in front of Ollama nodes");
   cmd->footer(
       "Precedence: --config file < LLMGW_* environment < flags. Every key can be set with\n"
-      "--set PATH=VALUE; `llmgw serve --help-config` lists the keys, defaults and variables.");
+      "--set PATH=VALUE; `llmgw serve --help-config` lists the keys, defaults and variables.\n"
+      "SIGHUP reloads the --config file (flags and LLMGW_* still win); SIGINT/SIGTERM drain and "
+      "stop.");
   cmd->add_option("-c,--config", options->config_file, "YAML configuration file")
       ->check(CLI::ExistingFile);
   cmd->add_option("--set", options->overrides, "Override a key: PATH=VALUE (repeatable)");
@@ -131,6 +145,9 @@ void add_serve_command(CLI::App& app, ExitCode& exit_code) {
   cmd->add_option("--log-level", options->log_level, "trace|debug|info|warn|error|off");
   cmd->add_option("--log-format", options->log_format, "text|json");
   cmd->add_flag("--help-config", options->help_config, "List every configuration key and exit");
+  cmd->add_flag("--check-config", options->check_config,
+                "Validate the configuration (--config, LLMGW_*, flags) and exit: 0 and "
+                "\"configuration ok\", or 2 and every problem with its key path");
   cmd->callback([options, &exit_code] { exit_code.value = serve(*options); });
 }
 

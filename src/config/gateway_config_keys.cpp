@@ -82,6 +82,8 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
       LLMGW_KEY("log.level", log.level, kAny, "trace, debug, info, warn, error or off"),
       LLMGW_KEY("log.format", log.format, kAny, "text or json"),
       LLMGW_KEY("log.access_log", log.access_log, kAny, "one log line per request"),
+      LLMGW_KEY("log.access_log_probes", log.access_log_probes, kAny,
+                "access lines for /, /health and /metrics too (probes, scrapes)"),
       KeySpec<GatewayConfig>{"admin.token", LLMGW_FIELD(GatewayConfig, admin.token), kAny, true,
                              "bearer token for /admin/*; empty disables the admin API"},
       LLMGW_KEY("admin.token_file", admin.token_file, kAny,

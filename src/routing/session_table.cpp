@@ -96,11 +96,19 @@ struct SessionTable::Impl {
 SessionTable::SessionTable(SessionTableOptions options) : impl_(std::make_unique<Impl>(options)) {}
 
 SessionTable::~SessionTable() {
-  // Give the counts back: the nodes may outlive the table.
+  clear();  // give the counts back: the nodes may outlive the table
+}
+
+void SessionTable::clear() {
   std::lock_guard lock(impl_->mutex);
   while (!impl_->lru.empty()) {
     impl_->erase(impl_->lru.front());
   }
+}
+
+void SessionTable::set_options(SessionTableOptions options) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->options = options;
 }
 
 RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_position,

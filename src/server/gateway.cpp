@@ -3,6 +3,7 @@
 #include "llmgw/server/gateway.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -22,11 +23,12 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <condition_variable>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "gateway_state.hpp"
 #include "llmgw/net/http_types.hpp"
+#include "llmgw/server/logging.hpp"
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
 #include "open_files.hpp"
@@ -42,15 +44,21 @@ namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
-void access_log(const SharedState& shared, const std::string& client_ip, const Request& request,
+// Probes and scrapes (/, /health, /metrics) come every few seconds from every load balancer and
+// Prometheus: a line each would drown the requests (log.access_log_probes turns them on).
+bool is_probe_path(std::string_view path) noexcept {
+  return path == "/" || path == "/health" || path == "/metrics";
+}
+
+void access_log(const config::LogConfig& log, const std::string& client_ip, const Request& request,
                 const ProxyResult& result, Clock::time_point started) {
-  if (!shared.config.log.access_log) {
+  const std::string_view path = net::target_path(request.target());
+  if (!log.access_log || (!log.access_log_probes && is_probe_path(path))) {
     return;
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-  const std::string_view path = net::target_path(request.target());
   const std::string_view node = result.node.empty() ? "-" : std::string_view{result.node};
-  if (shared.config.log.format == "json") {
+  if (log.format == "json") {
     const nlohmann::json line{{"client", client_ip},
                               {"method", std::string{request.method_string()}},
                               {"path", std::string{path}},
@@ -59,34 +67,24 @@ void access_log(const SharedState& shared, const std::string& client_ip, const R
                               {"route", result.route},
                               {"duration_ms", ms},
                               {"bytes", result.bytes}};
-    spdlog::info("{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    access_logger().info("{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
-    spdlog::info("{} {} {} {} node={} route={} duration_ms={:.2f} bytes={}", client_ip,
-                 std::string_view{request.method_string()}, path, result.status, node, result.route,
-                 ms, result.bytes);
+    access_logger().info("{} {} {} {} node={} route={} duration_ms={:.2f} bytes={}", client_ip,
+                         std::string_view{request.method_string()}, path, result.status, node,
+                         result.route, ms, result.bytes);
   }
 }
 
-std::string read_token_file(const std::string& path) {
-  std::ifstream file(path);
-  std::string token;
-  std::getline(file, token);
-  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
-    token.pop_back();
-  }
-  return token;
+std::string describe_routing(const config::RoutingConfig& routing) {
+  return routing.balance_factor > 0
+             ? fmt::format("bounded by {} (c = {})", routing.balance_by, routing.balance_factor)
+             : std::string{"consistent_hash (plain ring)"};
 }
 
 }  // namespace
 
 struct Gateway::Impl {
-  explicit Impl(config::GatewayConfig config) : shared(std::move(config)) {
-    shared.admin_token = !shared.config.admin.token.empty()
-                             ? shared.config.admin.token
-                             : (shared.config.admin.token_file.empty()
-                                    ? std::string{}
-                                    : read_token_file(shared.config.admin.token_file));
-  }
+  explicit Impl(config::GatewayConfig config) : shared(std::move(config)) {}
 
   void start();
   void limit_connections_to_open_files(std::size_t worker_count);
@@ -98,10 +96,17 @@ struct Gateway::Impl {
   asio::awaitable<void> probe(std::shared_ptr<UpstreamNode> node);
   asio::awaitable<void> drain();
   void finish_stop();
+  std::vector<std::string> reload(config::GatewayConfig next);
+  void reload_from(const ConfigLoader& load_config);
+  void handle_signals(ConfigLoader load_config);
+  void await_signal();
 
   SharedState shared;
   std::vector<std::unique_ptr<Worker>> workers;
-  asio::io_context control{1};  // health checks, drain timer, signals
+  asio::io_context control{1};               // health checks, drain timer, signals, reloads
+  asio::steady_timer health_timer{control};  // cancelled by a reload: probe the new nodes now
+  std::optional<asio::signal_set> signals;
+  ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;
   std::uint16_t port = 0;
   std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files
@@ -115,8 +120,7 @@ struct Gateway::Impl {
 
 void Gateway::Impl::start() {
   const auto& config = shared.config;
-  const unsigned count =
-      config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency()) : config.workers;
+  const unsigned count = config.workers;
   const auto address = asio::ip::make_address(config.listen.address);
   port = config.listen.port;
   limit_connections_to_open_files(count);
@@ -165,19 +169,19 @@ void Gateway::Impl::start() {
     control.run();
   });
   running = true;
+  const auto snapshot = shared.current();
   spdlog::info("llmgw listening on {}:{} with {} workers, {} nodes, routing {}",
-               config.listen.address, port, workers.size(), shared.current()->nodes.size(),
-               config.routing.balance_factor > 0
-                   ? fmt::format("bounded by {} (c = {})", config.routing.balance_by,
-                                 config.routing.balance_factor)
-                   : std::string{"consistent_hash (plain ring)"});
+               config.listen.address, port, workers.size(), snapshot->nodes.size(),
+               describe_routing(snapshot->config().routing));
 }
 
 void Gateway::Impl::limit_connections_to_open_files(std::size_t worker_count) {
-  const auto& limits = shared.config.limits;
-  const std::size_t needed = descriptors_needed(shared.config, worker_count);
+  // At start: a reload that raises limits.max_connections needs a restart to raise this too.
+  const auto snapshot = shared.current();
+  const auto& limits = snapshot->config().limits;
+  const std::size_t needed = descriptors_needed(snapshot->config(), worker_count);
   const OpenFilesLimit open_files = raise_open_files_limit(needed);
-  max_client_connections = connection_capacity(shared.config, worker_count, open_files.soft);
+  max_client_connections = connection_capacity(snapshot->config(), worker_count, open_files.soft);
   too_many_connections =
       "too many connections (limits.max_connections = " + std::to_string(limits.max_connections) +
       ")";
@@ -214,7 +218,6 @@ asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
 }
 
 asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket) {
-  const auto& config = shared.config;
   const auto open = shared.client_connections.fetch_add(1) + 1;
   // A plain socket, not a beast::tcp_stream: the watchdog keeps the time (watchdog.hpp).
   tcp::socket& stream = socket;
@@ -254,12 +257,16 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     co_return;
   }
 
-  beast::flat_buffer buffer = client_read_buffer(config.limits);
+  beast::flat_buffer buffer = client_read_buffer(worker.snapshot()->config().limits);
   for (;;) {
     connection.idle = true;
     if (shared.draining.load()) {
       break;
     }
+    // Each request reads the configuration in force when it starts (a reload applies to the
+    // next request on a kept-alive connection).
+    const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
+    const auto& config = snapshot->config();
     ReadResult read = co_await read_request(connection, buffer, config, shared.buffered_body_bytes);
     const auto started = read.started;
     if (read.error) {
@@ -290,7 +297,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     } else {
       result = co_await proxy_request(worker, connection, request, client_ip, started);
     }
-    access_log(shared, client_ip, request, result, started);
+    access_log(config.log, client_ip, request, result, started);
     if (!result.reusable) {
       break;
     }
@@ -301,7 +308,8 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
 }
 
 asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
-  const auto& health = shared.config.health;
+  const auto snapshot = shared.current();  // keeps `health` alive across the awaits
+  const auto& health = snapshot->config().health;
   std::string failure;
   tcp::resolver resolver(control);
   auto [resolve_error, endpoints] = co_await resolver.async_resolve(
@@ -342,17 +350,15 @@ asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
 }
 
 asio::awaitable<void> Gateway::Impl::health_loop() {
-  asio::steady_timer timer(control);
   while (!stop_requested.load()) {
     const auto snapshot = shared.current();
     for (const auto& node : snapshot->nodes) {
       asio::co_spawn(control, probe(node), asio::detached);
     }
-    timer.expires_after(shared.config.health.interval);
-    auto [ec] = co_await timer.async_wait(kAsTuple);
-    if (ec) {
-      co_return;
-    }
+    health_timer.expires_after(snapshot->config().health.interval);
+    // Cancelled by a reload (operation_aborted): the next round starts at once, with the new
+    // nodes and the new interval.
+    co_await health_timer.async_wait(kAsTuple);
   }
 }
 
@@ -362,7 +368,7 @@ void Gateway::Impl::request_stop() {
   }
   shared.draining.store(true);
   spdlog::info("stopping: no new connections; draining {} in-flight requests (up to {} ms)",
-               shared.total_in_flight.load(), shared.config.drain.count());
+               shared.total_in_flight.load(), shared.current()->config().drain.count());
   for (auto& worker : workers) {
     asio::post(worker->io, [w = worker.get()] {
       beast::error_code ignored;
@@ -382,7 +388,7 @@ void Gateway::Impl::request_stop() {
 
 asio::awaitable<void> Gateway::Impl::drain() {
   asio::steady_timer timer(control);
-  const auto deadline = Clock::now() + shared.config.drain;
+  const auto deadline = Clock::now() + shared.current()->config().drain;
   while (Clock::now() < deadline && shared.client_connections.load() > 0) {
     timer.expires_after(std::chrono::milliseconds{20});
     co_await timer.async_wait(kAsTuple);
@@ -456,6 +462,122 @@ void Gateway::Impl::wait() {
   }
 }
 
+namespace {
+
+std::string node_names(const std::vector<std::string>& names) {
+  return names.empty() ? std::string{"none"} : fmt::format("{}", fmt::join(names, ", "));
+}
+
+// "nodes a, b -> a, c": what a reload did to the node set, for the log.
+std::string describe_membership(const Snapshot& before, const Snapshot& after) {
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  for (const auto& node : after.nodes) {
+    if (before.find(node->id) != node.get()) {
+      added.push_back(node->id);  // new, or a new url or weight
+    }
+  }
+  for (const auto& node : before.nodes) {
+    if (after.find(node->id) != node.get()) {
+      removed.push_back(node->id);
+    }
+  }
+  return fmt::format("{} nodes (added or changed: {}; removed: {})", after.nodes.size(),
+                     node_names(added), node_names(removed));
+}
+
+}  // namespace
+
+std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
+  // The listeners and the workers were made at start; a reload cannot move them.
+  std::vector<std::string> restart_needed;
+  const auto& at_start = shared.config;
+  const unsigned next_workers =
+      next.workers == 0 ? std::max(1U, std::thread::hardware_concurrency()) : next.workers;
+  if (next.listen.address != at_start.listen.address) {
+    restart_needed.push_back(fmt::format("listen.address: {} takes a restart; still {}",
+                                         next.listen.address, at_start.listen.address));
+  }
+  if (next.listen.port != at_start.listen.port) {
+    restart_needed.push_back(fmt::format("listen.port: {} takes a restart; still {}",
+                                         next.listen.port, at_start.listen.port));
+  }
+  if (next_workers != at_start.workers) {
+    restart_needed.push_back(
+        fmt::format("workers: {} takes a restart; still {}", next_workers, at_start.workers));
+  }
+  for (const auto& line : restart_needed) {
+    spdlog::warn("reload: {}", line);
+  }
+  const config::LogConfig log = next.log;
+  const auto before = shared.current();
+  const auto after = shared.update(
+      [&next](const config::GatewayConfig&) { return std::optional{std::move(next)}; });
+  update_logging(log);
+  // Probe at once: new nodes get a health state now, and a new interval applies.
+  asio::post(control, [this] { health_timer.cancel(); });
+  spdlog::info("configuration reloaded: {}, routing {}, snapshot version {}",
+               describe_membership(*before, *after), describe_routing(after->config().routing),
+               after->version);
+  return restart_needed;
+}
+
+void Gateway::Impl::reload_from(const ConfigLoader& load_config) {
+  if (!load_config) {
+    spdlog::warn("SIGHUP ignored: the gateway was started without a configuration file to reload");
+    return;
+  }
+  config::GatewayConfig next;
+  try {
+    next = load_config();
+  } catch (const config::ConfigError& e) {
+    std::vector<std::string> problems;
+    std::istringstream lines{e.what()};
+    for (std::string line; std::getline(lines, line);) {
+      problems.push_back(std::move(line));
+    }
+    spdlog::error("reload failed: keeping the running configuration (snapshot version {}); {} {}:",
+                  shared.current()->version, problems.size(),
+                  problems.size() == 1 ? "problem" : "problems");
+    for (const auto& problem : problems) {
+      spdlog::error("reload: {}", problem);
+    }
+    return;
+  } catch (const std::exception& e) {
+    spdlog::error("reload failed: keeping the running configuration: {}", e.what());
+    return;
+  }
+  reload(std::move(next));
+}
+
+void Gateway::Impl::handle_signals(ConfigLoader load_config) {
+  if (signals) {
+    return;
+  }
+  config_loader = std::move(load_config);
+  // Registered now, delivered once the control thread runs (start()).
+  signals.emplace(control, SIGINT, SIGTERM, SIGHUP);
+  await_signal();
+}
+
+void Gateway::Impl::await_signal() {
+  signals->async_wait([this](const beast::error_code& ec, int signal) {
+    if (ec) {
+      return;  // stopping
+    }
+    if (signal != SIGHUP) {
+      spdlog::info("received signal {}", signal);
+      request_stop();
+    } else if (stop_requested.load()) {
+      spdlog::info("received SIGHUP while stopping: ignored");
+    } else {
+      spdlog::info("received SIGHUP: reloading the configuration");
+      reload_from(config_loader);
+    }
+    await_signal();
+  });
+}
+
 Gateway::Gateway(config::GatewayConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 
 Gateway::~Gateway() {
@@ -495,14 +617,18 @@ void Gateway::wait() {
   impl_->wait();
 }
 
+std::vector<std::string> Gateway::reload(config::GatewayConfig next) {
+  return impl_->reload(std::move(next));
+}
+
+void Gateway::handle_signals(ConfigLoader load_config) {
+  impl_->handle_signals(std::move(load_config));
+}
+
 void Gateway::run_until_signal() {
-  asio::signal_set signals(impl_->control, SIGINT, SIGTERM);
-  signals.async_wait([this](const beast::error_code& ec, int signal) {
-    if (!ec) {
-      spdlog::info("received signal {}", signal);
-      impl_->request_stop();
-    }
-  });
+  if (!impl_->signals) {
+    impl_->handle_signals({});
+  }
   impl_->wait();
 }
 

@@ -4,6 +4,9 @@
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <fstream>
+
 namespace llmgw::server::detail {
 
 void UpstreamNode::record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
@@ -42,11 +45,16 @@ std::vector<std::shared_ptr<routing::NodeState>> as_node_states(
 
 }  // namespace
 
-Snapshot::Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams, unsigned virtual_nodes,
+Snapshot::Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams,
+                   std::shared_ptr<const config::GatewayConfig> gateway_config,
+                   std::shared_ptr<routing::SessionTable> session_table,
                    std::uint64_t snapshot_version)
     : nodes(std::move(upstreams)),
-      table(as_node_states(nodes), virtual_nodes),
-      version(snapshot_version) {}
+      table(as_node_states(nodes), gateway_config->routing.virtual_nodes),
+      policy{gateway_config->routing.balance_factor, gateway_config->routing.max_attempts},
+      sessions(std::move(session_table)),
+      version(snapshot_version),
+      config_(std::move(gateway_config)) {}
 
 const UpstreamNode* Snapshot::find(std::string_view name) const {
   for (const auto& node : nodes) {
@@ -57,29 +65,63 @@ const UpstreamNode* Snapshot::find(std::string_view name) const {
   return nullptr;
 }
 
-SharedState::SharedState(config::GatewayConfig gateway_config)
-    : config(std::move(gateway_config)),
-      policy{config.routing.balance_factor, config.routing.max_attempts},
-      sessions(config.routing.balance_factor > 0 && config.routing.balance_by == "sessions"
-                   ? std::make_unique<routing::SessionTable>(routing::SessionTableOptions{
-                         config.routing.session_idle, config.routing.max_sessions})
-                   : nullptr),
-      key_sources(
-          routing::parse_key_sources(config.routing.key_sources, config.routing.session_header)
-              .sources) {
-  for (const auto& source : key_sources) {
-    key_source_counters.push_back(&metrics.key_source_counter(source.label));
-  }
-  key_source_counters.push_back(&metrics.key_source_counter("none"));
-  publish(config.nodes);
+namespace {
+
+RestartOnlyConfig restart_only(const config::GatewayConfig& gateway_config) {
+  return {gateway_config.listen, gateway_config.workers == 0
+                                     ? std::max(1U, std::thread::hardware_concurrency())
+                                     : gateway_config.workers};
 }
 
-void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
-  std::lock_guard lock(membership_mutex);
+bool places_sessions(const config::RoutingConfig& routing) {
+  return routing.balance_factor > 0 && routing.balance_by == "sessions";
+}
+
+routing::SessionTableOptions session_options(const config::RoutingConfig& routing) {
+  return {routing.session_idle, routing.max_sessions};
+}
+
+// The loader resolves admin.token_file already; a configuration built in code may not have.
+void resolve_admin_token(config::AdminConfig& admin) {
+  if (!admin.token.empty() || admin.token_file.empty()) {
+    return;
+  }
+  std::ifstream file(admin.token_file);
+  std::string token;
+  std::getline(file, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) {
+    token.pop_back();
+  }
+  admin.token = std::move(token);
+}
+
+}  // namespace
+
+SharedState::SharedState(config::GatewayConfig gateway_config)
+    : config(restart_only(gateway_config)) {
+  std::lock_guard lock(membership_mutex_);
+  publish_locked(std::move(gateway_config));
+}
+
+std::shared_ptr<const Snapshot> SharedState::update(const ConfigChange& change) {
+  std::lock_guard lock(membership_mutex_);
+  auto next = change(current()->config());
+  if (next) {
+    publish_locked(std::move(*next));
+  }
+  return current();
+}
+
+void SharedState::publish_locked(config::GatewayConfig next) {
   const auto previous = current();
+  next.listen = config.listen;
+  next.workers = config.workers;
+  resolve_admin_token(next.admin);
+  auto gateway_config = std::make_shared<const config::GatewayConfig>(std::move(next));
+
   std::vector<std::shared_ptr<UpstreamNode>> upstreams;
-  upstreams.reserve(nodes.size());
-  for (const auto& node_config : nodes) {
+  upstreams.reserve(gateway_config->nodes.size());
+  for (const auto& node_config : gateway_config->nodes) {
     std::shared_ptr<UpstreamNode> existing;
     if (previous) {
       for (const auto& node : previous->nodes) {
@@ -95,14 +137,40 @@ void SharedState::publish(const std::vector<config::NodeConfig>& nodes) {
     }
     upstreams.push_back(std::move(existing));
   }
-  const auto version = snapshot_version.load(std::memory_order_relaxed) + 1;
-  auto next =
-      std::make_shared<const Snapshot>(std::move(upstreams), config.routing.virtual_nodes, version);
-  for (std::size_t i = 0; i < next->nodes.size(); ++i) {
-    next->nodes[i]->metrics.ring_virtual_nodes->Set(
-        static_cast<double>(next->table.ring().virtual_nodes_of(i)));
+
+  // Placements survive a change that keeps the balance mode (a new node set, timeouts, ...): they
+  // are where the sessions' caches are. A new mode starts from none; the old table gives its
+  // session counts back at once, as requests still on the old snapshot only relay.
+  const auto& routing = gateway_config->routing;
+  std::shared_ptr<routing::SessionTable> sessions;
+  if (places_sessions(routing)) {
+    if (previous && previous->sessions) {
+      sessions = previous->sessions;
+      sessions->set_options(session_options(routing));
+    } else {
+      sessions = std::make_shared<routing::SessionTable>(session_options(routing));
+    }
+  } else if (previous && previous->sessions) {
+    previous->sessions->clear();
   }
-  snapshot.store(std::move(next), std::memory_order_release);
+
+  const auto version = snapshot_version.load(std::memory_order_relaxed) + 1;
+  auto built = std::make_shared<Snapshot>(std::move(upstreams), std::move(gateway_config),
+                                          std::move(sessions), version);
+  // Validated at load: a bad list never reaches here.
+  built->key_sources = routing::parse_key_sources(built->config().routing.key_sources,
+                                                  built->config().routing.session_header)
+                           .sources;
+  for (const auto& source : built->key_sources) {
+    built->key_source_counters.push_back(&metrics.key_source_counter(source.label));
+  }
+  built->key_source_counters.push_back(&metrics.key_source_counter("none"));
+  std::shared_ptr<const Snapshot> snapshot_next = std::move(built);
+  for (std::size_t i = 0; i < snapshot_next->nodes.size(); ++i) {
+    snapshot_next->nodes[i]->metrics.ring_virtual_nodes->Set(
+        static_cast<double>(snapshot_next->table.ring().virtual_nodes_of(i)));
+  }
+  snapshot.store(std::move(snapshot_next), std::memory_order_release);
   // Workers compare this version before using their cached snapshot.
   snapshot_version.store(version, std::memory_order_release);
 }

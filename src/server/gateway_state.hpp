@@ -10,6 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -59,16 +60,42 @@ struct UpstreamNode final : routing::NodeState {
 // The outlier policy of a configuration (thresholds and ejection times of `health`).
 OutlierPolicy outlier_policy(const config::HealthConfig& health);
 
+// What the proxy path reads, published as one immutable value: the nodes, their ring, and the
+// configuration in force (routing, timeouts, limits, health, log, admin). A config reload or an
+// admin change builds a new Snapshot and publishes it; a request keeps the one it started with to
+// its end, so it never sees half of a change.
 struct Snapshot {
-  Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams, unsigned virtual_nodes,
-           std::uint64_t snapshot_version);
+  Snapshot(std::vector<std::shared_ptr<UpstreamNode>> upstreams,
+           std::shared_ptr<const config::GatewayConfig> gateway_config,
+           std::shared_ptr<routing::SessionTable> session_table, std::uint64_t snapshot_version);
+
+  // The configuration this snapshot was built from. Its listen and workers fields are the
+  // running ones (they take a restart: SharedState::config).
+  const config::GatewayConfig& config() const { return *config_; }
 
   std::vector<std::shared_ptr<UpstreamNode>> nodes;  // same indices as table
   routing::RoutingTable table;
+  routing::RoutingPolicy policy;  // from config().routing
+  // Session placements (routing.balance_by: sessions with c > 0); null when requests are
+  // balanced. Shared by every snapshot while the balance mode stays (SharedState::update).
+  std::shared_ptr<routing::SessionTable> sessions;
+  // routing.key_sources, parsed (validated at load), each with its decisions counter; the last
+  // counter is for requests no source answered ("none").
+  std::vector<routing::KeySource> key_sources;
+  std::vector<prometheus::Counter*> key_source_counters;
   std::uint64_t version;
 
   UpstreamNode& node(std::size_t index) const { return *nodes[index]; }
   const UpstreamNode* find(std::string_view name) const;
+
+ private:
+  std::shared_ptr<const config::GatewayConfig> config_;
+};
+
+// What only a restart changes: the listeners and the worker threads exist once per process.
+struct RestartOnlyConfig {
+  config::ListenConfig listen;
+  unsigned workers = 1;  // resolved: never 0
 };
 
 struct SharedState {
@@ -77,18 +104,20 @@ struct SharedState {
   std::shared_ptr<const Snapshot> current() const {
     return snapshot.load(std::memory_order_acquire);
   }
-  // Publishes a new node set (control path). Nodes that stay keep their live state.
-  void publish(const std::vector<config::NodeConfig>& nodes);
 
-  const config::GatewayConfig config;
+  // A change of the running configuration (a reload, an admin request): the configuration of the
+  // current snapshot in, the next one out, or nullopt for no change.
+  using ConfigChange =
+      std::function<std::optional<config::GatewayConfig>(const config::GatewayConfig& running)>;
+  // Read-modify-publish under membership_mutex, so two changes at once cannot lose one. Nodes
+  // that stay (same name, url and weight) keep their live state; the session table stays while
+  // the balance mode does. Returns the published snapshot (the current one when `change` returned
+  // nullopt). Throws what `change` throws (config::ConfigError); nothing is published then.
+  // Control path only: it may read admin.token_file.
+  std::shared_ptr<const Snapshot> update(const ConfigChange& change);
+
+  const RestartOnlyConfig config;
   metrics::GatewayMetrics metrics;
-  const routing::RoutingPolicy policy;
-  // Session placements (routing.balance_by: sessions with c > 0); null when requests are balanced.
-  const std::unique_ptr<routing::SessionTable> sessions;
-  // routing.key_sources, parsed (validated at load), each with its decisions counter; the last
-  // counter is for requests no source answered ("none").
-  const std::vector<routing::KeySource> key_sources;
-  std::vector<prometheus::Counter*> key_source_counters;
   std::atomic<std::shared_ptr<const Snapshot>> snapshot;
   std::atomic<std::uint64_t> snapshot_version{0};
   std::atomic<std::int64_t> total_in_flight{0};
@@ -98,8 +127,11 @@ struct SharedState {
   std::atomic<bool> draining{false};
   std::atomic<bool> drain_cut{false};  // the drain deadline passed: streams still open are cut
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  std::mutex membership_mutex;  // serialises publish()
-  std::string admin_token;      // resolved from admin.token or admin.token_file
+
+ private:
+  void publish_locked(config::GatewayConfig next);
+
+  std::mutex membership_mutex_;  // serialises update()
 };
 
 // The buffers of one proxied request, reused across requests on a worker (RelayBufferPool).

@@ -66,7 +66,7 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
                              : healthy == 0                     ? "unavailable"
                              : healthy < snapshot->nodes.size() ? "degraded"
                                                                 : "ok";
-  const auto& routing = shared.config.routing;
+  const auto& routing = snapshot->config().routing;
   const json body{
       {"status", status},
       {"version", std::string{kVersion}},
@@ -78,8 +78,9 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
        {{"mode", routing.balance_factor > 0 ? "bounded" : "consistent_hash"},
         {"balance_factor", routing.balance_factor},
         {"balance_by", routing.balance_by},
-        {"live_sessions",
-         shared.sessions ? shared.sessions->live_sessions(std::chrono::steady_clock::now()) : 0},
+        {"live_sessions", snapshot->sessions
+                              ? snapshot->sessions->live_sessions(std::chrono::steady_clock::now())
+                              : 0},
         {"session_header", routing.session_header},
         {"max_attempts", routing.max_attempts}}},
       {"ring",
@@ -105,53 +106,44 @@ json nodes_json(const Snapshot& snapshot) {
   return {{"nodes", nodes}};
 }
 
-std::vector<config::NodeConfig> current_node_configs(const Snapshot& snapshot) {
-  std::vector<config::NodeConfig> nodes;
-  for (const auto& node : snapshot.nodes) {
-    nodes.push_back(node->config);
-  }
-  return nodes;
-}
-
-// Validates a changed node list with the same rules as the config loader.
-std::vector<config::NodeConfig> validated_nodes(const SharedState& shared,
-                                                std::vector<config::NodeConfig> nodes,
-                                                const json& added) {
-  if (!added.is_null()) {
-    config::NodeConfig node;
-    node.url = added.at("url").get<std::string>();
-    node.name = added.value("name", std::string{});
-    node.weight = added.value("weight", 1.0);
-    config::resolve_node(node, "nodes[" + std::to_string(nodes.size()) + "]");
-    nodes.push_back(std::move(node));
-  }
-  auto candidate = shared.config;
-  candidate.nodes = nodes;
-  config::validate(candidate);
-  return nodes;
+// The running configuration with `added` appended to its nodes, validated with the config
+// loader's rules (throws config::ConfigError naming the key).
+config::GatewayConfig with_node_added(const config::GatewayConfig& running, const json& added) {
+  config::NodeConfig node;
+  node.url = added.at("url").get<std::string>();
+  node.name = added.value("name", std::string{});
+  node.weight = added.value("weight", 1.0);
+  config::resolve_node(node, "nodes[" + std::to_string(running.nodes.size()) + "]");
+  auto next = running;
+  next.nodes.push_back(std::move(node));
+  config::validate(next);
+  return next;
 }
 
 http::response<http::string_body> admin(SharedState& shared,
                                         const http::request<http::string_body>& request,
                                         bool keep_alive) {
-  if (shared.admin_token.empty()) {
+  const auto snapshot = shared.current();
+  const std::string& token = snapshot->config().admin.token;
+  if (token.empty()) {
     return json_error(404, "the admin API is disabled: set admin.token or admin.token_file",
                       keep_alive);
   }
   std::string_view authorization = request[http::field::authorization];
   constexpr std::string_view kBearer = "Bearer ";
   if (!authorization.starts_with(kBearer) ||
-      !token_matches(authorization.substr(kBearer.size()), shared.admin_token)) {
+      !token_matches(authorization.substr(kBearer.size()), token)) {
     auto response = json_error(401, "missing or wrong admin bearer token", keep_alive);
     response.set(http::field::www_authenticate, "Bearer");
     return response;
   }
   const std::string_view path = net::target_path(request.target());
   constexpr std::string_view kNodes = "/admin/nodes";
-  const auto snapshot = shared.current();
   if (path == kNodes && request.method() == http::verb::get) {
     return make_response(200, "application/json", nodes_json(*snapshot).dump() + "\n", keep_alive);
   }
+  // Each change reads the running node list and publishes the next one under the membership
+  // lock (SharedState::update): two changes at once both land, none is lost.
   try {
     if (path == kNodes && request.method() == http::verb::post) {
       const auto body = json::parse(request.body());
@@ -161,24 +153,35 @@ http::response<http::string_body> admin(SharedState& shared,
                           "\"weight\")",
                           keep_alive);
       }
-      shared.publish(validated_nodes(shared, current_node_configs(*snapshot), body));
-      return make_response(201, "application/json", nodes_json(*shared.current()).dump() + "\n",
+      const auto published = shared.update([&](const config::GatewayConfig& running) {
+        return std::optional{with_node_added(running, body)};
+      });
+      return make_response(201, "application/json", nodes_json(*published).dump() + "\n",
                            keep_alive);
     }
     if (path.starts_with(kNodes) && path.size() > kNodes.size() + 1 && path[kNodes.size()] == '/' &&
         request.method() == http::verb::delete_) {
       const std::string name{path.substr(kNodes.size() + 1)};
-      auto nodes = current_node_configs(*snapshot);
-      const auto removed =
-          std::erase_if(nodes, [&](const auto& node) { return node.name == name; });
-      if (removed == 0) {
-        return json_error(404, "no node named \"" + name + "\"", keep_alive);
+      std::optional<http::response<http::string_body>> refused;
+      const auto published = shared.update(
+          [&](const config::GatewayConfig& running) -> std::optional<config::GatewayConfig> {
+            auto next = running;
+            if (std::erase_if(next.nodes, [&](const auto& node) { return node.name == name; }) ==
+                0) {
+              refused = json_error(404, "no node named \"" + name + "\"", keep_alive);
+              return std::nullopt;
+            }
+            if (next.nodes.empty()) {
+              refused = json_error(409, "refusing to remove the last node", keep_alive);
+              return std::nullopt;
+            }
+            config::validate(next);
+            return next;
+          });
+      if (refused) {
+        return std::move(*refused);
       }
-      if (nodes.empty()) {
-        return json_error(409, "refusing to remove the last node", keep_alive);
-      }
-      shared.publish(validated_nodes(shared, std::move(nodes), json{}));
-      return make_response(200, "application/json", nodes_json(*shared.current()).dump() + "\n",
+      return make_response(200, "application/json", nodes_json(*published).dump() + "\n",
                            keep_alive);
     }
   } catch (const json::exception& e) {
@@ -213,10 +216,11 @@ http::response<http::string_body> handle_local(SharedState& shared,
   }
   if (path == "/metrics") {
     shared.metrics.set_client_connections(static_cast<double>(shared.client_connections.load()));
-    if (shared.sessions) {
-      shared.sessions->live_sessions(std::chrono::steady_clock::now());  // expires idle ones
+    const auto snapshot = shared.current();
+    if (snapshot->sessions) {
+      snapshot->sessions->live_sessions(std::chrono::steady_clock::now());  // expires idle ones
     }
-    for (const auto& node : shared.current()->nodes) {
+    for (const auto& node : snapshot->nodes) {
       node->metrics.sessions->Set(static_cast<double>(node->sessions.load()));
     }
     return make_response(200, "text/plain; version=0.0.4; charset=utf-8",

@@ -76,27 +76,27 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
     return it->value();
   };
   const auto chosen =
-      routing::choose_key(shared.key_sources, header, net::target_path(request.target()),
-                          request.body(), shared.config.routing.prefix_bytes);
-  const auto source_index =
-      static_cast<std::size_t>(std::find_if(shared.key_sources.begin(), shared.key_sources.end(),
-                                            [&](const routing::KeySource& source) {
-                                              return source.label == chosen.source;
-                                            }) -
-                               shared.key_sources.begin());
-  shared.key_source_counters[source_index]->Increment();
+      routing::choose_key(snapshot.key_sources, header, net::target_path(request.target()),
+                          request.body(), snapshot.config().routing.prefix_bytes);
+  const auto source_index = static_cast<std::size_t>(
+      std::find_if(
+          snapshot.key_sources.begin(), snapshot.key_sources.end(),
+          [&](const routing::KeySource& source) { return source.label == chosen.source; }) -
+      snapshot.key_sources.begin());
+  snapshot.key_source_counters[source_index]->Increment();
   if (chosen.key.empty()) {
     return {routing::plan_round_robin(
                 snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
-                shared.policy),
+                snapshot.policy),
             "none"};
   }
   const auto in_flight = shared.total_in_flight.load(std::memory_order_relaxed);
   const auto position = routing::ring_position(chosen.key);
-  return {shared.sessions
-              ? shared.sessions->plan(snapshot.table, position, in_flight, shared.policy, started)
-              : routing::plan_keyed(snapshot.table, position, in_flight, shared.policy),
-          chosen.source};
+  return {
+      snapshot.sessions
+          ? snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy, started)
+          : routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy),
+      chosen.source};
 }
 
 // The request as sent upstream: hop-by-hop headers removed (and those named by Connection),
@@ -135,9 +135,10 @@ void count_error(UpstreamNode& node, UpstreamError kind) {
 // account, for an attempt that produced no response to relay: the error metric, the node's
 // health (only for what is the node's fault), and the message the client gets if no other node
 // answers.
-std::string account_failed_attempt(SharedState& shared, UpstreamNode& node, AttemptOutcome outcome,
-                                   std::chrono::milliseconds time_allowed, int status) {
-  const auto policy = outlier_policy(shared.config.health);
+std::string account_failed_attempt(const config::GatewayConfig& config, UpstreamNode& node,
+                                   AttemptOutcome outcome, std::chrono::milliseconds time_allowed,
+                                   int status) {
+  const auto policy = outlier_policy(config.health);
   std::string message;
   switch (outcome) {
     case AttemptOutcome::connect_failed:
@@ -170,15 +171,15 @@ std::string account_failed_attempt(SharedState& shared, UpstreamNode& node, Atte
 }
 
 // account, for a relayed response.
-ProxyResult account_relayed(Worker& worker, UpstreamNode& node, routing::RouteKind route,
-                            Exchange& exchange, RelayResult& relayed, Clock::time_point started) {
-  SharedState& shared = worker.shared;
-  const auto policy = outlier_policy(shared.config.health);
+ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config, UpstreamNode& node,
+                            routing::RouteKind route, Exchange& exchange, RelayResult& relayed,
+                            Clock::time_point started) {
+  const auto policy = outlier_policy(config.health);
   switch (relayed.end) {
     case RelayEnd::complete:
       if (relayed.upstream_reusable) {
         worker.pool.put(node.authority, std::move(*exchange.upstream),
-                        shared.config.limits.max_idle_upstream_per_node, Clock::now());
+                        config.limits.max_idle_upstream_per_node, Clock::now());
       }
       break;
     case RelayEnd::client_gone:
@@ -225,14 +226,15 @@ ProxyResult account_relayed(Worker& worker, UpstreamNode& node, routing::RouteKi
 
 // An answer the gateway makes itself (no node's response was relayed).
 asio::awaitable<ProxyResult> answer_locally(Worker& worker, ClientConnection& connection,
-                                            int status, const std::string& message, bool keep_alive,
+                                            std::chrono::milliseconds idle_timeout, int status,
+                                            const std::string& message, bool keep_alive,
                                             std::string_view retry_after = {}) {
   auto response = json_error(status, message, keep_alive);
   if (!retry_after.empty()) {
     response.set(http::field::retry_after, retry_after);
   }
   worker.shared.metrics.count_unrouted(status);
-  connection.watchdog->arm(Side::client, worker.shared.config.timeouts.idle);
+  connection.watchdog->arm(Side::client, idle_timeout);
   auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
   co_return ProxyResult{status, !ec && keep_alive, {}, "none", 0};
 }
@@ -256,17 +258,20 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                                            Request& request, const std::string& client_ip,
                                            Clock::time_point started) {
   SharedState& shared = worker.shared;
-  const auto& timeouts = shared.config.timeouts;
+  // The request's snapshot: its nodes and its configuration, to the end (a reload applies to the
+  // requests that start after it).
+  const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
+  const config::GatewayConfig& config = snapshot->config();
+  const auto& timeouts = config.timeouts;
   const bool client_keep_alive = request.keep_alive();
   const bool head_request = request.method() == http::verb::head;
   const bool client_accepts_chunks = request.version() >= 11;
 
-  const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
   const Plan planned = plan(worker, *snapshot, request, started);
   const routing::RoutePlan& route_plan = planned.route;
   if (route_plan.empty()) {
-    co_return co_await answer_locally(worker, connection, 502, "no upstream nodes are configured",
-                                      client_keep_alive);
+    co_return co_await answer_locally(worker, connection, timeouts.idle, 502,
+                                      "no upstream nodes are configured", client_keep_alive);
   }
   shared.metrics.count_routing_decision(route_plan.kind);
   prepare_upstream_request(request, client_ip);
@@ -292,8 +297,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       break;
     }
     if (shared.drain_cut.load(std::memory_order_relaxed)) {
-      co_return co_await answer_locally(worker, connection, 503, "the gateway is shutting down",
-                                        false);
+      co_return co_await answer_locally(worker, connection, timeouts.idle, 503,
+                                        "the gateway is shutting down", false);
     }
     UpstreamNode& node = snapshot->node(route_plan.candidates[index]);
     const routing::RouteKind route = index == 0 ? route_plan.kind : routing::RouteKind::failover;
@@ -304,7 +309,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     // attempt
     Exchange exchange;
     const auto attempt_time = std::min(timeouts.first_byte, time_left);
-    const auto outcome = co_await attempt(worker, connection, node, request, head_request,
+    const auto outcome = co_await attempt(worker, connection, node, request, head_request, timeouts,
                                           attempt_time, buffers.upstream_input, exchange);
     const int status = exchange.parser && outcome == AttemptOutcome::answered
                            ? static_cast<int>(exchange.parser->get().result_int())
@@ -312,19 +317,21 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     const bool retry_5xx = status >= 500 && index + 1 < route_plan.count;
     if (outcome != AttemptOutcome::answered || retry_5xx) {
       connection.upstream = nullptr;
-      last_failure = account_failed_attempt(shared, node, outcome, attempt_time, status);
+      last_failure = account_failed_attempt(config, node, outcome, attempt_time, status);
       any_timeout = any_timeout || outcome == AttemptOutcome::timed_out;
       if (outcome == AttemptOutcome::client_gone) {
         co_return ProxyResult{499, false, node.id, routing::to_string(route), 0};
       }
       if (outcome == AttemptOutcome::no_descriptors || outcome == AttemptOutcome::shutting_down) {
-        co_return co_await answer_locally(worker, connection, 503, last_failure, false, "1");
+        co_return co_await answer_locally(worker, connection, timeouts.idle, 503, last_failure,
+                                          false, "1");
       }
       continue;
     }
 
     // relay
     RelayRequest relay_request;
+    relay_request.config = &config;
     relay_request.route = route;
     relay_request.key_source = planned.key_source;
     relay_request.head_request = head_request;
@@ -335,12 +342,12 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account
-    co_return account_relayed(worker, node, route, exchange, relayed, started);
+    co_return account_relayed(worker, config, node, route, exchange, relayed, started);
   }
 
   // No node produced a response head.
-  co_return co_await answer_locally(worker, connection, any_timeout ? 504 : 502, last_failure,
-                                    client_keep_alive);
+  co_return co_await answer_locally(worker, connection, timeouts.idle, any_timeout ? 504 : 502,
+                                    last_failure, client_keep_alive);
 }
 
 }  // namespace llmgw::server::detail

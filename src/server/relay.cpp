@@ -105,7 +105,7 @@ std::string stream_error_record(std::string_view content_type, const std::string
 asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection, UpstreamNode& node,
                                    Exchange& exchange, beast::flat_buffer& input,
                                    std::span<char> buffer, const RelayRequest& request) {
-  const auto& config = worker.shared.config;
+  const auto& config = *request.config;
   Watchdog& watchdog = *connection.watchdog;
   tcp::socket& client = *connection.client;
   tcp::socket& upstream = *exchange.upstream;

@@ -24,6 +24,7 @@
 namespace llmgw::server::detail {
 
 struct RelayRequest {
+  const config::GatewayConfig* config = nullptr;  // the request's snapshot's (never null)
   routing::RouteKind route = routing::RouteKind::affinity;
   std::string_view key_source = "none";  // X-Gateway-Key-Source
   bool head_request = false;

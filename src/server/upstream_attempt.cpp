@@ -60,9 +60,9 @@ struct Connection {
 };
 
 asio::awaitable<Connection> open_connection(Worker& worker, ClientConnection& connection,
-                                            UpstreamNode& node, bool may_reuse,
+                                            UpstreamNode& node,
+                                            const config::TimeoutsConfig& timeouts, bool may_reuse,
                                             Clock::time_point deadline, Exchange& out) {
-  const auto& timeouts = worker.shared.config.timeouts;
   const auto now = Clock::now();
   if (may_reuse) {
     if (auto idle = worker.pool.take(node.authority, timeouts.upstream_idle, now)) {
@@ -110,6 +110,7 @@ std::string_view to_string(AttemptOutcome outcome) noexcept {
 
 asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connection,
                                         UpstreamNode& node, Request& request, bool head_request,
+                                        const config::TimeoutsConfig& timeouts,
                                         std::chrono::milliseconds time_left,
                                         beast::flat_buffer& input, Exchange& out) {
   Watchdog& watchdog = *connection.watchdog;
@@ -123,8 +124,8 @@ asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connec
   for (int try_number = 0; try_number < 2; ++try_number) {
     out.upstream.reset();
     out.parser.reset();
-    const auto opened =
-        co_await open_connection(worker, connection, node, try_number == 0, deadline, out);
+    const auto opened = co_await open_connection(worker, connection, node, timeouts,
+                                                 try_number == 0, deadline, out);
     if (watchdog.client_gone()) {
       out.upstream.reset();
       co_return AttemptOutcome::client_gone;

@@ -57,6 +57,7 @@ struct Exchange {
 // connection is closed at once (client_gone). Never throws.
 asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connection,
                                         UpstreamNode& node, Request& request, bool head_request,
+                                        const config::TimeoutsConfig& timeouts,
                                         std::chrono::milliseconds time_left,
                                         beast::flat_buffer& input, Exchange& out);
 

@@ -345,8 +345,10 @@ asio::awaitable<void> OllamaSim::Impl::whole_reply(Generation& generation, SlotL
   }
   if (generation.fault.mode == FaultMode::error_mid_stream) {
     const std::string message = "simulated failure (fault error_mid_stream)";
-    co_await out.respond(500, content_type(kJson),
-                         openai ? openai_error(500, message) : ollama_error(message));
+    // Built before the co_await: GCC 12 destroys the temporary of a ?: inside a co_await
+    // expression twice (ASan: double free on every non-streamed request under this fault).
+    std::string body = openai ? openai_error(500, message) : ollama_error(message);
+    co_await out.respond(500, content_type(kJson), std::move(body));
     co_return;
   }
   const std::string text = generation.completion.text();

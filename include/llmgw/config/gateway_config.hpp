@@ -90,6 +90,8 @@ struct LogConfig {
   std::string level = "info";   // trace|debug|info|warn|error|off
   std::string format = "text";  // text|json
   bool access_log = true;
+  // Also log requests to /, /health and /metrics (probes and scrapes); off: they drown the rest.
+  bool access_log_probes = false;
 };
 
 struct AdminConfig {

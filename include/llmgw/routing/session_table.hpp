@@ -66,6 +66,13 @@ class SessionTable {
   // The id of the node the session at `key_position` is placed on, or "" without a live placement.
   std::string home_of(std::uint64_t key_position, Clock::time_point now);
 
+  // New limits for a running table (a config reload): placements are kept; a shorter idle
+  // timeout applies from the next call, a lower max_sessions from the next new placement.
+  void set_options(SessionTableOptions options);
+
+  // Forgets every placement and gives the nodes' session counts back (the table is retired).
+  void clear();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

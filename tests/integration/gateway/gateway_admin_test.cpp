@@ -1,13 +1,16 @@
 // The admin API: bearer-token protected; adding a node moves sessions only to the new node,
-// removing it moves them back; bad input is refused with the key path; the token is never logged.
+// removing it moves them back; bad input is refused with the key path; the token is never logged;
+// changes made at the same time all land.
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -214,6 +217,54 @@ TEST(GatewayAdmin, ABadNodeUrlIsRefusedWithTheKeyPath) {
   EXPECT_EQ(duplicate.status, 400) << duplicate.body;
   const auto listed = admin_call(client, "GET", fixture.url("/admin/nodes"));
   EXPECT_EQ(json::parse(listed.body)["nodes"].size(), 3U) << "a refused change was applied";
+}
+
+// Each change is a read-modify-publish of the node list; two at once must not both start from the
+// same list (the second would drop the first's node).
+TEST(GatewayAdmin, ConcurrentChangesAllLand) {
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kToken};
+    config.workers = 4;
+  }});
+  constexpr int kAdded = 20;
+  std::vector<std::future<int>> posts;
+  for (int i = 0; i < kAdded; ++i) {
+    posts.push_back(std::async(std::launch::async, [&fixture, i] {
+      net::HttpClient client;
+      const auto body = json{{"name", "added-" + std::to_string(i)},
+                             {"url", "http://127.0.0.1:" + std::to_string(20'000 + i)}};
+      return admin_call(client, "POST", fixture.url("/admin/nodes"), body.dump()).status;
+    }));
+  }
+  for (auto& post : posts) {
+    EXPECT_EQ(post.get(), 201);
+  }
+  net::HttpClient client;
+  const auto listed = json::parse(admin_call(client, "GET", fixture.url("/admin/nodes")).body);
+  std::set<std::string> names;
+  for (const auto& node : listed["nodes"]) {
+    names.insert(node["name"].get<std::string>());
+  }
+  for (int i = 0; i < kAdded; ++i) {
+    EXPECT_TRUE(names.contains("added-" + std::to_string(i))) << "added-" << i << " was lost";
+  }
+  EXPECT_EQ(names.size(), fixture.node_count() + kAdded);
+
+  // Removals at once too: every one lands, and the original nodes stay.
+  std::vector<std::future<int>> deletes;
+  for (int i = 0; i < kAdded; ++i) {
+    deletes.push_back(std::async(std::launch::async, [&fixture, i] {
+      net::HttpClient delete_client;
+      return admin_call(delete_client, "DELETE",
+                        fixture.url("/admin/nodes/added-" + std::to_string(i)))
+          .status;
+    }));
+  }
+  for (auto& removal : deletes) {
+    EXPECT_EQ(removal.get(), 200);
+  }
+  const auto left = json::parse(admin_call(client, "GET", fixture.url("/admin/nodes")).body);
+  EXPECT_EQ(left["nodes"].size(), fixture.node_count());
 }
 
 }  // namespace

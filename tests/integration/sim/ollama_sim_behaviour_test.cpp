@@ -268,6 +268,28 @@ TEST(OllamaSimBehaviour, ErrorMidStreamFaultEndsTheStreamWithAnErrorRecord) {
   EXPECT_TRUE(records.back()["error"].is_string());
 }
 
+// A non-streamed request has no stream to break: the fault answers 500 with the error in each
+// API's shape, and the emulator keeps serving (it used to free the error body twice and crash).
+TEST(OllamaSimBehaviour, ErrorMidStreamFaultOnAWholeReplyAnswers500AndKeepsServing) {
+  RunningSim sim;
+  sim->set_fault({FaultMode::error_mid_stream, 1.0, 3});
+  net::HttpClient client;
+  const auto native =
+      post(client, sim.url("/api/generate"), R"({"model":"llama3.2","prompt":"x","stream":false})");
+  EXPECT_EQ(native.status, 500);
+  EXPECT_EQ(json::parse(native.body)["error"], "simulated failure (fault error_mid_stream)");
+  const auto openai =
+      post(client, sim.url("/v1/chat/completions"),
+           R"({"model":"llama3.2","messages":[{"role":"user","content":"x"}],"stream":false})");
+  EXPECT_EQ(openai.status, 500);
+  EXPECT_EQ(json::parse(openai.body)["error"]["type"], "api_error");
+
+  sim->set_fault({FaultMode::none, 1.0, 0});
+  const auto after =
+      post(client, sim.url("/api/generate"), R"({"model":"llama3.2","prompt":"x","stream":false})");
+  EXPECT_EQ(after.status, 200) << after.body;
+}
+
 TEST(OllamaSimBehaviour, SlowFaultMultipliesTheModelledTime) {
   RunningSim sim;
   net::HttpClient client;

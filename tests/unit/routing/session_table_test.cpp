@@ -206,6 +206,29 @@ TEST_F(SessionTableTest, DestroyingTheTableGivesTheNodesTheirCountsBack) {
   EXPECT_EQ(sessions_on(0) + sessions_on(1) + sessions_on(2), 0);
 }
 
+TEST_F(SessionTableTest, NewOptionsKeepThePlacementsAndApplyTheirLimits) {
+  const auto keys = keys_owned_by(table_, 0, 2);
+  ASSERT_EQ(route(keys[0]).first(), 0U);
+  const auto spilled = route(keys[1]);
+  ASSERT_NE(spilled.first(), 0U);
+
+  sessions_.set_options({.idle_timeout = milliseconds{10'000}, .max_sessions = 1'000});
+  EXPECT_EQ(sessions_.home_of(ring_position(keys[1]), now_), table_.node(spilled.first()).id)
+      << "a reload keeps where sessions are";
+  now_ += milliseconds{10'000};
+  EXPECT_EQ(sessions_.live_sessions(now_), 0U) << "the shorter idle timeout applies at once";
+}
+
+TEST_F(SessionTableTest, ClearForgetsEveryPlacementAndGivesTheCountsBack) {
+  for (int i = 0; i < 6; ++i) {
+    route("k-" + std::to_string(i));
+  }
+  ASSERT_EQ(sessions_on(0) + sessions_on(1) + sessions_on(2), 6);
+  sessions_.clear();
+  EXPECT_EQ(sessions_.live_sessions(now_), 0U);
+  EXPECT_EQ(sessions_on(0) + sessions_on(1) + sessions_on(2), 0);
+}
+
 TEST(SessionTableWeights, AHeavierNodeTakesItsShareOfSessions) {
   std::vector<std::shared_ptr<NodeState>> nodes{std::make_shared<NodeState>("big", 2.0),
                                                 std::make_shared<NodeState>("small", 1.0)};
