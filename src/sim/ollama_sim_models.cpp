@@ -56,8 +56,9 @@ json ps_entry_json(const LoadedModel& model, std::chrono::system_clock::time_poi
               {"context_length", model.num_ctx}};
 }
 
-json openai_model_json(const ModelInfo& info) {
-  return json{{"id", info.name},
+// As Ollama's /v1/models: the id is the name as listed, or as asked for in /v1/models/{id}.
+json openai_model_json(const ModelInfo& info, std::string_view id) {
+  return json{{"id", id},
               {"object", "model"},
               {"created", unix_seconds(info.modified_at)},
               {"owned_by", "library"}};
@@ -87,23 +88,6 @@ std::vector<std::string> pull_records(const ModelInfo& info) {
   records.push_back(status_record("writing manifest"));
   records.push_back(status_record("success"));
   return records;
-}
-
-// The body of /api/pull, /api/delete and /api/copy; "model" or its legacy alias "name".
-std::variant<json, RequestError> parse_json_object(std::string_view body) {
-  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-    return RequestError{400, "missing request body"};
-  }
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    return RequestError{400, "invalid JSON in request body"};
-  }
-  return parsed;
-}
-
-std::string string_or_empty(const json& object, const char* key) {
-  const auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string{};
 }
 
 std::string embed_body(EmbedApi api, const EmbedRequest& req, std::size_t dimensions,
@@ -297,7 +281,7 @@ std::string OllamaSim::Impl::ps_json() {
 std::string OllamaSim::Impl::openai_models_json() const {
   json data = json::array();
   for (const auto& info : models.inventory()) {
-    data.push_back(openai_model_json(info));
+    data.push_back(openai_model_json(info, info.name));
   }
   return json{{"object", "list"}, {"data", std::move(data)}}.dump();
 }
@@ -309,27 +293,19 @@ asio::awaitable<void> OllamaSim::Impl::openai_model(std::string_view id, net::Re
                          openai_error(404, fmt::format("model '{}' not found", id)));
     co_return;
   }
-  co_await out.respond(200, content_type(kJson), openai_model_json(*info).dump());
+  co_await out.respond(200, content_type(kJson), openai_model_json(*info, id).dump());
 }
 
 asio::awaitable<void> OllamaSim::Impl::pull(const net::ServerRequest& request,
                                             net::ResponseStream& out) {
-  auto parsed = parse_json_object(request.body);
+  auto parsed = parse_pull_request(request.body);
   if (const auto* error = std::get_if<RequestError>(&parsed)) {
     co_await out.respond(error->status, content_type(kJson), ollama_error(error->message));
     co_return;
   }
-  const json& body = std::get<json>(parsed);
-  std::string name = string_or_empty(body, "model");
-  if (name.empty()) {
-    name = string_or_empty(body, "name");
-  }
-  if (name.empty()) {
-    co_await out.respond(400, content_type(kJson), ollama_error("model is required"));
-    co_return;
-  }
-  const auto stream = body.find("stream");
-  const bool streamed = stream == body.end() || !stream->is_boolean() || stream->get<bool>();
+  const PullRequest& req = std::get<PullRequest>(parsed);
+  const std::string& name = req.model;
+  const bool streamed = req.stream;
   const std::string failure = "pull model manifest: simulated failure (--fail-pull)";
   const ModelInfo info = describe_model(name, std::nullopt, std::chrono::system_clock::now());
   if (!streamed) {
@@ -381,19 +357,14 @@ asio::awaitable<void> OllamaSim::Impl::remove(const net::ServerRequest& request,
 
 asio::awaitable<void> OllamaSim::Impl::copy(const net::ServerRequest& request,
                                             net::ResponseStream& out) {
-  auto parsed = parse_json_object(request.body);
+  auto parsed = parse_copy_request(request.body);
   if (const auto* error = std::get_if<RequestError>(&parsed)) {
     co_await out.respond(error->status, content_type(kJson), ollama_error(error->message));
     co_return;
   }
-  const json& body = std::get<json>(parsed);
-  const std::string source = string_or_empty(body, "source");
-  const std::string destination = string_or_empty(body, "destination");
-  if (source.empty() || destination.empty()) {
-    co_await out.respond(400, content_type(kJson),
-                         ollama_error("source and destination are required"));
-    co_return;
-  }
+  const CopyRequest& req = std::get<CopyRequest>(parsed);
+  const std::string& source = req.source;
+  const std::string& destination = req.destination;
   if (!models.copy(source, destination, std::chrono::system_clock::now())) {
     co_await out.respond(404, content_type(kJson),
                          ollama_error(fmt::format("model \"{}\" not found", source)));

@@ -382,6 +382,32 @@ std::variant<std::string, RequestError> parse_model_field(std::string_view body)
   return *model;
 }
 
+std::variant<PullRequest, RequestError> parse_pull_request(std::string_view body) {
+  auto model = parse_model_field(body);
+  if (auto* error = std::get_if<RequestError>(&model)) {
+    return *error;
+  }
+  // parse_model_field accepted the body, so it is a JSON object.
+  const json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto stream = object.find("stream");
+  return PullRequest{std::move(std::get<std::string>(model)),
+                     stream == object.end() || !stream->is_boolean() || stream->get<bool>()};
+}
+
+std::variant<CopyRequest, RequestError> parse_copy_request(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (auto* error = std::get_if<RequestError>(&parsed)) {
+    return *error;
+  }
+  const json& object = std::get<json>(parsed);
+  CopyRequest request{string_field(object, "source").value_or(""),
+                      string_field(object, "destination").value_or("")};
+  if (request.source.empty() || request.destination.empty()) {
+    return bad_request("source and destination are required");
+  }
+  return request;
+}
+
 std::string format_created_at(std::chrono::system_clock::time_point when) {
   const auto since_epoch = when.time_since_epoch();
   const auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);

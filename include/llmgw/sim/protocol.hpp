@@ -59,8 +59,20 @@ struct RequestError {
 std::variant<InferenceRequest, RequestError> parse_inference_request(Endpoint endpoint,
                                                                      std::string_view body);
 std::variant<EmbedRequest, RequestError> parse_embed_request(std::string_view body, bool legacy);
-// The "model" (or legacy "name") field of /api/show.
+// The "model" (or legacy "name") field of /api/show and /api/delete.
 std::variant<std::string, RequestError> parse_model_field(std::string_view body);
+
+struct PullRequest {
+  std::string model;
+  bool stream = true;
+};
+std::variant<PullRequest, RequestError> parse_pull_request(std::string_view body);
+
+struct CopyRequest {
+  std::string source;
+  std::string destination;
+};
+std::variant<CopyRequest, RequestError> parse_copy_request(std::string_view body);
 
 // RFC 3339 UTC with nanoseconds, as Ollama's created_at: "2024-07-22T20:47:51.147561234Z".
 std::string format_created_at(std::chrono::system_clock::time_point when);
