@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "integration/sim/sim_test_support.hpp"
 #include "llmgw/sim/protocol.hpp"
+#include "support/wait.hpp"
 
 namespace llmgw::sim {
 namespace {
@@ -39,6 +41,14 @@ json chat(net::HttpClient& client, const RunningSim& sim, const std::string& mod
   const auto response = post(client, sim.url("/api/chat"), body);
   EXPECT_EQ(response.status, 200) << response.body;
   return json::parse(response.body);
+}
+
+// A request gives its model back when its handler ends, which can be just after the client has
+// read the reply (as in Ollama): wait, with a bound, until /api/ps shows what the test expects.
+bool wait_until_idle(net::HttpClient& client, const RunningSim& sim,
+                     const std::function<bool(const json& ps)>& settled) {
+  return llmgw::testing::wait_until(
+      [&] { return settled(json::parse(get(client, sim.url("/api/ps")).body)["models"]); });
 }
 
 std::vector<std::string> loaded_names(net::HttpClient& client, const RunningSim& sim) {
@@ -138,11 +148,15 @@ TEST(OllamaSimModels, KeepAliveDecidesExpiresAt) {
   RunningSim sim(fleet_options());
   net::HttpClient client;
   chat(client, sim, "llama3.2", "hi", R"(,"keep_alive":-1)");
-  const auto forever = json::parse(get(client, sim.url("/api/ps")).body)["models"][0];
-  EXPECT_GT(forever["expires_at"].get<std::string>().substr(0, 4), "2100") << forever;
+  auto year = [](const json& ps) {
+    return ps.size() == 1 ? ps[0]["expires_at"].get<std::string>().substr(0, 4) : std::string{};
+  };
+  EXPECT_TRUE(wait_until_idle(client, sim, [&](const json& ps) { return year(ps) > "2100"; }))
+      << "keep_alive -1: kept forever";
   // expires_at has format_created_at's fixed-width format, so strings compare as times.
   const auto before = std::chrono::system_clock::now();
   chat(client, sim, "llama3.2", "hi", R"(,"keep_alive":"1h")");
+  ASSERT_TRUE(wait_until_idle(client, sim, [&](const json& ps) { return year(ps) < "2100"; }));
   const auto after = std::chrono::system_clock::now();
   const auto expires = json::parse(get(client, sim.url("/api/ps")).body)["models"][0]["expires_at"];
   EXPECT_GE(expires.get<std::string>(), format_created_at(before + std::chrono::hours{1}));
@@ -153,7 +167,8 @@ TEST(OllamaSimModels, KeepAliveZeroOnARequestUnloadsAfterIt) {
   RunningSim sim(fleet_options());
   net::HttpClient client;
   chat(client, sim, "llama3.2", "hi", R"(,"keep_alive":"0s")");
-  EXPECT_TRUE(loaded_names(client, sim).empty());
+  EXPECT_TRUE(wait_until_idle(client, sim, [](const json& ps) { return ps.empty(); }))
+      << "unloaded once the request ended";
   const auto bad = post(client, sim.url("/api/chat"),
                         R"({"model":"llama3.2","keep_alive":"soon","messages":[]})");
   EXPECT_EQ(bad.status, 400);
