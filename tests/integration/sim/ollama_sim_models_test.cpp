@@ -53,7 +53,8 @@ bool wait_until_idle(net::HttpClient& client, const RunningSim& sim,
 
 std::vector<std::string> loaded_names(net::HttpClient& client, const RunningSim& sim) {
   std::vector<std::string> names;
-  for (const auto& model : json::parse(get(client, sim.url("/api/ps")).body)["models"]) {
+  const auto ps = json::parse(get(client, sim.url("/api/ps")).body);  // outlives the loop
+  for (const auto& model : ps["models"]) {
     names.push_back(model["name"]);
   }
   return names;
