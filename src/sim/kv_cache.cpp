@@ -80,4 +80,12 @@ bool KvCache::withdraw(Ticket ticket) {
   return true;
 }
 
+void KvCache::forget() {
+  for (Slot& slot : slots_) {
+    if (!slot.busy) {
+      slot.contents.clear();
+    }
+  }
+}
+
 }  // namespace llmgw::sim

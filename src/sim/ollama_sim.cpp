@@ -16,11 +16,7 @@ std::string model_not_found(std::string_view model) {
 }
 
 std::string canonical_model(std::string_view name) {
-  std::string canonical{name};
-  if (canonical.find(':') == std::string::npos) {
-    canonical += ":latest";
-  }
-  return canonical;
+  return canonical_model_name(name);
 }
 
 net::HttpHeaders content_type(std::string_view type) {
@@ -57,6 +53,11 @@ std::string_view endpoint_label(std::string_view path) {
                                                 "/api/chat",
                                                 "/api/embed",
                                                 "/api/embeddings",
+                                                "/api/pull",
+                                                "/api/delete",
+                                                "/api/copy",
+                                                "/v1/embeddings",
+                                                "/v1/messages",
                                                 "/v1/chat/completions",
                                                 "/v1/completions",
                                                 "/v1/models",
@@ -67,7 +68,7 @@ std::string_view endpoint_label(std::string_view path) {
       return known;
     }
   }
-  return "other";
+  return path.starts_with("/v1/models/") ? "/v1/models/{id}" : "other";
 }
 
 }  // namespace
@@ -122,8 +123,22 @@ asio::awaitable<void> OllamaSim::Impl::handle(const net::ServerRequest& request,
     co_await inference(Endpoint::openai_chat, request, out);
   } else if (post && path == "/v1/completions") {
     co_await inference(Endpoint::openai_completion, request, out);
-  } else if (post && (path == "/api/embed" || path == "/api/embeddings")) {
-    co_await embed(request, path == "/api/embeddings", out);
+  } else if (post && path == "/v1/messages") {
+    co_await inference(Endpoint::anthropic_messages, request, out);
+  } else if (post && path == "/api/embed") {
+    co_await embed(request, EmbedApi::embed, out);
+  } else if (post && path == "/api/embeddings") {
+    co_await embed(request, EmbedApi::legacy, out);
+  } else if (post && path == "/v1/embeddings") {
+    co_await embed(request, EmbedApi::openai, out);
+  } else if (post && path == "/api/pull") {
+    co_await pull(request, out);
+  } else if (request.method == "DELETE" && path == "/api/delete") {
+    co_await remove(request, out);
+  } else if (post && path == "/api/copy") {
+    co_await copy(request, out);
+  } else if (get && path.starts_with("/v1/models/")) {
+    co_await openai_model(path.substr(std::string_view{"/v1/models/"}.size()), out);
   } else if (post && path == "/api/show") {
     co_await show(request, out);
   } else if (get && path == "/") {
@@ -132,9 +147,9 @@ asio::awaitable<void> OllamaSim::Impl::handle(const net::ServerRequest& request,
   } else if (get && path == "/api/version") {
     co_await out.respond(200, content_type(kJson), version_json());
   } else if (get && path == "/api/tags") {
-    co_await out.respond(200, content_type(kJson), tags_json(false));
+    co_await out.respond(200, content_type(kJson), tags_json());
   } else if (get && path == "/api/ps") {
-    co_await out.respond(200, content_type(kJson), tags_json(true));
+    co_await out.respond(200, content_type(kJson), ps_json());
   } else if (get && path == "/v1/models") {
     co_await out.respond(200, content_type(kJson), openai_models_json());
   } else if (get && path == "/metrics") {
@@ -152,10 +167,8 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
                                                  const net::ServerRequest& request,
                                                  net::ResponseStream& out) {
   const auto arrived = Clock::now();
-  const bool openai = is_openai(endpoint);
-  auto respond_error = [&out, openai](int status, std::string_view message) {
-    return out.respond(status, content_type(kJson),
-                       openai ? openai_error(status, message) : ollama_error(message));
+  auto respond_error = [&out, endpoint](int status, std::string_view message) {
+    return out.respond(status, content_type(kJson), error_body(endpoint, status, message));
   };
 
   auto parsed = parse_inference_request(endpoint, request.body);
@@ -167,8 +180,7 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
   generation.request = std::move(std::get<InferenceRequest>(parsed));
   generation.arrived = arrived;
   const InferenceRequest& req = generation.request;
-  SlotScheduler* scheduler = find_model(req.model);
-  if (scheduler == nullptr) {
+  if (!has_model(req.model)) {
     co_await respond_error(404, model_not_found(req.model));
     co_return;
   }
@@ -188,15 +200,13 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
     out.abort();
     co_return;
   }
-  if (req.load_only) {
-    co_await out.respond(200, content_type(kJson),
-                         ollama_load_record(endpoint, req.model,
-                                            format_created_at(std::chrono::system_clock::now())));
+  ModelUse use(models, req.keep_alive);
+  if (!co_await take_model(req, use, out)) {
     co_return;
   }
 
   const Tokens prompt = tokenize(req.prompt);
-  const auto acquired = co_await scheduler->acquire(prompt);
+  const auto acquired = co_await use.slots().acquire(prompt);
   if (acquired.outcome != SlotScheduler::Outcome::granted) {
     if (acquired.outcome == SlotScheduler::Outcome::rejected) {
       rejected.fetch_add(1);
@@ -205,7 +215,7 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
     co_await respond_error(503, kBusyMessage);
     co_return;
   }
-  SlotLease lease(*scheduler, acquired.lease.slot, req.prompt);
+  SlotLease lease(use.slots(), acquired.lease.slot, req.prompt);
 
   const std::size_t cached = acquired.lease.cached_tokens;
   prompt_tokens.fetch_add(prompt.size());
@@ -218,7 +228,7 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
   const double slow = fault.mode == FaultMode::slow ? fault.slow_factor : 1.0;
   FinalStats& stats = generation.stats;
   stats.done_reason = generation.completion.hit_limit ? "length" : "stop";
-  // Ollama's load_duration covers getting a runner, which includes waiting in its queue.
+  // Ollama's load_duration covers getting a runner: loading the model, waiting in its queue.
   stats.load_duration =
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - arrived);
   stats.prompt_eval_count = prompt.size();
@@ -227,14 +237,7 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
   stats.eval_count = generation.completion.pieces.size();
   generation.per_token = options.latency.decode(1, slow);
   stats.eval_duration = generation.per_token * static_cast<std::int64_t>(stats.eval_count);
-  if (openai) {
-    const auto number = next_completion_id.fetch_add(1);
-    generation.ids.id =
-        (endpoint == Endpoint::openai_chat ? "chatcmpl-" : "cmpl-") + std::to_string(number);
-    generation.ids.created = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::system_clock::now().time_since_epoch())
-                                 .count();
-  }
+  generation.ids = make_ids(endpoint, next_completion_id.fetch_add(1));
 
   if (req.stream) {
     co_await stream_reply(generation, lease, out);
@@ -247,7 +250,6 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
                                                     net::ResponseStream& out) {
   const InferenceRequest& req = generation.request;
   const Endpoint endpoint = req.endpoint;
-  const bool openai = is_openai(endpoint);
   const FaultConfig& fault = generation.fault;
   const auto& pieces = generation.completion.pieces;
   // The fault strikes before token `strike_at` (or before the final record when the reply is
@@ -262,10 +264,16 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
     }
     co_return;  // the server is stopping, or the client left
   }
-  const auto headers = content_type(openai ? "text/event-stream" : "application/x-ndjson");
+  const auto headers = content_type(stream_content_type(endpoint));
   if (!co_await out.begin(200, headers)) {
     count_cancelled();
     co_return;
+  }
+  if (const std::string head = stream_head(generation); !head.empty()) {
+    if (!co_await out.write(head)) {
+      count_cancelled();
+      co_return;
+    }
   }
   const auto decode_start = Clock::now();
   for (std::size_t i = 0; i <= pieces.size(); ++i) {
@@ -275,8 +283,7 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
         co_return;
       }
       const std::string message = "simulated failure (fault error_mid_stream)";
-      const std::string record =
-          openai ? "data: " + openai_error(500, message) + "\n\n" : ollama_error(message) + "\n";
+      const std::string record = stream_error(endpoint, message);
       if (co_await out.write(record)) {
         co_await out.end();
       }
@@ -297,11 +304,7 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
     lease.append(pieces[i]);
     generated_tokens.fetch_add(1);
     metrics.generated_tokens.Increment();
-    const std::string record =
-        openai
-            ? openai_stream_event(endpoint, generation.ids, req.model, pieces[i], "")
-            : ollama_stream_record(endpoint, req.model,
-                                   format_created_at(std::chrono::system_clock::now()), pieces[i]);
+    const std::string record = stream_piece(generation, pieces[i]);
     if (!co_await out.write(record)) {
       count_cancelled();
       co_return;
@@ -311,20 +314,7 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
   FinalStats& stats = generation.stats;
   stats.total_duration =
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - generation.arrived);
-  std::string tail;
-  if (openai) {
-    tail = openai_stream_event(endpoint, generation.ids, req.model, "", finish_reason(stats));
-    if (req.include_usage) {
-      tail += openai_usage_event(endpoint, generation.ids, req.model, stats);
-    }
-    tail += kOpenAiDone;
-  } else {
-    const Tokens context = tokenize(lease.served());
-    tail = ollama_final_record(endpoint, req.model,
-                               format_created_at(std::chrono::system_clock::now()), "", stats,
-                               req.raw ? nullptr : &context) +
-           "\n";
-  }
+  const std::string tail = stream_tail(generation, tokenize(lease.served()));
   if (!co_await out.write(tail)) {
     count_cancelled();
     co_return;
@@ -335,7 +325,6 @@ asio::awaitable<void> OllamaSim::Impl::stream_reply(Generation& generation, Slot
 asio::awaitable<void> OllamaSim::Impl::whole_reply(Generation& generation, SlotLease& lease,
                                                    net::ResponseStream& out) {
   const InferenceRequest& req = generation.request;
-  const bool openai = is_openai(req.endpoint);
   FinalStats& stats = generation.stats;
   if (!co_await out.sleep(stats.prompt_eval_duration + stats.eval_duration)) {
     if (out.peer_gone()) {
@@ -347,7 +336,7 @@ asio::awaitable<void> OllamaSim::Impl::whole_reply(Generation& generation, SlotL
     const std::string message = "simulated failure (fault error_mid_stream)";
     // Built before the co_await: GCC 12 destroys the temporary of a ?: inside a co_await
     // expression twice (ASan: double free on every non-streamed request under this fault).
-    std::string body = openai ? openai_error(500, message) : ollama_error(message);
+    std::string body = error_body(req.endpoint, 500, message);
     co_await out.respond(500, content_type(kJson), std::move(body));
     co_return;
   }
@@ -357,57 +346,10 @@ asio::awaitable<void> OllamaSim::Impl::whole_reply(Generation& generation, SlotL
   metrics.generated_tokens.Increment(static_cast<double>(stats.eval_count));
   stats.total_duration =
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - generation.arrived);
-  std::string body;
-  if (openai) {
-    body = openai_response(req.endpoint, generation.ids, req.model, text, stats);
-  } else {
-    const Tokens context = tokenize(lease.served());
-    body = ollama_final_record(req.endpoint, req.model,
-                               format_created_at(std::chrono::system_clock::now()), text, stats,
-                               req.raw ? nullptr : &context);
-  }
+  std::string body = whole_body(generation, text, tokenize(lease.served()));
   if (!co_await out.respond(200, content_type(kJson), std::move(body))) {
     count_cancelled();
   }
-}
-
-asio::awaitable<void> OllamaSim::Impl::embed(const net::ServerRequest& request, bool legacy,
-                                             net::ResponseStream& out) {
-  const auto arrived = Clock::now();
-  auto parsed = parse_embed_request(request.body, legacy);
-  if (const auto* error = std::get_if<RequestError>(&parsed)) {
-    co_await out.respond(error->status, content_type(kJson), ollama_error(error->message));
-    co_return;
-  }
-  const auto& req = std::get<EmbedRequest>(parsed);
-  if (find_model(req.model) == nullptr) {
-    co_await out.respond(404, content_type(kJson), ollama_error(model_not_found(req.model)));
-    co_return;
-  }
-  std::size_t tokens = 0;
-  json embeddings = json::array();
-  for (const auto& input : req.inputs) {
-    tokens += count_tokens(input);
-    embeddings.push_back(
-        embed_text(canonical_model(req.model), input, options.embedding_dimensions));
-  }
-  // Embedding models evaluate every token; charge prefill time for them.
-  if (!co_await out.sleep(options.latency.prefill(tokens))) {
-    co_return;
-  }
-  json body;
-  if (legacy) {
-    body["embedding"] = embeddings.empty() ? json::array() : embeddings.front();
-  } else {
-    body =
-        json{{"model", req.model},
-             {"embeddings", std::move(embeddings)},
-             {"total_duration",
-              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - arrived).count()},
-             {"load_duration", 0},
-             {"prompt_eval_count", tokens}};
-  }
-  co_await out.respond(200, content_type(kJson), body.dump());
 }
 
 namespace {
@@ -442,9 +384,7 @@ void OllamaSim::stop() {
   }
   // Queued requests give up first (they answer 503), then the server closes what is left; a
   // hanging request's sleep ends when the server stops.
-  for (auto& [name, scheduler] : impl_->schedulers) {
-    scheduler->shutdown();
-  }
+  impl_->models.shutdown();
   impl_->server->stop();
 }
 
@@ -469,10 +409,10 @@ SimStats OllamaSim::stats() const {
   stats.connections_accepted = impl_->server->connections_accepted();
   stats.cancelled = impl_->cancelled.load();
   stats.rejected = impl_->rejected.load();
-  for (const auto& [name, scheduler] : impl_->schedulers) {
-    stats.slots_busy += scheduler->busy_slots();
-    stats.queue_depth += scheduler->queue_depth();
-  }
+  stats.slots_busy = impl_->models.busy_slots();
+  stats.queue_depth = impl_->models.queue_depth();
+  stats.model_loads = impl_->models.loads();
+  stats.model_unloads = impl_->models.unloads();
   return stats;
 }
 

@@ -1,7 +1,8 @@
-// Private to src/sim: OllamaSim::Impl and what its two source files share. ollama_sim.cpp routes
-// requests and serves inference (generate, chat, OpenAI completions, embeddings);
-// ollama_sim_info.cpp answers the informational endpoints (model listings, /api/show, /metrics)
-// and /admin/fault.
+// Private to src/sim: OllamaSim::Impl and what its source files share. ollama_sim.cpp routes
+// requests and serves inference (generate, chat, OpenAI completions, Anthropic messages);
+// ollama_sim_wire.cpp picks each API's record shapes; ollama_sim_models.cpp manages models
+// (residency around a request, /api/tags, /api/ps, pull, delete, copy, /v1/models) and
+// embeddings; ollama_sim_info.cpp answers /api/show, /metrics and /admin/fault.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -22,6 +23,7 @@
 #include <string_view>
 
 #include "llmgw/net/http_server.hpp"
+#include "llmgw/sim/model_registry.hpp"
 #include "llmgw/sim/ollama_sim.hpp"
 #include "llmgw/sim/protocol.hpp"
 #include "llmgw/sim/slot_scheduler.hpp"
@@ -81,7 +83,47 @@ struct Metrics {
   prometheus::Gauge& queue_depth =
       add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_queue_depth",
                  "Requests waiting for a KV slot");
+  prometheus::Counter& model_loads =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_model_loads_total",
+                 "Model loads started (cold starts, reloads after a num_ctx change)");
+  prometheus::Counter& model_unloads =
+      add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_model_unloads_total",
+                 "Models unloaded: LRU eviction, keep_alive expiry, keep_alive 0, delete");
+  prometheus::Gauge& models_loaded =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_models_loaded",
+                 "Models loaded or loading now");
 };
+
+// One request's use of a model, from admission to its end: gives the model back (starting its
+// keep_alive) however the handler ends. Declared before the SlotLease, so the slot is returned
+// first.
+class ModelUse {
+ public:
+  ModelUse(ModelRegistry& registry, std::optional<std::chrono::nanoseconds> keep_alive)
+      : registry_(registry), keep_alive_(keep_alive) {}
+  ~ModelUse() {
+    if (entry_ != 0) {
+      registry_.release(entry_, keep_alive_, Clock::now());
+    }
+  }
+  ModelUse(const ModelUse&) = delete;
+  ModelUse& operator=(const ModelUse&) = delete;
+
+  void hold(const ModelRegistry::Admit& admitted) {
+    entry_ = admitted.entry;
+    slots_ = admitted.slots;
+  }
+  std::uint64_t entry() const noexcept { return entry_; }
+  SlotScheduler& slots() const { return *slots_; }
+
+ private:
+  ModelRegistry& registry_;
+  std::optional<std::chrono::nanoseconds> keep_alive_;
+  std::uint64_t entry_ = 0;
+  std::shared_ptr<SlotScheduler> slots_;
+};
+
+enum class EmbedApi { embed, legacy, openai };
 
 // Holds a KV slot for one generation and gives it back, holding what was served (prompt plus the
 // text generated so far), however the handler ends: normally, on a failed write, or destroyed
@@ -114,16 +156,28 @@ struct Generation {
   OpenAiIds ids;
 };
 
+// The "details" object of /api/tags, /api/ps and /api/show.
+json model_details_json(const ModelInfo& info);
+
+// Each API's shapes for a generation (ollama_sim_wire.cpp).
+std::string_view stream_content_type(Endpoint endpoint) noexcept;
+std::string error_body(Endpoint endpoint, int status, std::string_view message);
+OpenAiIds make_ids(Endpoint endpoint, std::uint64_t number);
+// What a stream starts with before its first token (Anthropic's message_start), else "".
+std::string stream_head(const Generation& generation);
+std::string stream_piece(const Generation& generation, std::string_view piece);
+std::string stream_error(Endpoint endpoint, std::string_view message);
+// The final record(s); `context` is the served tokens for /api/generate.
+std::string stream_tail(const Generation& generation, const Tokens& context);
+std::string whole_body(const Generation& generation, std::string_view text, const Tokens& context);
+
 }  // namespace detail
 
 struct OllamaSim::Impl {
   explicit Impl(SimOptions sim_options)
-      : options(std::move(sim_options)), active_fault(options.fault) {
-    for (const auto& model : options.models) {
-      schedulers.try_emplace(
-          detail::canonical_model(model),
-          std::make_unique<SlotScheduler>(options.num_parallel, options.queue_size));
-    }
+      : options(std::move(sim_options)),
+        active_fault(options.fault),
+        models(residency_options(options), options.models, started_at) {
     net::ServerOptions server_options;
     server_options.address = options.host;
     server_options.port = options.port;
@@ -143,20 +197,33 @@ struct OllamaSim::Impl {
                                             detail::SlotLease& lease, net::ResponseStream& out);
   boost::asio::awaitable<void> whole_reply(detail::Generation& generation, detail::SlotLease& lease,
                                            net::ResponseStream& out);
-  boost::asio::awaitable<void> embed(const net::ServerRequest& request, bool legacy,
+  boost::asio::awaitable<void> embed(const net::ServerRequest& request, detail::EmbedApi api,
                                      net::ResponseStream& out);
+  // Admits the request's model (waiting for room or a load as Ollama's scheduler would) and
+  // answers the requests that end there: unknown model (404), keep_alive 0 unload, load-only.
+  // True when the model is ready for a generation held by `use`.
+  boost::asio::awaitable<bool> take_model(const InferenceRequest& request, detail::ModelUse& use,
+                                          net::ResponseStream& out);
+  // The residency loop alone: ready, or false when the model vanished or the server stops.
+  enum class Taken { ready, not_found, stopped };
+  boost::asio::awaitable<Taken> admit_model(std::string_view model,
+                                            std::optional<std::size_t> num_ctx,
+                                            detail::ModelUse& use, net::ResponseStream& out);
+  boost::asio::awaitable<void> pull(const net::ServerRequest& request, net::ResponseStream& out);
+  boost::asio::awaitable<void> remove(const net::ServerRequest& request, net::ResponseStream& out);
+  boost::asio::awaitable<void> copy(const net::ServerRequest& request, net::ResponseStream& out);
+  boost::asio::awaitable<void> openai_model(std::string_view id, net::ResponseStream& out);
   boost::asio::awaitable<void> show(const net::ServerRequest& request, net::ResponseStream& out);
   boost::asio::awaitable<void> admin_fault(const net::ServerRequest& request,
                                            net::ResponseStream& out);
 
-  std::string tags_json(bool running) const;
+  std::string tags_json() const;
+  std::string ps_json();
   std::string openai_models_json() const;
   std::string metrics_text();
   std::string fault_json() const;
-  SlotScheduler* find_model(std::string_view name) {
-    const auto it = schedulers.find(detail::canonical_model(name));
-    return it == schedulers.end() ? nullptr : it->second.get();
-  }
+  bool has_model(std::string_view name) const { return models.find(name).has_value(); }
+  static ResidencyOptions residency_options(const SimOptions& options);
   FaultConfig current_fault() const {
     std::lock_guard lock(fault_mutex);
     return active_fault;
@@ -180,11 +247,13 @@ struct OllamaSim::Impl {
   FaultConfig active_fault;
   std::mutex scrape_mutex;
   std::uint64_t connections_reported = 0;
+  std::uint64_t loads_reported = 0;
+  std::uint64_t unloads_reported = 0;
   std::mutex stop_mutex;
   bool stopped = false;
-  // Schedulers outlive the server: handler frames destroyed while the server shuts down still
-  // give their slots back.
-  std::map<std::string, std::unique_ptr<SlotScheduler>, std::less<>> schedulers;
+  // The models and their KV slots outlive the server: handler frames destroyed while the server
+  // shuts down still give their slots and models back.
+  ModelRegistry models;
   std::unique_ptr<net::HttpServer> server;
 };
 

@@ -6,6 +6,8 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "llmgw/sim/model_registry.hpp"
+
 namespace llmgw::sim {
 
 namespace {
@@ -152,6 +154,49 @@ json openai_envelope(Endpoint endpoint, const OpenAiIds& ids, std::string_view m
       {"system_fingerprint", "fp_ollama"}};
 }
 
+// keep_alive as Ollama's api.Duration reads it: a number of seconds or a Go duration string; any
+// negative value means forever.
+std::optional<RequestError> read_keep_alive(const json& object,
+                                            std::optional<std::chrono::nanoseconds>& keep_alive) {
+  const auto it = object.find("keep_alive");
+  if (it == object.end() || it->is_null()) {
+    return std::nullopt;
+  }
+  if (it->is_number()) {
+    const double seconds = it->get<double>();
+    keep_alive = seconds < 0.0 || seconds > 9e9
+                     ? std::chrono::nanoseconds{-1}
+                     : std::chrono::nanoseconds{static_cast<std::int64_t>(seconds * 1e9)};
+    return std::nullopt;
+  }
+  if (it->is_string()) {
+    const auto text = it->get<std::string>();
+    keep_alive = parse_go_duration(text);
+    if (!keep_alive) {
+      return bad_request("time: invalid duration \"" + text + "\"");
+    }
+    return std::nullopt;
+  }
+  return bad_request("keep_alive must be a duration string or a number of seconds");
+}
+
+// keep_alive and options.num_ctx, which decide the model's residency.
+std::optional<RequestError> read_residency(const json& object,
+                                           std::optional<std::chrono::nanoseconds>& keep_alive,
+                                           std::optional<std::size_t>& num_ctx) {
+  if (auto error = read_keep_alive(object, keep_alive)) {
+    return error;
+  }
+  const auto options = object.find("options");
+  if (options != object.end() && options->is_object()) {
+    const auto ctx = limit_field(*options, "num_ctx");
+    if (ctx && *ctx > 0) {
+      num_ctx = ctx;
+    }
+  }
+  return std::nullopt;
+}
+
 std::string sse(const json& payload) {
   return "data: " + payload.dump() + "\n\n";
 }
@@ -172,8 +217,13 @@ std::variant<InferenceRequest, RequestError> parse_inference_request(Endpoint en
   if (stream != object.end() && !stream->is_null() && !stream->is_boolean()) {
     return bad_request("stream must be a boolean");
   }
-  request.stream =
-      stream != object.end() && stream->is_boolean() ? stream->get<bool>() : !is_openai(endpoint);
+  // Ollama's own API streams by default; the OpenAI and Anthropic APIs do not.
+  request.stream = stream != object.end() && stream->is_boolean()
+                       ? stream->get<bool>()
+                       : !is_openai(endpoint) && !is_anthropic(endpoint);
+  if (auto error = read_residency(object, request.keep_alive, request.num_ctx)) {
+    return *error;
+  }
 
   switch (endpoint) {
     case Endpoint::generate: {
@@ -233,6 +283,33 @@ std::variant<InferenceRequest, RequestError> parse_inference_request(Endpoint en
       }
       break;
     }
+    case Endpoint::anthropic_messages: {
+      // Ollama's middleware turns it into a chat: "system" (a string or text blocks) first, then
+      // the messages; max_tokens becomes num_predict.
+      auto messages = parse_messages(object);
+      if (auto* error = std::get_if<RequestError>(&messages)) {
+        return *error;
+      }
+      auto& list = std::get<std::vector<ChatMessage>>(messages);
+      request.limit = limit_field(object, "max_tokens");
+      if (!request.limit || *request.limit == 0) {
+        return bad_request("max_tokens is required and must be positive");
+      }
+      if (list.empty()) {
+        return bad_request("messages is required");
+      }
+      if (const auto system = object.find("system"); system != object.end()) {
+        auto text = message_content(*system);
+        if (!text) {
+          return bad_request("system must be a string or a list of text blocks");
+        }
+        if (!text->empty()) {
+          list.insert(list.begin(), ChatMessage{"system", std::move(*text)});
+        }
+      }
+      request.prompt = render_chat(list);
+      break;
+    }
     case Endpoint::openai_completion: {
       const auto prompt = object.find("prompt");
       std::string text;
@@ -266,6 +343,9 @@ std::variant<EmbedRequest, RequestError> parse_embed_request(std::string_view bo
   EmbedRequest request;
   request.legacy = legacy;
   request.model = std::move(std::get<ModelBody>(parsed).model);
+  if (auto error = read_residency(object, request.keep_alive, request.num_ctx)) {
+    return *error;
+  }
   const auto input = object.find(legacy ? "prompt" : "input");
   if (input == object.end() || input->is_null()) {
     return request;  // Ollama answers an empty list (it only loads the model)
@@ -300,6 +380,32 @@ std::variant<std::string, RequestError> parse_model_field(std::string_view body)
     return bad_request("model is required");
   }
   return *model;
+}
+
+std::variant<PullRequest, RequestError> parse_pull_request(std::string_view body) {
+  auto model = parse_model_field(body);
+  if (auto* error = std::get_if<RequestError>(&model)) {
+    return *error;
+  }
+  // parse_model_field accepted the body, so it is a JSON object.
+  const json object = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto stream = object.find("stream");
+  return PullRequest{std::move(std::get<std::string>(model)),
+                     stream == object.end() || !stream->is_boolean() || stream->get<bool>()};
+}
+
+std::variant<CopyRequest, RequestError> parse_copy_request(std::string_view body) {
+  auto parsed = parse_object(body);
+  if (auto* error = std::get_if<RequestError>(&parsed)) {
+    return *error;
+  }
+  const json& object = std::get<json>(parsed);
+  CopyRequest request{string_field(object, "source").value_or(""),
+                      string_field(object, "destination").value_or("")};
+  if (request.source.empty() || request.destination.empty()) {
+    return bad_request("source and destination are required");
+  }
+  return request;
 }
 
 std::string format_created_at(std::chrono::system_clock::time_point when) {
@@ -343,14 +449,14 @@ std::string ollama_final_record(Endpoint endpoint, std::string_view model,
 }
 
 std::string ollama_load_record(Endpoint endpoint, std::string_view model,
-                               std::string_view created_at) {
+                               std::string_view created_at, std::string_view done_reason) {
   json record{{"model", model}, {"created_at", created_at}};
   if (endpoint == Endpoint::chat) {
     record["message"] = assistant_message("");
   } else {
     record["response"] = "";
   }
-  record["done_reason"] = "load";
+  record["done_reason"] = done_reason;
   record["done"] = true;
   return record.dump();
 }

@@ -10,6 +10,7 @@
 
 #include "llmgw/sim/ollama_sim.hpp"
 #include "llmgw/version.hpp"
+#include "model_flags.hpp"
 
 namespace llmgw::sim {
 
@@ -19,22 +20,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-std::vector<std::string> split_models(const std::string& list) {
-  std::vector<std::string> models;
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    const std::size_t comma = std::min(list.find(',', start), list.size());
-    std::string name = list.substr(start, comma - start);
-    const auto first = name.find_first_not_of(" \t");
-    const auto last = name.find_last_not_of(" \t");
-    if (first != std::string::npos) {
-      models.push_back(name.substr(first, last - first + 1));
-    }
-    start = comma + 1;
-  }
-  return models;
-}
-
 }  // namespace
 
 int run_cli(int argc, char** argv) {
@@ -43,12 +28,11 @@ int run_cli(int argc, char** argv) {
       "no GPU)"};
   SimOptions options;
   options.port = 11434;
-  std::string models = "llama3.2,qwen2.5:0.5b";
   std::string fault = "none";
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "Port to listen on (0 = ephemeral, printed on start)")
       ->capture_default_str();
-  app.add_option("--models", models, "Comma-separated model names to serve")->capture_default_str();
+  const detail::ModelFlags model_flags(app, options);
   app.add_option("--num-parallel", options.num_parallel, "KV slots per model")
       ->envname("OLLAMA_NUM_PARALLEL")
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
@@ -109,9 +93,7 @@ int run_cli(int argc, char** argv) {
     return e.get_exit_code() == 0 ? code : kExitUsage;
   }
   options.keep_alive_timeout = std::chrono::milliseconds{keep_alive_timeout_ms};
-  options.models = split_models(models);
-  if (options.models.empty()) {
-    std::cerr << "ollama-sim: --models: at least one model name is required\n";
+  if (!model_flags.apply(options)) {
     return kExitUsage;
   }
   if (options.output.min_tokens > options.output.max_tokens) {

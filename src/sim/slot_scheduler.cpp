@@ -110,9 +110,23 @@ void SlotScheduler::shutdown() {
   }
 }
 
+void SlotScheduler::forget() {
+  std::lock_guard lock(mutex_);
+  cache_.forget();
+}
+
 std::size_t SlotScheduler::busy_slots() const {
   std::lock_guard lock(mutex_);
   return cache_.busy_slots();
+}
+
+std::size_t SlotScheduler::stored_tokens() const {
+  std::lock_guard lock(mutex_);
+  std::size_t tokens = 0;
+  for (std::size_t slot = 0; slot < cache_.num_slots(); ++slot) {
+    tokens += cache_.slot_contents(slot).size();
+  }
+  return tokens;
 }
 
 std::size_t SlotScheduler::queue_depth() const {

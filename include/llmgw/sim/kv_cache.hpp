@@ -61,6 +61,9 @@ class KvCache {
   // Removes a queued request (it gave up). False when `ticket` is not queued.
   bool withdraw(Ticket ticket);
 
+  // Empties every free slot (the model was unloaded); busy slots keep what they will store.
+  void forget();
+
   std::size_t num_slots() const noexcept { return slots_.size(); }
   std::size_t busy_slots() const noexcept { return busy_; }
   std::size_t queue_depth() const noexcept { return queue_.size(); }

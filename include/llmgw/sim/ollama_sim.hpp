@@ -6,9 +6,11 @@
 // model, and exposes its own Prometheus metrics and fault switches. Usable in process (tests, the
 // benchmark) through OllamaSim, or as the `ollama-sim` executable through run_cli().
 //
-// Endpoints: GET / /api/version /api/tags /api/ps /v1/models /metrics /admin/fault;
-// POST /api/generate /api/chat /api/show /api/embed /api/embeddings /v1/chat/completions
-// /v1/completions /admin/fault. See DESIGN.md §4.
+// Endpoints: GET / /api/version /api/tags /api/ps /v1/models /v1/models/{id} /metrics
+// /admin/fault; POST /api/generate /api/chat /api/show /api/embed /api/embeddings /api/pull
+// /api/copy /v1/chat/completions /v1/completions /v1/embeddings /v1/messages /admin/fault;
+// DELETE /api/delete. Models load, stay loaded and unload as in Ollama's scheduler
+// (model_registry.hpp). See DESIGN.md §4.
 
 #include <chrono>
 #include <cstdint>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "llmgw/sim/generation.hpp"
+#include "llmgw/sim/model_registry.hpp"
 
 namespace llmgw::sim {
 
@@ -44,8 +47,18 @@ struct FaultConfig {
 struct SimOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0 = ephemeral; read port() after start()
-  std::vector<std::string> models{"llama3.2", "qwen2.5:0.5b"};
-  std::size_t num_parallel = 4;  // KV slots per model (OLLAMA_NUM_PARALLEL)
+  // The inventory (/api/tags); sizes default from the parameter size in the tag.
+  std::vector<ModelSpec> models{"llama3.2", "qwen2.5:0.5b"};
+  std::size_t max_loaded_models = 3;  // OLLAMA_MAX_LOADED_MODELS
+  // Seconds to load one GB of model, multiplied by latency.time_scale. 0 = instant loads (the
+  // default, so a single-model benchmark measures the KV cache alone); loads are counted anyway.
+  double load_seconds_per_gb = 0.0;
+  // OLLAMA_KEEP_ALIVE: how long an idle model stays loaded (wall time, not scaled); negative =
+  // forever.
+  std::chrono::nanoseconds keep_alive = std::chrono::minutes{5};
+  std::size_t default_num_ctx = 4096;  // OLLAMA_CONTEXT_LENGTH
+  bool fail_pull = false;              // /api/pull fails after "pulling manifest" (tests)
+  std::size_t num_parallel = 4;        // KV slots per model (OLLAMA_NUM_PARALLEL)
   std::size_t queue_size = 512;  // waiting requests per model beyond the slots (OLLAMA_MAX_QUEUE)
   LatencyModel latency;
   OutputLength output;
@@ -71,6 +84,8 @@ struct SimStats {
   std::uint64_t rejected = 0;   // 503: queue full
   std::size_t slots_busy = 0;
   std::size_t queue_depth = 0;
+  std::uint64_t model_loads = 0;    // loads started (a reload after num_ctx changed counts)
+  std::uint64_t model_unloads = 0;  // LRU evictions, keep_alive expiries, explicit unloads
 };
 
 // Thread-safe: every member may be called from any thread once constructed.

@@ -16,11 +16,16 @@
 
 namespace llmgw::sim {
 
-enum class Endpoint { generate, chat, openai_chat, openai_completion };
+enum class Endpoint { generate, chat, openai_chat, openai_completion, anthropic_messages };
 
-// True for /v1/* endpoints, whose errors and streams use OpenAI's shapes.
+// True for /v1/chat/completions and /v1/completions, whose errors and streams use OpenAI's shapes.
 constexpr bool is_openai(Endpoint endpoint) noexcept {
   return endpoint == Endpoint::openai_chat || endpoint == Endpoint::openai_completion;
+}
+
+// True for /v1/messages (Anthropic's Messages API, which Ollama serves since 0.14).
+constexpr bool is_anthropic(Endpoint endpoint) noexcept {
+  return endpoint == Endpoint::anthropic_messages;
 }
 
 struct InferenceRequest {
@@ -32,12 +37,17 @@ struct InferenceRequest {
   bool raw = false;                  // /api/generate "raw": no template and no context returned
   bool load_only = false;            // empty prompt / no messages: Ollama only loads the model
   std::optional<std::size_t> limit;  // options.num_predict, max_tokens
+  // keep_alive: how long the model stays loaded after this request (negative = forever).
+  std::optional<std::chrono::nanoseconds> keep_alive;
+  std::optional<std::size_t> num_ctx;  // options.num_ctx: a different value reloads the model
 };
 
 struct EmbedRequest {
   std::string model;
   std::vector<std::string> inputs;
   bool legacy = false;  // /api/embeddings: {"prompt"} in, {"embedding"} out
+  std::optional<std::chrono::nanoseconds> keep_alive;
+  std::optional<std::size_t> num_ctx;
 };
 
 // A request the emulator refuses, with the status and message it answers.
@@ -49,8 +59,20 @@ struct RequestError {
 std::variant<InferenceRequest, RequestError> parse_inference_request(Endpoint endpoint,
                                                                      std::string_view body);
 std::variant<EmbedRequest, RequestError> parse_embed_request(std::string_view body, bool legacy);
-// The "model" (or legacy "name") field of /api/show.
+// The "model" (or legacy "name") field of /api/show and /api/delete.
 std::variant<std::string, RequestError> parse_model_field(std::string_view body);
+
+struct PullRequest {
+  std::string model;
+  bool stream = true;
+};
+std::variant<PullRequest, RequestError> parse_pull_request(std::string_view body);
+
+struct CopyRequest {
+  std::string source;
+  std::string destination;
+};
+std::variant<CopyRequest, RequestError> parse_copy_request(std::string_view body);
 
 // RFC 3339 UTC with nanoseconds, as Ollama's created_at: "2024-07-22T20:47:51.147561234Z".
 std::string format_created_at(std::chrono::system_clock::time_point when);
@@ -78,9 +100,10 @@ std::string ollama_final_record(Endpoint endpoint, std::string_view model,
                                 std::string_view created_at, std::string_view text,
                                 const FinalStats& stats, const Tokens* context);
 
-// A load-only answer ({"done":true,"done_reason":"load"}), no trailing newline.
+// A load-only answer ({"done":true,"done_reason":"load"}, or "unload" for keep_alive 0), no
+// trailing newline.
 std::string ollama_load_record(Endpoint endpoint, std::string_view model,
-                               std::string_view created_at);
+                               std::string_view created_at, std::string_view done_reason = "load");
 
 // {"error":"..."}: Ollama's error body and its mid-stream error record.
 std::string ollama_error(std::string_view message);

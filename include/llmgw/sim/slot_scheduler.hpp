@@ -39,7 +39,12 @@ class SlotScheduler {
   // Wakes every waiter with `stopped` and refuses later requests.
   void shutdown();
 
+  // Empties the free slots: the model was unloaded, so its KV cache is gone.
+  void forget();
+
   std::size_t busy_slots() const;
+  // Tokens held in all slots together (what later requests could reuse).
+  std::size_t stored_tokens() const;
   std::size_t queue_depth() const;
 
  private:

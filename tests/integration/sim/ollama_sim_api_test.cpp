@@ -181,6 +181,9 @@ TEST(OllamaSimApi, InformationalEndpoints) {
   EXPECT_NE(std::find(names.begin(), names.end(), "llama3.2:latest"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "qwen2.5:0.5b"), names.end());
 
+  EXPECT_TRUE(json::parse(get(client, sim.url("/api/ps")).body)["models"].empty())
+      << "as in Ollama, nothing is loaded before the first request";
+  ASSERT_EQ(post(client, sim.url("/api/generate"), R"({"model":"llama3.2"})").status, 200);
   EXPECT_TRUE(
       json::parse(get(client, sim.url("/api/ps")).body)["models"][0].contains("expires_at"));
   const auto models = json::parse(get(client, sim.url("/v1/models")).body);

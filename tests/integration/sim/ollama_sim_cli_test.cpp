@@ -43,6 +43,25 @@ TEST(OllamaSimCli, PrintsItsEphemeralPortServesAndStopsCleanlyOnSigterm) {
   EXPECT_EQ(child.wait_exit(kTimeout), 0);
 }
 
+TEST(OllamaSimCli, ModelFlagsSetTheInventoryAndItsSizes) {
+  Child child({"--port", "0", "--model", "tiny:1b=0.5", "--model", "other", "--max-loaded-models",
+               "1", "--load-seconds-per-gb", "0", "--keep-alive", "-1"});
+  const std::string prefix = "ollama-sim listening on http://127.0.0.1:";
+  const std::string output = child.read_until("\n", kTimeout);
+  const auto at = output.find(prefix);
+  ASSERT_NE(at, std::string::npos) << output;
+  const auto base =
+      "http://127.0.0.1:" + std::to_string(std::stoi(output.substr(at + prefix.size())));
+  net::HttpClient client;
+  const auto tags = client.send({"GET", base + "/api/tags", {}, ""});
+  EXPECT_NE(tags.body.find(R"("name":"tiny:1b")"), std::string::npos) << tags.body;
+  EXPECT_NE(tags.body.find(R"("size":500000000)"), std::string::npos) << tags.body;
+  EXPECT_NE(tags.body.find(R"("name":"other:latest")"), std::string::npos) << tags.body;
+  EXPECT_EQ(tags.body.find("llama3.2"), std::string::npos) << "--model alone replaces the default";
+  child.signal(SIGTERM);
+  EXPECT_EQ(child.wait_exit(kTimeout), 0);
+}
+
 TEST(OllamaSimCli, HelpListsTheFlagsAndExitsZero) {
   Child child({"--help"});
   const auto output = child.read_until("--time-scale", kTimeout);
@@ -57,7 +76,11 @@ TEST(OllamaSimCli, UsageErrorsExitTwo) {
   for (const auto& args : std::vector<std::vector<std::string>>{{"--num-parallel", "0"},
                                                                 {"--fault", "explode"},
                                                                 {"--no-such-flag"},
-                                                                {"--models", ","}}) {
+                                                                {"--models", ","},
+                                                                {"--models", "big=huge"},
+                                                                {"--model", "=2"},
+                                                                {"--keep-alive", "soon"},
+                                                                {"--max-loaded-models", "0"}}) {
     Child child(args);
     EXPECT_EQ(child.wait_exit(kTimeout), 2) << args.front();
   }
