@@ -27,6 +27,7 @@
 #include <tuple>
 
 #include "llmgw/server/usage_scanner.hpp"
+#include "upstream_request.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -63,49 +64,6 @@ class InFlight {
 };
 
 enum class AttemptFailure { none, connect, timeout, status_5xx, stale };
-
-std::string session_key(const Request& request, const std::string& header_name) {
-  const auto it = request.find(header_name);
-  if (it == request.end()) {
-    return {};
-  }
-  std::string_view value = it->value();
-  const auto first = value.find_first_not_of(" \t");
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  const auto last = value.find_last_not_of(" \t");
-  return std::string{value.substr(first, last - first + 1)};
-}
-
-// The request as sent upstream: hop-by-hop headers removed (and those named by Connection),
-// X-Forwarded-For appended, Host set per node, Content-Length from the body.
-void prepare_upstream_request(Request& request, const std::string& client_ip) {
-  std::vector<std::string> named_by_connection;
-  for (const auto& token : http::token_list{request[http::field::connection]}) {
-    named_by_connection.emplace_back(token);
-  }
-  for (const auto& name : named_by_connection) {
-    request.erase(name);
-  }
-  for (auto it = request.begin(); it != request.end();) {
-    if (is_hop_by_hop(it->name_string()) || it->name() == http::field::expect) {
-      it = request.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  constexpr std::string_view kForwardedFor = "X-Forwarded-For";
-  const std::string_view forwarded = request[kForwardedFor];
-  if (forwarded.empty()) {
-    request.set(kForwardedFor, client_ip);
-  } else {
-    request.set(kForwardedFor, std::string{forwarded} + ", " + client_ip);
-  }
-  request.version(11);
-  request.keep_alive(true);
-  request.prepare_payload();
-}
 
 asio::awaitable<std::optional<tcp::socket>> connect_upstream(Worker& worker,
                                                              const UpstreamNode& node) {
@@ -220,19 +178,6 @@ std::string stream_error_record(std::string_view content_type, const std::string
 }
 
 }  // namespace
-
-bool is_hop_by_hop(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 9> kHopByHop{
-      "connection", "keep-alive",          "proxy-connection", "proxy-authenticate",
-      "te",         "proxy-authorization", "trailer",          "transfer-encoding",
-      "upgrade"};
-  for (const auto& hop : kHopByHop) {
-    if (beast::iequals(name, hop)) {
-      return true;
-    }
-  }
-  return false;
-}
 
 http::response<http::string_body> json_error(int status, const std::string& message,
                                              bool keep_alive) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "gateway_state.hpp"
+#include "upstream_request.hpp"
 
 namespace llmgw::server::detail {
 
@@ -33,8 +34,5 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 // {"error": message} with the given status.
 http::response<http::string_body> json_error(int status, const std::string& message,
                                              bool keep_alive);
-
-// True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
-bool is_hop_by_hop(std::string_view name) noexcept;
 
 }  // namespace llmgw::server::detail
