@@ -1,8 +1,9 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both install what is missing first.
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 300
 
-.PHONY: deps build test run release dev format tidy bench-micro bench-routing bench-overhead chaos demo-pr clean
+.PHONY: deps build test fuzz fuzz-build run release dev format tidy bench-micro bench-routing bench-overhead chaos demo-pr clean
 
 deps:
 	@bash scripts/install-deps
@@ -11,9 +12,20 @@ build: deps
 	cmake --preset ci
 	cmake --build --preset ci -j $(JOBS)
 
-# Every test, built with -Werror and run under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every test, built with -Werror and run under AddressSanitizer + UndefinedBehaviorSanitizer; then
+# each libFuzzer target for 10 s over its seed corpus (tests/fuzz, clang-14).
 test: build
 	ctest --preset ci
+	$(MAKE) --no-print-directory fuzz-build
+	ctest --preset fuzz
+
+fuzz-build: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+
+# The libFuzzer targets for FUZZ_SECONDS each (default 5 min); findings in build/fuzz/tests/fuzz/work.
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --preset fuzz --timeout $$(( $(FUZZ_SECONDS) + 120 ))
 
 release: deps
 	cmake --preset release

@@ -237,9 +237,10 @@ void apply_environment(const std::map<std::string, std::string>& environment, Ra
       continue;
     }
     const auto& keys = gateway_keys();
-    const auto key = std::find_if(keys.begin(), keys.end(), [&](const auto& candidate) {
-      return env_var_name(candidate.path) == variable;
-    });
+    // Captured by name: clang 14 (the fuzz build) cannot capture a structured binding.
+    const auto key = std::find_if(
+        keys.begin(), keys.end(),
+        [&name = variable](const auto& candidate) { return env_var_name(candidate.path) == name; });
     if (key != keys.end()) {
       raw.values[key->path] = YAML::Node(value);
       problems.note_origin(key->path, variable);

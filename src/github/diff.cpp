@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <iterator>
+#include <limits>
 
 #include "llmgw/util/text.hpp"
 
@@ -50,6 +51,12 @@ std::optional<Hunk> parse_hunk_header(std::string_view line) {
   Hunk hunk;
   if (!parse_range(ranges.substr(0, plus), hunk.old_start, hunk.old_count) ||
       !parse_range(ranges.substr(plus + 2), hunk.new_start, hunk.new_count)) {
+    return std::nullopt;
+  }
+  // Every line of the hunk must be numbered within int ("+2147483647,2" is no real file's hunk).
+  constexpr long long kMaxLine = std::numeric_limits<int>::max();
+  if (static_cast<long long>(hunk.old_start) + hunk.old_count - 1 > kMaxLine ||
+      static_cast<long long>(hunk.new_start) + hunk.new_count - 1 > kMaxLine) {
     return std::nullopt;
   }
   hunk.section = std::string{trim(line.substr(close + 3))};
@@ -110,12 +117,14 @@ void guess_paths_from_git_line(std::string_view rest, FileDiff& file) {
       return;
     }
   }
-  // Equal halves "a/<p> b/<p>" (the common case; also right when <p> contains spaces).
+  // Equal halves "a/<p> b/<p>" (the common case; also right when <p> contains spaces). Halves
+  // shorter than the prefix ("diff --git x x" from `git diff --no-prefix`) compare whole.
   if (rest.size() % 2 == 1) {
     const auto half = rest.size() / 2;
     const auto left = rest.substr(0, half);
     const auto right = rest.substr(half + 1);
-    if (rest[half] == ' ' && left.substr(2) == right.substr(2)) {
+    const auto skip = std::min<std::size_t>(2, half);
+    if (rest[half] == ' ' && left.substr(skip) == right.substr(skip)) {
       file.old_path = header_path(left);
       file.new_path = header_path(right);
       return;
@@ -202,13 +211,14 @@ class Parser {
       return;  // "\ No newline at end of file" belongs to the previous line
     }
     if (marker == '+' && new_left_ > 0) {
-      hunk.lines.push_back({LineKind::added, 0, new_line_++, text});
+      hunk.lines.push_back({LineKind::added, 0, static_cast<int>(new_line_++), text});
       --new_left_;
     } else if (marker == '-' && old_left_ > 0) {
-      hunk.lines.push_back({LineKind::removed, old_line_++, 0, text});
+      hunk.lines.push_back({LineKind::removed, static_cast<int>(old_line_++), 0, text});
       --old_left_;
     } else if (marker == ' ' && old_left_ > 0 && new_left_ > 0) {
-      hunk.lines.push_back({LineKind::context, old_line_++, new_line_++, text});
+      hunk.lines.push_back(
+          {LineKind::context, static_cast<int>(old_line_++), static_cast<int>(new_line_++), text});
       --old_left_;
       --new_left_;
     } else {
@@ -222,8 +232,10 @@ class Parser {
   FileDiff* current_ = nullptr;
   int old_left_ = 0;
   int new_left_ = 0;
-  int old_line_ = 0;
-  int new_line_ = 0;
+  // Wider than the numbers they hand out: the increment after a hunk's last line (which may be
+  // INT_MAX, parse_hunk_header) does not overflow.
+  long long old_line_ = 0;
+  long long new_line_ = 0;
 };
 
 std::string describe_ranges(const std::set<int>& lines) {

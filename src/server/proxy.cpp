@@ -16,6 +16,7 @@
 #include "llmgw/net/http_types.hpp"
 #include "relay.hpp"
 #include "upstream_attempt.hpp"
+#include "upstream_request.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -97,35 +98,6 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
           ? snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy, started)
           : routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy),
       chosen.source};
-}
-
-// The request as sent upstream: hop-by-hop headers removed (and those named by Connection),
-// X-Forwarded-For appended, Content-Length from the body. Host is set per node.
-void prepare_upstream_request(Request& request, const std::string& client_ip) {
-  std::vector<std::string> named_by_connection;
-  for (const auto& token : http::token_list{request[http::field::connection]}) {
-    named_by_connection.emplace_back(token);
-  }
-  for (const auto& name : named_by_connection) {
-    request.erase(name);
-  }
-  for (auto it = request.begin(); it != request.end();) {
-    if (is_hop_by_hop(it->name_string()) || it->name() == http::field::expect) {
-      it = request.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  constexpr std::string_view kForwardedFor = "X-Forwarded-For";
-  const std::string_view forwarded = request[kForwardedFor];
-  if (forwarded.empty()) {
-    request.set(kForwardedFor, client_ip);
-  } else {
-    request.set(kForwardedFor, std::string{forwarded} + ", " + client_ip);
-  }
-  request.version(11);
-  request.keep_alive(true);
-  request.prepare_payload();
 }
 
 void count_error(UpstreamNode& node, UpstreamError kind) {

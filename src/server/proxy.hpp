@@ -19,6 +19,7 @@
 #include <string>
 
 #include "gateway_state.hpp"
+#include "upstream_request.hpp"
 
 namespace llmgw::server::detail {
 

@@ -8,6 +8,7 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "upstream_request.hpp"
 #include "watchdog.hpp"
 #include "write_now.hpp"
 
@@ -80,19 +81,6 @@ std::string break_message(RelayEnd end, const UpstreamNode& node,
 }
 
 }  // namespace
-
-bool is_hop_by_hop(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 9> kHopByHop{
-      "connection", "keep-alive",          "proxy-connection", "proxy-authenticate",
-      "te",         "proxy-authorization", "trailer",          "transfer-encoding",
-      "upgrade"};
-  for (const auto& hop : kHopByHop) {
-    if (beast::iequals(name, hop)) {
-      return true;
-    }
-  }
-  return false;
-}
 
 std::string stream_error_record(std::string_view content_type, const std::string& message) {
   if (content_type.find("text/event-stream") != std::string_view::npos) {

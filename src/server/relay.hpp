@@ -62,7 +62,4 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
 // An error record in the stream's own format, for a stream that breaks after its first byte.
 std::string stream_error_record(std::string_view content_type, const std::string& message);
 
-// True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
-bool is_hop_by_hop(std::string_view name) noexcept;
-
 }  // namespace llmgw::server::detail

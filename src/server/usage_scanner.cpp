@@ -5,13 +5,24 @@
 namespace llmgw::server {
 namespace {
 
+// A count or a duration: a whole number exactly, a fraction truncated when it fits; a negative
+// number, one beyond uint64 (a cast would be undefined) or anything else counts as 0.
 std::uint64_t unsigned_field(const nlohmann::json& object, const char* name) {
   const auto it = object.find(name);
-  if (it == object.end() || !it->is_number()) {
+  if (it == object.end()) {
     return 0;
   }
-  const auto value = it->get<double>();
-  return value > 0 ? static_cast<std::uint64_t>(value) : 0;
+  if (it->is_number_unsigned()) {
+    return it->get<std::uint64_t>();
+  }
+  if (it->is_number_float()) {
+    constexpr double kTwoTo64 = 18446744073709551616.0;  // exact as a double
+    const auto value = it->get<double>();
+    if (value > 0 && value < kTwoTo64) {  // false for NaN too
+      return static_cast<std::uint64_t>(value);
+    }
+  }
+  return 0;
 }
 
 }  // namespace

@@ -137,6 +137,30 @@ TEST(DiffParser, QuotedGitPaths) {
   EXPECT_EQ(files[0].path(), "t\xc3\xa4st.txt");
 }
 
+// Found by tests/fuzz/diff_fuzzer: `git diff --no-prefix` of a one-letter file writes
+// "diff --git x x", and the header guess read past the end of the halves (std::out_of_range
+// escaped the parser).
+TEST(DiffParser, NoPrefixGitHeaderWithShortPaths) {
+  std::vector<FileDiff> files;
+  ASSERT_NO_THROW(files = parse_unified_diff(
+                      "diff --git x x\nindex 1..2 100644\n--- x\n+++ x\n@@ -1 +1 @@\n-a\n+b\n"));
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].path(), "x");
+  EXPECT_TRUE(files[0].can_comment(1, Side::right));
+  ASSERT_NO_THROW(files = parse_unified_diff("diff --git x y\n"));
+  ASSERT_NO_THROW(files = parse_unified_diff("diff --git  \n"));
+}
+
+// A hunk whose line numbers would pass INT_MAX is not a hunk of any real file: it is skipped
+// instead of counting past the end of int (undefined behaviour).
+TEST(DiffParser, HunkNumbersBeyondIntAreNotAHunk) {
+  const auto file = parse_file_patch("x.txt", "@@ -2147483646,3 +2147483647,2 @@\n a\n-b\n c\n");
+  EXPECT_TRUE(file.hunks.empty());
+  const auto last = parse_file_patch("x.txt", "@@ -2147483646,1 +2147483647 @@\n a\n");
+  ASSERT_EQ(last.hunks.size(), 1u);  // the very last line of an int-sized file is fine
+  EXPECT_TRUE(last.can_comment(2147483647, Side::right));
+}
+
 TEST(CommentableLines, DescribesRangesAndFindsNearestLine) {
   const CommentableLines lines{parse_unified_diff(kTwoFileDiff)};
   EXPECT_TRUE(lines.contains("src/app.cpp", 12, Side::right));

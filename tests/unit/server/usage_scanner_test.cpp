@@ -49,5 +49,26 @@ TEST(UsageScanner, IgnoresTokensThatMentionDoneAndOversizedLines) {
   EXPECT_FALSE(scanner.usage().seen);
 }
 
+// Found by tests/fuzz/usage_fuzzer: counts were read through a double and cast, undefined
+// behaviour for a value beyond uint64 (a misbehaving node's 1e30) and inexact above 2^53. Whole
+// numbers are read exactly; a negative, fractional-overflowing or non-finite count counts as 0.
+TEST(UsageScanner, ReadsCountsExactlyAndIgnoresOutOfRangeOnes) {
+  UsageScanner scanner;
+  scanner.feed(R"({"done":true,"prompt_eval_count":18446744073709551615,"eval_count":1e30,)"
+               R"("prompt_eval_duration":-5})"
+               "\n");
+  scanner.finish();
+  ASSERT_TRUE(scanner.usage().seen);
+  EXPECT_EQ(scanner.usage().prompt_tokens, 18446744073709551615U);
+  EXPECT_EQ(scanner.usage().completion_tokens, 0U);
+  EXPECT_EQ(scanner.usage().prompt_eval_seconds, 0.0);
+
+  UsageScanner openai;
+  openai.feed(R"(data: {"usage":{"prompt_tokens":9007199254740993,"completion_tokens":2.9}})");
+  openai.finish();
+  EXPECT_EQ(openai.usage().prompt_tokens, 9007199254740993U);
+  EXPECT_EQ(openai.usage().completion_tokens, 2U);
+}
+
 }  // namespace
 }  // namespace llmgw::server

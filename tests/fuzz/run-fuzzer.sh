@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs one libFuzzer target for FUZZ_SECONDS (default 10) over its committed seed corpus.
+#   run-fuzzer.sh <fuzzer binary> <seed corpus dir> <work dir>
+# New interesting inputs go to <work dir>/corpus (the seeds are only read), a crashing input to
+# <work dir>/artifacts/. Exit status: 0 when nothing was found, libFuzzer's non-zero otherwise.
+set -euo pipefail
+fuzzer=$1
+seeds=$2
+work=$3
+seconds=${FUZZ_SECONDS:-10}
+mkdir -p "$work/corpus" "$work/artifacts"
+# -timeout: one input taking this long is a finding (a hang); -rss_limit_mb: so is this much memory.
+exec "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds"
