@@ -64,13 +64,13 @@ TEST(GatewayResources, ASecondServeOnAPortInUseRefusesToStart) {
   ChildProcess second(
       LLMGW_BINARY, {"serve", "--listen", "127.0.0.1", "--port", std::to_string(port), "--workers",
                      "2", "--node", "http://127.0.0.1:9"});
+  const std::string output = second.read_until("listens on this port", milliseconds{20'000});
   const auto exit_code = second.wait_exit(milliseconds{20'000});
-  ASSERT_TRUE(exit_code.has_value()) << "the second gateway started: " << second.output();
+  ASSERT_TRUE(exit_code.has_value()) << "the second gateway started: " << output;
   EXPECT_EQ(*exit_code, 1);
-  EXPECT_NE(second.output().find("cannot listen on 127.0.0.1:" + std::to_string(port)),
-            std::string::npos)
-      << second.output();
-  EXPECT_NE(second.output().find("another process"), std::string::npos) << second.output();
+  EXPECT_NE(output.find("cannot listen on 127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("another process"), std::string::npos) << output;
   // The first one still serves.
   net::HttpClient client;
   EXPECT_EQ(get_url(client, "http://127.0.0.1:" + std::to_string(port) + "/health").status, 200);
