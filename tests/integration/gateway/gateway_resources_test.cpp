@@ -105,12 +105,16 @@ TEST(GatewayResources, RunningOutOfDescriptorsIsAnsweredByTheGatewayAndEjectsNoN
       "POST /api/generate HTTP/1.1\r\nHost: gateway\r\nContent-Type: "
       "application/json\r\nConnection: close\r\nContent-Length: " +
       std::to_string(body.size()) + "\r\n\r\n" + body;
+  // All connections first, then the requests: accepted connections take the descriptors that
+  // the upstream connects need next (the 1,000 streams under ulimit -n 1024).
   std::vector<int> sockets;
   for (int i = 0; i < kStreams; ++i) {
     const int fd = connect_loopback(static_cast<std::uint16_t>(port), 10'000);
     ASSERT_GE(fd, 0);
-    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
     sockets.push_back(fd);
+  }
+  for (const int fd : sockets) {
+    ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   }
   int ok = 0;
   int refused = 0;
