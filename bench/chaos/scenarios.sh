@@ -56,11 +56,14 @@ scenario_2() {
   load_s=$(quick 16 24)
   start_sims 3 "${FAST_SIM[@]}"
   start_gateway -- "${NODES[@]}" "${GW_FAST_HEALTH[@]}" \
-    --set timeouts.first_byte_ms=2000 --set timeouts.first_byte_total_ms=10000
+    --set timeouts.first_byte_ms=2000 --set timeouts.first_byte_total_ms=10000 \
+    --set routing.key_sources=header
   start_watch
   local t0 fault_at
   t0=$(now)
-  # No session header: round-robin keeps sending the hung node its share once it is back.
+  # No session header, and only the header as a key source (the load sends one body, whose
+  # prefix key would put every request on one node): round-robin keeps sending the hung node its
+  # share once it is back.
   requests "$DIR/plain.json" --no-stream --connections 6 --duration-s "$load_s" &
   local load=$!
   sleep_until "$(python3 -c "print($t0 + 2)")"

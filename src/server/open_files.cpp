@@ -41,9 +41,13 @@ OpenFilesLimit raise_open_files_limit(std::size_t needed) {
 
 std::size_t connection_capacity(const config::GatewayConfig& config, std::size_t workers,
                                 std::size_t soft_limit) {
-  const std::size_t fixed = kReservedDescriptors + pooled_descriptors(config, workers);
-  const std::size_t room = soft_limit > fixed ? (soft_limit - fixed) / 2 : 0;
-  return std::clamp<std::size_t>(room, 1, config.limits.max_connections);
+  // Idle pooled connections are what earlier client connections left behind, so the pools never
+  // need their full configured size when connections are scarce: they get at most a third of what
+  // the reserve leaves (a connect that still finds no descriptor is answered 503 by the gateway,
+  // never charged to the node).
+  const std::size_t room = soft_limit > kReservedDescriptors ? soft_limit - kReservedDescriptors : 0;
+  const std::size_t pools = std::min(pooled_descriptors(config, workers), room / 3);
+  return std::clamp<std::size_t>((room - pools) / 2, 1, config.limits.max_connections);
 }
 
 bool is_local_resource_error(const boost::system::error_code& ec) noexcept {

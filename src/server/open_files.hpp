@@ -33,9 +33,11 @@ struct OpenFilesLimit {
 // the limits in force afterwards.
 OpenFilesLimit raise_open_files_limit(std::size_t needed);
 
-// Client connections `soft_limit` descriptors carry with the configured pools: at most
-// limits.max_connections, at least 1. Worked example: soft limit 1024, 2 workers, 3 nodes,
-// max_idle_upstream_per_node 64 -> (1024 - 64 - 384) / 2 = 288 connections.
+// Client connections `soft_limit` descriptors carry with the pools: at most
+// limits.max_connections, at least 1. The pools get their configured size but at most a third of
+// what the reserve leaves. Worked examples with 2 workers, 3 nodes, max_idle_upstream_per_node 64
+// (pools 384): soft limit 1024 -> room 960, pools 320, (960 - 320) / 2 = 320 connections; soft
+// limit 256 -> room 192, pools 64, 64 connections (before this cap on the pools: 1).
 std::size_t connection_capacity(const config::GatewayConfig& config, std::size_t workers,
                                 std::size_t soft_limit);
 
