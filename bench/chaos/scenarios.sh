@@ -252,7 +252,8 @@ scenario_7() {
 scenario_8() {
   scenario 8 bodies || return 0
   local budget_mib=256 budget_args=() has_budget=0
-  if "$LLMGW" serve --help-config 2>/dev/null | grep -q max_buffered_body_bytes; then
+  # Not `| grep -q`: under pipefail, grep's early exit gives llmgw a SIGPIPE and the test fails.
+  if [[ "$("$LLMGW" serve --help-config 2>/dev/null)" == *max_buffered_body_bytes* ]]; then
     has_budget=1
     budget_args=(--set "limits.max_buffered_body_bytes=$((budget_mib * 1024 * 1024))")
   fi
