@@ -499,7 +499,10 @@ struct HttpClient::Impl {
     for (int attempt = 0;; ++attempt) {
       std::unique_ptr<Connection> connection;
       bool reused = false;
-      if (idle && idle->key == key && attempt == 0) {
+      // A kept-alive connection the server has closed meanwhile is not reused: a request that
+      // may not be sent twice (a POST) could not be retried if it failed on it.
+      if (idle && idle->key == key && attempt == 0 &&
+          !peer_closed_or_sent(idle->lowest().socket().native_handle())) {
         connection = std::move(idle);
         reused = true;
       } else {

@@ -1,7 +1,10 @@
 #include "llmgw/net/http_types.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 
 namespace llmgw::net {
 
@@ -23,6 +26,12 @@ std::optional<std::string_view> find_header(const HttpHeaders& headers, std::str
 
 std::string_view target_path(std::string_view target) noexcept {
   return target.substr(0, target.find_first_of("?#"));
+}
+
+bool peer_closed_or_sent(int native_socket) noexcept {
+  char byte = 0;
+  const auto peeked = ::recv(native_socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return !(peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 }  // namespace llmgw::net

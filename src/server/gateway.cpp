@@ -263,11 +263,14 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     if (shared.draining.load()) {
       break;
     }
-    // Each request reads the configuration in force when it starts (a reload applies to the
-    // next request on a kept-alive connection).
+    // The wait for the next head runs under the configuration in force when it begins; the
+    // request, once read, under the one in force then (a reload during a keep-alive connection's
+    // idle time applies to its next request).
+    const std::shared_ptr<const Snapshot> reading = worker.snapshot();  // alive across the wait
+    ReadResult read =
+        co_await read_request(connection, buffer, reading->config(), shared.buffered_body_bytes);
     const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
     const auto& config = snapshot->config();
-    ReadResult read = co_await read_request(connection, buffer, config, shared.buffered_body_bytes);
     const auto started = read.started;
     if (read.error) {
       auto response = error_response(*read.error);

@@ -45,7 +45,8 @@ std::size_t connection_capacity(const config::GatewayConfig& config, std::size_t
   // need their full configured size when connections are scarce: they get at most a third of what
   // the reserve leaves (a connect that still finds no descriptor is answered 503 by the gateway,
   // never charged to the node).
-  const std::size_t room = soft_limit > kReservedDescriptors ? soft_limit - kReservedDescriptors : 0;
+  const std::size_t room =
+      soft_limit > kReservedDescriptors ? soft_limit - kReservedDescriptors : 0;
   const std::size_t pools = std::min(pooled_descriptors(config, workers), room / 3);
   return std::clamp<std::size_t>((room - pools) / 2, 1, config.limits.max_connections);
 }

@@ -1,17 +1,10 @@
 #include "upstream_pool.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
+
+#include "llmgw/net/http_types.hpp"
 
 namespace llmgw::server::detail {
-
-bool peer_closed_or_sent(int native_socket) noexcept {
-  char byte = 0;
-  const auto peeked = ::recv(native_socket, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return !(peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-}
 
 std::optional<UpstreamPool::tcp::socket> UpstreamPool::take(const std::string& authority,
                                                             Clock::duration max_idle_age,
@@ -30,7 +23,7 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::take(const std::string& a
   while (!idle.empty()) {
     Idle entry = std::move(idle.back());
     idle.pop_back();
-    if (!peer_closed_or_sent(entry.socket.native_handle())) {
+    if (!net::peer_closed_or_sent(entry.socket.native_handle())) {
       return std::optional<tcp::socket>{std::move(entry.socket)};
     }
     ++discarded_;

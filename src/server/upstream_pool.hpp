@@ -50,8 +50,4 @@ class UpstreamPool {
   std::uint64_t discarded_ = 0;
 };
 
-// True when the peer of a connected, idle socket has closed it, reset it or sent bytes nobody
-// asked for: a non-blocking MSG_PEEK that does not answer "would block".
-bool peer_closed_or_sent(int native_socket) noexcept;
-
 }  // namespace llmgw::server::detail

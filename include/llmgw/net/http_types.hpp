@@ -27,4 +27,9 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 // The path part of a request target ("/api/chat?x=1" -> "/api/chat").
 std::string_view target_path(std::string_view target) noexcept;
 
+// True when the peer of a connected, idle socket has closed it, reset it or sent bytes nobody
+// asked for (a non-blocking MSG_PEEK that does not answer "would block"): a kept-alive connection
+// not worth reusing. Servers close idle keep-alive connections on their own schedule.
+bool peer_closed_or_sent(int native_socket) noexcept;
+
 }  // namespace llmgw::net

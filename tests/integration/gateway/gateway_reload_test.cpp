@@ -49,7 +49,8 @@ std::string config_yaml(const std::vector<NodeEntry>& nodes, const std::string& 
 std::vector<std::string> health_node_names(net::HttpClient& client, const ServeProcess& gateway) {
   const auto health = get_url(client, gateway.url("/health"));
   std::vector<std::string> names;
-  for (const auto& node : json::parse(health.body)["nodes"]) {
+  const auto parsed = json::parse(health.body);  // alive for the loop (a temporary's member is not)
+  for (const auto& node : parsed["nodes"]) {
     names.push_back(node["name"]);
   }
   return names;

@@ -219,7 +219,8 @@ TEST_F(ReviewCliWithConfig, TheRepositorysConfigSetsInstructionsIgnoresAndThresh
   model_.push(FakeReply::tool_call("finish", {{"summary", "One nit."}}, "c2"));
   const auto result = review({"--dry-run"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  const auto& first = model_.requests().at(0).body["messages"];
+  const auto requests = model_.requests();  // a copy: a reference into it must outlive the line
+  const auto& first = requests.at(0).body["messages"];
   EXPECT_THAT(first[0]["content"].get<std::string>(), HasSubstr("Always check who holds mutex_."));
   EXPECT_THAT(first[0]["content"].get<std::string>(), HasSubstr("at most 3 comments"));
   EXPECT_THAT(first[1]["content"].get<std::string>(), Not(HasSubstr("src/cache.hpp")));
