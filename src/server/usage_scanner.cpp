@@ -74,7 +74,10 @@ void UsageScanner::examine(std::string_view line) {
   if (!parsed.is_object()) {
     return;
   }
-  if (ollama_final && parsed.value("done", false)) {
+  // Not value("done", false): it throws when a node sends a non-boolean "done" (found by the
+  // usage fuzzer), and the data path must not throw.
+  const auto done = parsed.find("done");
+  if (ollama_final && done != parsed.end() && done->is_boolean() && done->get<bool>()) {
     usage_.prompt_tokens = unsigned_field(parsed, "prompt_eval_count");
     usage_.completion_tokens = unsigned_field(parsed, "eval_count");
     usage_.prompt_eval_seconds =

@@ -70,5 +70,17 @@ TEST(UsageScanner, ReadsCountsExactlyAndIgnoresOutOfRangeOnes) {
   EXPECT_EQ(openai.usage().completion_tokens, 2U);
 }
 
+TEST(UsageScanner, ANonBooleanDoneIsNotAFinalRecordAndDoesNotThrow) {
+  // Found by the usage fuzzer: value("done", false) threw on {"done": 5} in the relay.
+  UsageScanner scanner;
+  EXPECT_NO_THROW(scanner.feed(R"({"model":"m","done":5,"prompt_eval_count":3})"
+                               "\n"));
+  EXPECT_FALSE(scanner.usage().seen);
+  scanner.feed(R"({"model":"m","done":true,"prompt_eval_count":3,"eval_count":2})"
+               "\n");
+  EXPECT_TRUE(scanner.usage().seen);
+  EXPECT_EQ(scanner.usage().prompt_tokens, 3U);
+}
+
 }  // namespace
 }  // namespace llmgw::server
