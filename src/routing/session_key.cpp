@@ -1,7 +1,6 @@
 #include "llmgw/routing/session_key.hpp"
 
 #include <cctype>
-#include <nlohmann/json.hpp>
 
 namespace llmgw::routing {
 namespace {
@@ -36,109 +35,6 @@ bool is_token(std::string_view name) {
   }
   return true;
 }
-
-// The SAX handler of scan_body: follows the path to the few fields it wants and copies only them.
-// Frames: [root object] -> "messages" array -> message object -> "content" array -> part object;
-// [root object] -> "system" array -> block object (Anthropic's system blocks).
-class FieldScanner : public nlohmann::json_sax<nlohmann::json> {
- public:
-  FieldScanner(BodyFields& out, std::size_t limit) : out_(out), limit_(limit) {}
-
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-    return false;
-  }
-
-  bool start_object(std::size_t) override {
-    frames_.push_back({false, {}});
-    return true;
-  }
-  bool end_object() override {
-    if (in_message()) {
-      finish_message();
-    }
-    frames_.pop_back();
-    return true;
-  }
-  bool start_array(std::size_t) override {
-    frames_.push_back({true, {}});
-    return true;
-  }
-  bool end_array() override {
-    frames_.pop_back();
-    return true;
-  }
-  bool key(string_t& name) override {
-    frames_.back().key = name;
-    return true;
-  }
-
-  bool string(string_t& value) override {
-    const std::size_t depth = frames_.size();
-    if (depth == 1) {
-      const auto& key = frames_[0].key;
-      if (key == "model") {
-        out_.model = value;
-      } else if (key == "prompt_cache_key") {
-        out_.prompt_cache_key = value;
-      } else if (key == "system") {
-        append(out_.system, value);
-      } else if (key == "prompt") {
-        append(out_.prompt, value);
-      }
-    } else if (in_message()) {
-      if (frames_[2].key == "role") {
-        role_ = value;
-      } else if (frames_[2].key == "content") {
-        append(content_, value);
-      }
-    } else if (depth == 5 && root_key() == "messages" && frames_[2].key == "content" &&
-               frames_[4].key == "text") {
-      append(content_, value);
-    } else if (depth == 3 && root_key() == "system" && frames_[1].is_array &&
-               frames_[2].key == "text") {
-      append(out_.system, value);
-    }
-    return true;
-  }
-
- private:
-  struct Frame {
-    bool is_array;
-    std::string key;
-  };
-
-  const std::string& root_key() const { return frames_[0].key; }
-  bool in_message() const {
-    return frames_.size() == 3 && !frames_[0].is_array && root_key() == "messages" &&
-           frames_[1].is_array && !frames_[2].is_array;
-  }
-  void finish_message() {
-    if (role_ == "user" && out_.first_user.empty()) {
-      out_.first_user = content_;
-    } else if (role_ == "system" && out_.system.empty()) {
-      out_.system = content_;
-    }
-    role_.clear();
-    content_.clear();
-  }
-  void append(std::string& to, const std::string& value) const {
-    if (to.size() < limit_) {
-      to.append(value, 0, limit_ - to.size());
-    }
-  }
-
-  BodyFields& out_;
-  std::size_t limit_;
-  std::vector<Frame> frames_;
-  std::string role_;
-  std::string content_;
-};
 
 bool is_chat_path(std::string_view path) {
   return path == "/api/chat" || path == "/v1/chat/completions" || path == "/v1/messages";
@@ -192,15 +88,8 @@ KeySourcesOrError parse_key_sources(std::string_view list, std::string_view sess
   return result;
 }
 
-BodyFields scan_body(std::string_view body, std::size_t prefix_bytes) {
-  BodyFields fields;
-  FieldScanner scanner(fields, prefix_bytes);
-  fields.valid_json = nlohmann::json::sax_parse(body, &scanner);
-  return fields;
-}
-
 ChosenKey choose_key(const std::vector<KeySource>& sources, const HeaderLookup& header,
-                     std::string_view path, std::string_view body, std::size_t prefix_bytes) {
+                     std::string_view path, const std::string& body, std::size_t prefix_bytes) {
   std::optional<BodyFields> fields;  // scanned once, when a body source is reached
   const auto body_fields = [&]() -> const BodyFields& {
     if (!fields) {

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "llmgw/routing/session_key.hpp"
 #include "proxy.hpp"
 #include "watchdog.hpp"
 
@@ -321,6 +322,11 @@ asio::awaitable<ReadResult> read_request(ClientConnection& connection, beast::fl
   const auto head_fields = static_cast<std::size_t>(std::distance(head.begin(), head.end()));
   http::request_parser<http::string_body> parser{std::move(head_parser)};
   parser.body_limit(limits.max_body_bytes);
+  if (length && *length > 0) {
+    // Room for the routing scan to read the body in place (routing::scan_body); Beast's own
+    // reserve of Content-Length bytes is then a no-op.
+    parser.get().body().reserve(static_cast<std::size_t>(*length) + routing::body_scan_padding());
+  }
   ChunkGuard guard{limits,
                    result.reservation,
                    limits.max_header_bytes - std::min(head_bytes, limits.max_header_bytes),

@@ -22,7 +22,7 @@
 // with no header -> the fingerprint of {"llama3.2", "You are terse.", "hello"}, source "prefix",
 // on every turn. A GET /api/tags -> no key, source "none" (round-robin).
 //
-// The body is read with a SAX pass (nlohmann::json), no DOM: only the few fields named above are
+// The body is read with simdjson's On-Demand API, no DOM: only the few fields named above are
 // copied, at most prefix_bytes of each. A key value is never logged or used as a label: only its
 // source is (X-Gateway-Key-Source, llmgw_routing_key_sources_total).
 //
@@ -65,9 +65,12 @@ using HeaderLookup = std::function<std::optional<std::string_view>(std::string_v
 // The key of a request: the first source that answers. `path` decides whether the body is a chat
 // or a completion body for the fingerprint; `body` is only read when a body source is reached.
 ChosenKey choose_key(const std::vector<KeySource>& sources, const HeaderLookup& header,
-                     std::string_view path, std::string_view body, std::size_t prefix_bytes);
+                     std::string_view path, const std::string& body, std::size_t prefix_bytes);
 
-// The fields of an inference body the key sources use, read without building a DOM.
+// The fields of an inference body the key sources use, read without building a DOM and without
+// copying what is not wanted (simdjson On-Demand, src/routing/body_scan.cpp). `body` is scanned in
+// place when its capacity leaves body_scan_padding() bytes past its end (request_reader.cpp
+// reserves them), else copied once.
 struct BodyFields {
   std::string model;
   std::string prompt_cache_key;
@@ -76,6 +79,10 @@ struct BodyFields {
   std::string prompt;      // top-level "prompt" (at most prefix_bytes)
   bool valid_json = false;
 };
-BodyFields scan_body(std::string_view body, std::size_t prefix_bytes);
+// model_only: stop at the top-level "model".
+BodyFields scan_body(const std::string& body, std::size_t prefix_bytes, bool model_only = false);
+BodyFields scan_body(std::string_view body, std::size_t prefix_bytes, bool model_only = false);
+// The readable bytes a body needs past its end to be scanned in place.
+std::size_t body_scan_padding() noexcept;
 
 }  // namespace llmgw::routing

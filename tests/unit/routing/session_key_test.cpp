@@ -146,6 +146,56 @@ TEST(SessionKey, NoKeyWhenNothingAnswers) {
   EXPECT_EQ(embed.key().source, "none");
 }
 
+// scan_body reads the body in place (simdjson), so what it returns must not depend on whether the
+// body has room past its end, nor on where "model" sits.
+TEST(SessionKey, ScanFindsTheModelAfterAMegabytePrompt) {
+  const std::string prompt(1024 * 1024, 'p');
+  const std::string last = json{{"prompt", prompt}, {"stream", false}}.dump();
+  std::string body = last.substr(0, last.size() - 1) + R"(,"model":"llama3.2"})";
+  const auto unpadded = scan_body(std::string_view{body}, 1024);
+  body.reserve(body.size() + body_scan_padding());
+  const auto in_place = scan_body(body, 1024);
+  for (const auto* fields : {&unpadded, &in_place}) {
+    EXPECT_TRUE(fields->valid_json);
+    EXPECT_EQ(fields->model, "llama3.2");
+    EXPECT_EQ(fields->prompt, prompt.substr(0, 1024)) << "at most prefix_bytes are kept";
+  }
+  const auto model_only = scan_body(body, 1024, true);
+  EXPECT_EQ(model_only.model, "llama3.2");
+  EXPECT_TRUE(model_only.valid_json);
+}
+
+TEST(SessionKey, ScanUnescapesIdentifiersAndKeepsTextAsWritten) {
+  const std::string body = R"({"model":"llama3.2\u003alatest","prompt_cache_key":"a\"b",)"
+                           R"("messages":[{"content":"line\none","role":"user"}]})";
+  const auto fields = scan_body(body, 1024);
+  EXPECT_TRUE(fields.valid_json);
+  EXPECT_EQ(fields.model, "llama3.2:latest");
+  EXPECT_EQ(fields.prompt_cache_key, "a\"b");
+  EXPECT_EQ(fields.first_user, "line\\none") << "text is fingerprinted as the client wrote it";
+}
+
+TEST(SessionKey, ScanRejectsWhatIsNotOneJsonObject) {
+  for (const std::string& body :
+       {std::string{R"({"model":"m","messages":[{"role":"user","content":"hi"}])"},
+        std::string{R"(["model","m"])"},
+        std::string{"{\"model\":\"m\xff\"}"}, std::string{}}) {
+    EXPECT_FALSE(scan_body(body, 1024).valid_json) << body;
+  }
+}
+
+TEST(SessionKey, AGrowingGeneratePromptKeepsItsKeyWhateverItsLength) {
+  // /api/generate clients resend the whole history as the prompt: the fingerprint must be the
+  // same at 2 KB and at 200 KB, escapes included.
+  const std::string start = "System: be brief.\n\"quoted\"\n";
+  Request turn{
+      {}, "/api/generate", json{{"model", "m"}, {"prompt", start + std::string(2000, 'x')}}.dump()};
+  const auto first = turn.key();
+  turn.body = json{{"model", "m"}, {"prompt", start + std::string(200'000, 'x')}}.dump();
+  EXPECT_EQ(turn.key().key, first.key);
+  EXPECT_EQ(first.source, "prefix");
+}
+
 TEST(SessionKey, ParseReportsTheBadEntry) {
   const auto unknown = parse_key_sources("header, cookie:x", "X-Session-ID");
   ASSERT_TRUE(unknown.error_index.has_value());
