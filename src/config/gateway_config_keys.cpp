@@ -77,17 +77,22 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                 "first ejection's length; doubles on each repeat"),
       LLMGW_KEY("health.max_ejection_ms", health.max_ejection, kPositive,
                 "longest ejection; a node healthy this long starts again from the base"),
+      LLMGW_KEY(
+          "catalog.interval_ms", catalog.interval, kNonNegative,
+          "time between fetches of every node's models; 0 = no catalog (model-blind routing)"),
       LLMGW_KEY("shutdown.drain_ms", drain, kNonNegative,
                 "after SIGTERM, time in-flight requests get to finish"),
       LLMGW_KEY("log.level", log.level, kAny, "trace, debug, info, warn, error or off"),
       LLMGW_KEY("log.format", log.format, kAny, "text or json"),
       LLMGW_KEY("log.access_log", log.access_log, kAny, "one log line per request"),
       LLMGW_KEY("log.access_log_probes", log.access_log_probes, kAny,
-                "access lines for /, /health and /metrics too (probes, scrapes)"),
+                "access lines for /, /health, /metrics and /status too (probes, scrapes)"),
       KeySpec<GatewayConfig>{"admin.token", LLMGW_FIELD(GatewayConfig, admin.token), kAny, true,
                              "bearer token for /admin/*; empty disables the admin API"},
       LLMGW_KEY("admin.token_file", admin.token_file, kAny,
                 "file whose first line is the admin token (instead of admin.token)"),
+      LLMGW_KEY("status.require_token", status.require_token, kAny,
+                "the /status page asks for the admin token; off: open like /health"),
   };
   return keys;
 }
@@ -99,6 +104,10 @@ const std::vector<KeySpec<NodeConfig>>& node_keys() {
       {"url", LLMGW_FIELD(NodeConfig, url), Bound::kAny, false, "http://host[:port] (required)"},
       {"weight", LLMGW_FIELD(NodeConfig, weight), Bound::kPositive, false,
        "scales the node's virtual-node count"},
+      {"api", LLMGW_FIELD(NodeConfig, api), Bound::kAny, false,
+       "ollama or openai (llama-server, vLLM: catalog from /v1/models, probed on /health)"},
+      {"health_path", LLMGW_FIELD(NodeConfig, health_path), Bound::kAny, false,
+       "path probed on this node; default health.path (ollama) or /health (openai)"},
   };
   return keys;
 }
@@ -204,9 +213,9 @@ std::vector<ConfigKey> config_keys() {
       NodeConfig node_defaults;
       for (const auto& node_key : detail::node_keys()) {
         const detail::Target node_target = node_key.target(node_defaults);
-        const bool is_weight = std::holds_alternative<double*>(node_target);
+        const bool has_default = node_key.path == "weight" || node_key.path == "api";
         keys.push_back({"nodes[i]." + node_key.path, detail::type_name(node_target),
-                        is_weight ? detail::format_value(node_target) : "", "",
+                        has_default ? detail::format_value(node_target) : "", "",
                         node_key.description});
       }
     }

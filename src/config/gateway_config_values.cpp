@@ -110,6 +110,11 @@ void validate_nodes(const std::vector<NodeConfig>& nodes, Problems& problems) {
         problems.add(path + "." + key.path, problem);
       }
     }
+    check_one_of(path + ".api", node.api, {"ollama", "openai"}, problems);
+    if (!node.health_path.empty() && node.health_path.front() != '/') {
+      problems.add(path + ".health_path",
+                   "must start with '/', got " + quote_value(node.health_path));
+    }
     std::string url_problem;
     const auto address = parse_node_url(node.url, url_problem);
     if (node.url.empty()) {
@@ -376,11 +381,23 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
   if (!is_visible_ascii(config.admin.token)) {
     problems.add("admin.token", "must be visible ASCII without spaces");  // never the value
   }
+  if (config.status.require_token && config.admin.token.empty()) {
+    problems.add("status.require_token",
+                 "needs admin.token or admin.token_file (the page asks for it)");
+  }
 }
 
 }  // namespace llmgw::config::detail
 
 namespace llmgw::config {
+
+const std::string& health_path_of(const NodeConfig& node, const HealthConfig& health) {
+  static const std::string kOpenAiHealth = "/health";
+  if (!node.health_path.empty()) {
+    return node.health_path;
+  }
+  return node.api == "openai" ? kOpenAiHealth : health.path;
+}
 
 void resolve_node(NodeConfig& node, const std::string& path) {
   std::string problem;

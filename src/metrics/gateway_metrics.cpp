@@ -7,8 +7,12 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <iterator>
 #include <map>
 #include <mutex>
+
+#include "llmgw/metrics/process_metrics.hpp"
+#include "llmgw/version.hpp"
 
 namespace llmgw::metrics {
 namespace {
@@ -22,6 +26,16 @@ const prometheus::Histogram::BucketBoundaries kDurationBuckets{
 // First token: prefill of a few tokens (ms) up to long uncached prompts (tens of seconds).
 const prometheus::Histogram::BucketBoundaries kFirstByteBuckets{
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60};
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
 
 }  // namespace
 
@@ -60,12 +74,14 @@ struct GatewayMetrics::Impl {
   prometheus::Family<prometheus::Histogram>& duration =
       prometheus::BuildHistogram()
           .Name("llmgw_request_duration_seconds")
-          .Help("Time from the request head to the last response byte, per node")
+          .Help("Time from the request head to the last response byte, by node and route kind")
           .Register(*registry);
   prometheus::Family<prometheus::Histogram>& first_byte =
       prometheus::BuildHistogram()
           .Name("llmgw_time_to_first_byte_seconds")
-          .Help("Time from the request head to the first response body byte relayed (first token)")
+          .Help(
+              "Time from the request head to the first response body byte relayed (first token), "
+              "by node and route kind; requests other than GET and HEAD")
           .Register(*registry);
   prometheus::Family<prometheus::Gauge>& in_flight =
       prometheus::BuildGauge()
@@ -102,6 +118,16 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_upstream_healthy")
           .Help("1 when the node is taking traffic, 0 when ejected")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& models =
+      prometheus::BuildGauge()
+          .Name("llmgw_node_models")
+          .Help("Models each node holds, as its last catalog fetch listed them")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& models_loaded =
+      prometheus::BuildGauge()
+          .Name("llmgw_node_models_loaded")
+          .Help("Models loaded on each node (ollama: /api/ps; openai: every listed model)")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& ejections =
       prometheus::BuildCounter()
           .Name("llmgw_upstream_ejections_total")
@@ -131,6 +157,12 @@ struct GatewayMetrics::Impl {
                                                            .Name("llmgw_client_connections")
                                                            .Help("Open client connections")
                                                            .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& build_info =
+      prometheus::BuildGauge()
+          .Name("llmgw_build_info")
+          .Help("Always 1; the labels say which build of llmgw is running")
+          .Register(*registry);
+  ProcessCollector process;
 
   std::array<prometheus::Counter*, routing::kRouteKindCount> decision_counters{};
   std::array<prometheus::Counter*, kStatusClassCount> unrouted{};
@@ -150,6 +182,7 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
         {{"node", "none"}, {"route", "none"}, {"code", std::string{kStatusClasses[c]}}});
   }
   impl_->connection_gauge = &impl_->connections.Add({});
+  impl_->build_info.Add({{"version", std::string{kVersion}}, {"compiler", compiler()}}).Set(1);
 }
 
 GatewayMetrics::~GatewayMetrics() = default;
@@ -180,9 +213,16 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
   m.ring_virtual_nodes = &impl_->vnodes.Add(node_label);
   m.healthy = &impl_->healthy.Add(node_label);
   m.healthy->Set(1);
+  m.models = &impl_->models.Add(node_label);
+  m.models_loaded = &impl_->models_loaded.Add(node_label);
   m.ejections = &impl_->ejections.Add(node_label);
-  m.request_duration = &impl_->duration.Add(node_label, kDurationBuckets);
-  m.time_to_first_byte = &impl_->first_byte.Add(node_label, kFirstByteBuckets);
+  for (std::size_t k = 0; k < routing::kRouteKindCount; ++k) {
+    const prometheus::Labels labels{
+        {"node", node_id},
+        {"route", std::string{routing::to_string(static_cast<routing::RouteKind>(k))}}};
+    m.request_duration[k] = &impl_->duration.Add(labels, kDurationBuckets);
+    m.time_to_first_byte[k] = &impl_->first_byte.Add(labels, kFirstByteBuckets);
+  }
   m.prompt_tokens = &impl_->prompt_tokens.Add(node_label);
   m.completion_tokens = &impl_->completion_tokens.Add(node_label);
   m.prompt_eval_seconds = &impl_->prompt_eval.Add(node_label);
@@ -208,7 +248,11 @@ void GatewayMetrics::set_client_connections(double value) noexcept {
 }
 
 std::string GatewayMetrics::serialize() const {
-  return prometheus::TextSerializer{}.Serialize(impl_->registry->Collect());
+  auto families = impl_->registry->Collect();
+  auto process = impl_->process.Collect();
+  families.insert(families.end(), std::make_move_iterator(process.begin()),
+                  std::make_move_iterator(process.end()));
+  return prometheus::TextSerializer{}.Serialize(families);
 }
 
 }  // namespace llmgw::metrics

@@ -89,8 +89,10 @@ KeySourcesOrError parse_key_sources(std::string_view list, std::string_view sess
 }
 
 ChosenKey choose_key(const std::vector<KeySource>& sources, const HeaderLookup& header,
-                     std::string_view path, const std::string& body, std::size_t prefix_bytes) {
-  std::optional<BodyFields> fields;  // scanned once, when a body source is reached
+                     std::string_view path, const std::string& body, std::size_t prefix_bytes,
+                     std::optional<BodyFields>* scanned) {
+  std::optional<BodyFields> own;  // scanned once, when a body source is reached
+  std::optional<BodyFields>& fields = scanned != nullptr ? *scanned : own;
   const auto body_fields = [&]() -> const BodyFields& {
     if (!fields) {
       fields = scan_body(body, prefix_bytes);

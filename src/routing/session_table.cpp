@@ -113,14 +113,14 @@ void SessionTable::set_options(SessionTableOptions options) {
 
 RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_position,
                              std::int64_t total_in_flight, const RoutingPolicy& policy,
-                             Clock::time_point now) {
-  const RoutePlan base = plan_keyed(table, key_position, total_in_flight, policy);
+                             Clock::time_point now, const Eligibility& eligibility) {
+  const RoutePlan base = plan_keyed(table, key_position, total_in_flight, policy, eligibility);
   if (base.empty()) {
     return base;
   }
   const double c = policy.balance_factor;
-  const double healthy_weight = eligible_weight(table);
-  const std::size_t owner = *table.ring().owner(key_position);
+  const double healthy_weight = eligible_weight(table, eligibility.holders);
+  const std::size_t owner = *owner_of(table, key_position, eligibility);
   const bool owner_healthy = table.node(owner).healthy.load(std::memory_order_relaxed);
   const auto below_request_cap = [&](const NodeState& node) {
     return node.in_flight.load(std::memory_order_relaxed) <
@@ -133,7 +133,8 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
   if (const auto it = impl_->entries.find(key_position); it != impl_->entries.end()) {
     const Entry& entry = it->second;
     const auto home = index_of(table, entry.home.get());
-    const bool keep = home && entry.home->healthy.load(std::memory_order_relaxed) &&
+    const bool keep = home && eligibility.holders.contains(*home) &&
+                      entry.home->healthy.load(std::memory_order_relaxed) &&
                       !(entry.failover && owner_healthy);
     if (keep) {
       impl_->touch(it, now);
@@ -152,20 +153,34 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
     impl_->erase(it);
   }
 
-  // A new placement: the owner, else the first node clockwise below both caps.
+  // A new placement: the owner, else the first holder clockwise below both caps (one where the
+  // model is loaded first: the order of base, which has the owner first).
   const auto live = static_cast<std::int64_t>(impl_->entries.size());
   std::optional<std::size_t> chosen;
-  table.ring().walk_clockwise(key_position, [&](std::size_t index) {
+  const auto fits = [&](std::size_t index) {
     const NodeState& node = table.node(index);
-    if (node.healthy.load(std::memory_order_relaxed) &&
-        node.sessions.load(std::memory_order_relaxed) <
-            load_cap(kSessionBalance, live, node.weight, healthy_weight) &&
-        below_request_cap(node)) {
-      chosen = index;
-      return false;
+    return node.healthy.load(std::memory_order_relaxed) &&
+           node.sessions.load(std::memory_order_relaxed) <
+               load_cap(kSessionBalance, live, node.weight, healthy_weight) &&
+           below_request_cap(node);
+  };
+  if (fits(owner) && eligibility.holders.contains(owner)) {
+    chosen = owner;
+  } else if (eligibility.preferred.all()) {
+    table.ring().walk_clockwise(key_position, [&](std::size_t index) {
+      if (eligibility.holders.contains(index) && fits(index)) {
+        chosen = index;
+        return false;
+      }
+      return true;
+    });
+  } else {
+    for (std::size_t i = 0; i < base.count && !chosen; ++i) {
+      if (fits(base.candidates[i])) {
+        chosen = base.candidates[i];
+      }
     }
-    return true;
-  });
+  }
   const std::size_t home = chosen.value_or(base.first());
   impl_->insert(key_position, table.nodes()[home], !owner_healthy && home != owner, now);
   const RouteKind kind = home == owner    ? RouteKind::affinity

@@ -1,4 +1,5 @@
-// The gateway's listeners, client sessions, health checker and two-phase shutdown.
+// The gateway's listeners, client sessions, reloads and two-phase shutdown (the health checker:
+// health_checker.hpp).
 
 #include "llmgw/server/gateway.hpp"
 
@@ -26,7 +27,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "catalog.hpp"
+#include "fleet_endpoints.hpp"
 #include "gateway_state.hpp"
+#include "health_checker.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/server/logging.hpp"
 #include "llmgw/util/log_exception.hpp"
@@ -43,12 +47,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-
-// Probes and scrapes (/, /health, /metrics) come every few seconds from every load balancer and
-// Prometheus: a line each would drown the requests (log.access_log_probes turns them on).
-bool is_probe_path(std::string_view path) noexcept {
-  return path == "/" || path == "/health" || path == "/metrics";
-}
 
 void access_log(const config::LogConfig& log, const std::string& client_ip, const Request& request,
                 const ProxyResult& result, Clock::time_point started) {
@@ -92,8 +90,6 @@ struct Gateway::Impl {
   void wait();
   asio::awaitable<void> accept_loop(Worker& worker);
   asio::awaitable<void> serve_client(Worker& worker, tcp::socket socket);
-  asio::awaitable<void> health_loop();
-  asio::awaitable<void> probe(std::shared_ptr<UpstreamNode> node);
   asio::awaitable<void> drain();
   void finish_stop();
   std::vector<std::string> reload(config::GatewayConfig next);
@@ -102,16 +98,17 @@ struct Gateway::Impl {
   void await_signal();
 
   SharedState shared;
+  std::atomic<bool> stop_requested{false};
   std::vector<std::unique_ptr<Worker>> workers;
-  asio::io_context control{1};               // health checks, drain timer, signals, reloads
-  asio::steady_timer health_timer{control};  // cancelled by a reload: probe the new nodes now
+  asio::io_context control{1};  // health checks, drain timer, signals, reloads
+  HealthChecker health_checker{shared, control, stop_requested};
+  CatalogRefresher catalog{shared, control, stop_requested};
   std::optional<asio::signal_set> signals;
   ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;
   std::uint16_t port = 0;
   std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files
   std::string too_many_connections;        // the 503 message past it
-  std::atomic<bool> stop_requested{false};
   std::mutex stopped_mutex;
   std::condition_variable stopped_cv;
   bool stopped = false;
@@ -163,7 +160,8 @@ void Gateway::Impl::start() {
       w->io.run();
     });
   }
-  asio::co_spawn(control, health_loop(), asio::detached);
+  health_checker.start();
+  catalog.start();
   control_thread = std::thread([this] {
     auto guard = asio::make_work_guard(control);
     control.run();
@@ -296,7 +294,12 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       watchdog->arm(Side::client, config.timeouts.idle);
       auto [ec, n] = co_await http::async_write(stream, response, kAsTuple);
       result.reusable = result.reusable && !ec;
-      shared.metrics.count_unrouted(result.status);
+      if (!is_probe_path(net::target_path(request.target()))) {
+        shared.metrics.count_unrouted(result.status);  // probes and scrapes are not requests
+      }
+    } else if (is_fleet_request(request)) {
+      // One catalog for clients: /api/tags, /api/ps, /api/pull, ... asked of every node.
+      result = co_await handle_fleet(worker, connection, request, started);
     } else {
       result = co_await proxy_request(worker, connection, request, client_ip, started);
     }
@@ -308,61 +311,6 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   beast::error_code ignored;
   stream.shutdown(tcp::socket::shutdown_send, ignored);
   stream.close(ignored);
-}
-
-asio::awaitable<void> Gateway::Impl::probe(std::shared_ptr<UpstreamNode> node) {
-  const auto snapshot = shared.current();  // keeps `health` alive across the awaits
-  const auto& health = snapshot->config().health;
-  std::string failure;
-  tcp::resolver resolver(control);
-  auto [resolve_error, endpoints] = co_await resolver.async_resolve(
-      node->config.host, std::to_string(node->config.port), kAsTuple);
-  if (resolve_error) {
-    failure = "cannot resolve " + node->config.host + ": " + resolve_error.message();
-  } else {
-    beast::tcp_stream stream(control);
-    stream.expires_after(health.timeout);
-    auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
-    http::request<http::empty_body> request{http::verb::get, health.path, 11};
-    request.set(http::field::host, node->authority);
-    request.set(http::field::user_agent, "llmgw-health");
-    request.keep_alive(false);
-    beast::error_code io_error = connect_error;
-    http::response<http::string_body> response;
-    if (!io_error) {
-      std::tie(io_error, std::ignore) = co_await http::async_write(stream, request, kAsTuple);
-    }
-    if (!io_error) {
-      beast::flat_buffer buffer;
-      std::tie(io_error, std::ignore) =
-          co_await http::async_read(stream, buffer, response, kAsTuple);
-    }
-    if (io_error) {
-      failure = "health check of " + health.path + " failed: " + io_error.message();
-    } else if (response.result_int() < 200 || response.result_int() >= 300) {
-      failure =
-          "health check of " + health.path + " answered " + std::to_string(response.result_int());
-    }
-  }
-  const auto policy = outlier_policy(health);
-  if (failure.empty()) {
-    node->record_success(NodeHealth::Source::check, policy);
-  } else {
-    node->record_failure(NodeHealth::Source::check, policy, failure);
-  }
-}
-
-asio::awaitable<void> Gateway::Impl::health_loop() {
-  while (!stop_requested.load()) {
-    const auto snapshot = shared.current();
-    for (const auto& node : snapshot->nodes) {
-      asio::co_spawn(control, probe(node), asio::detached);
-    }
-    health_timer.expires_after(snapshot->config().health.interval);
-    // Cancelled by a reload (operation_aborted): the next round starts at once, with the new
-    // nodes and the new interval.
-    co_await health_timer.async_wait(kAsTuple);
-  }
 }
 
 void Gateway::Impl::request_stop() {
@@ -518,7 +466,8 @@ std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
       [&next](const config::GatewayConfig&) { return std::optional{std::move(next)}; });
   update_logging(log);
   // Probe at once: new nodes get a health state now, and a new interval applies.
-  asio::post(control, [this] { health_timer.cancel(); });
+  health_checker.wake();
+  catalog.wake();
   spdlog::info("configuration reloaded: {}, routing {}, snapshot version {}",
                describe_membership(*before, *after), describe_routing(after->config().routing),
                after->version);

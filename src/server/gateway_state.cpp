@@ -1,5 +1,6 @@
 #include "gateway_state.hpp"
 
+#include <fmt/format.h>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
@@ -12,7 +13,11 @@ namespace llmgw::server::detail {
 void UpstreamNode::record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
                                   std::string_view reason) {
   const auto change = health.record_failure(source, policy, std::chrono::steady_clock::now());
+  events.add("failure", reason);
   if (change.ejected()) {
+    events.add("ejected",
+               fmt::format("for {} s after {} failures in a row: {}",
+                           change.ejected_for.count() / 1000, policy.unhealthy_threshold, reason));
     metrics.healthy->Set(0);
     metrics.ejections->Increment();
     spdlog::warn("node {} ejected for {} s (ejection {} in a row): {} ({} failures in a row)", id,
@@ -25,6 +30,9 @@ void UpstreamNode::record_success(NodeHealth::Source source, const OutlierPolicy
   const auto change = health.record_success(source, policy, std::chrono::steady_clock::now());
   if (change.readmitted()) {
     metrics.healthy->Set(1);
+    events.add("readmitted", fmt::format("{} {} succeeded in a row", policy.healthy_threshold,
+                                         source == NodeHealth::Source::check ? "health checks"
+                                                                             : "proxied requests"));
     spdlog::warn("node {} taken back: {} {} succeeded in a row after its ejection time", id,
                  policy.healthy_threshold,
                  source == NodeHealth::Source::check ? "health checks" : "proxied requests");
@@ -126,7 +134,8 @@ void SharedState::publish_locked(config::GatewayConfig next) {
     if (previous) {
       for (const auto& node : previous->nodes) {
         if (node->id == node_config.name && node->config.url == node_config.url &&
-            node->config.weight == node_config.weight) {
+            node->config.weight == node_config.weight && node->config.api == node_config.api &&
+            node->config.health_path == node_config.health_path) {
           existing = node;
         }
       }

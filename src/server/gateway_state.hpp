@@ -22,10 +22,12 @@
 
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/metrics/gateway_metrics.hpp"
+#include "llmgw/routing/model_catalog.hpp"
 #include "llmgw/routing/router.hpp"
 #include "llmgw/routing/session_key.hpp"
 #include "llmgw/routing/session_table.hpp"
 #include "llmgw/server/node_health.hpp"
+#include "node_events.hpp"
 #include "upstream_pool.hpp"
 
 namespace llmgw::server::detail {
@@ -55,6 +57,11 @@ struct UpstreamNode final : routing::NodeState {
   metrics::NodeMetrics& metrics;
   NodeHealth health{healthy};
   std::atomic<std::uint64_t> requests{0};
+  // The models it holds (catalog.hpp): null until the first fetch, which counts as not current.
+  std::atomic<std::shared_ptr<const routing::NodeModels>> models;
+  std::atomic<bool> catalog_fetching{false};  // a fetch is running
+  std::atomic<bool> catalog_again{false};     // asked for during it: fetch once more after it
+  NodeEvents events;  // recent failures, ejections, readmissions with reasons (/health)
 };
 
 // The outlier policy of a configuration (thresholds and ejection times of `health`).
@@ -126,6 +133,9 @@ struct SharedState {
   std::atomic<std::size_t> buffered_body_bytes{0};  // request bodies held (request_reader.hpp)
   std::atomic<bool> draining{false};
   std::atomic<bool> drain_cut{false};  // the drain deadline passed: streams still open are cut
+  // Asks the catalog for a fetch of one node's models ("" = all; catalog.hpp's
+  // request_catalog_refresh). Set once by the gateway before its threads start; empty before.
+  std::function<void(std::string_view node)> catalog_refresh;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
  private:

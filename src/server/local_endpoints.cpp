@@ -1,14 +1,17 @@
 #include "local_endpoints.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <prometheus/gauge.h>
 
 #include <nlohmann/json.hpp>
 
+#include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/net/url.hpp"
 #include "llmgw/version.hpp"
 #include "proxy.hpp"
+#include "status_page.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -38,6 +41,24 @@ std::int64_t ejected_for_ms(const UpstreamNode& node) {
       0, std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
 }
 
+double unix_seconds(std::chrono::system_clock::time_point at) {
+  return std::chrono::duration<double>(at.time_since_epoch()).count();
+}
+
+// Oldest first: {"kind": "failure"|"ejected"|"readmitted", "reason", "count", "first", "last"}
+// (times in seconds since the epoch).
+json events_json(const NodeEvents& events) {
+  json out = json::array();
+  for (const auto& event : events.recent()) {
+    out.push_back({{"kind", event.kind},
+                   {"reason", event.reason},
+                   {"count", event.count},
+                   {"first", unix_seconds(event.first)},
+                   {"last", unix_seconds(event.last)}});
+  }
+  return out;
+}
+
 json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
   return {{"name", node.id},
           {"url", net::redact_url(node.config.url)},
@@ -49,7 +70,10 @@ json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
           {"consecutive_failures", node.health.consecutive_failures()},
           {"ejections", node.health.ejections()},
           {"ejected_for_ms", ejected_for_ms(node)},
-          {"virtual_nodes", virtual_nodes}};
+          {"virtual_nodes", virtual_nodes},
+          {"api", node.config.api},
+          {"catalog", catalog_json(node)},
+          {"recent_events", events_json(node.events)}};
 }
 
 http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
@@ -98,6 +122,57 @@ bool token_matches(std::string_view given, const std::string& expected) {
          CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
 }
 
+// `Authorization: Bearer <token>`, or `Basic` with any user name and the token as password (what
+// a browser's login prompt sends).
+bool authorized_by_token(std::string_view authorization, const std::string& token) {
+  constexpr std::string_view kBearer = "Bearer ";
+  constexpr std::string_view kBasic = "Basic ";
+  if (authorization.starts_with(kBearer)) {
+    return token_matches(authorization.substr(kBearer.size()), token);
+  }
+  if (!authorization.starts_with(kBasic)) {
+    return false;
+  }
+  const std::string_view encoded = authorization.substr(kBasic.size());
+  if (encoded.empty() || encoded.size() % 4 != 0 || encoded.size() > 4096) {
+    return false;
+  }
+  std::string decoded(encoded.size() / 4 * 3, '\0');
+  const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                                     reinterpret_cast<const unsigned char*>(encoded.data()),
+                                     static_cast<int>(encoded.size()));
+  if (length < 0) {
+    return false;
+  }
+  // EVP_DecodeBlock counts the padding as zero bytes.
+  const auto padding = encoded.size() - encoded.find_last_not_of('=') - 1;
+  decoded.resize(static_cast<std::size_t>(length) - std::min<std::size_t>(padding, 2));
+  const auto colon = decoded.find(':');
+  return colon != std::string::npos &&
+         token_matches(std::string_view{decoded}.substr(colon + 1), token);
+}
+
+http::response<http::string_body> status_page(const Snapshot& snapshot,
+                                              const http::request<http::string_body>& request,
+                                              bool keep_alive) {
+  const auto& config = snapshot.config();
+  if (config.status.require_token &&
+      !authorized_by_token(request[http::field::authorization], config.admin.token)) {
+    auto response = json_error(401, "the status page needs the admin token", keep_alive);
+    response.set(http::field::www_authenticate, "Basic realm=\"llmgw status\", charset=\"UTF-8\"");
+    return response;
+  }
+  auto response =
+      make_response(200, "text/html; charset=utf-8", std::string{status_page_html()}, keep_alive);
+  response.set(http::field::cache_control, "no-store");
+  response.set("X-Content-Type-Options", "nosniff");
+  // The page loads nothing from elsewhere, and a browser enforces it.
+  response.set("Content-Security-Policy",
+               "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+               "connect-src 'self'; img-src data:; frame-ancestors 'none'");
+  return response;
+}
+
 json nodes_json(const Snapshot& snapshot) {
   json nodes = json::array();
   for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
@@ -129,10 +204,8 @@ http::response<http::string_body> admin(SharedState& shared,
     return json_error(404, "the admin API is disabled: set admin.token or admin.token_file",
                       keep_alive);
   }
-  std::string_view authorization = request[http::field::authorization];
-  constexpr std::string_view kBearer = "Bearer ";
-  if (!authorization.starts_with(kBearer) ||
-      !token_matches(authorization.substr(kBearer.size()), token)) {
+  const std::string_view authorization = request[http::field::authorization];
+  if (!authorization.starts_with("Bearer ") || !authorized_by_token(authorization, token)) {
     auto response = json_error(401, "missing or wrong admin bearer token", keep_alive);
     response.set(http::field::www_authenticate, "Bearer");
     return response;
@@ -194,9 +267,12 @@ http::response<http::string_body> admin(SharedState& shared,
 
 }  // namespace
 
+bool is_probe_path(std::string_view path) noexcept {
+  return path == "/" || path == "/health" || path == "/metrics" || path == "/status";
+}
+
 bool is_local_path(std::string_view path) noexcept {
-  return path == "/" || path == "/health" || path == "/metrics" || path == "/admin" ||
-         path.starts_with("/admin/");
+  return is_probe_path(path) || path == "/admin" || path.starts_with("/admin/");
 }
 
 http::response<http::string_body> handle_local(SharedState& shared,
@@ -213,6 +289,9 @@ http::response<http::string_body> handle_local(SharedState& shared,
   }
   if (path == "/health") {
     return health(shared, keep_alive);
+  }
+  if (path == "/status") {
+    return status_page(*shared.current(), request, keep_alive);
   }
   if (path == "/metrics") {
     shared.metrics.set_client_connections(static_cast<double>(shared.client_connections.load()));

@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "relay.hpp"
 #include "upstream_attempt.hpp"
@@ -62,10 +64,25 @@ class InFlight {
 struct Plan {
   routing::RoutePlan route;
   std::string_view key_source;  // where the session key came from ("none": round-robin)
+  ModelRoute model;             // the request's model and the nodes that hold it (catalog.hpp)
 };
 
+// The request's model and its holders; the body is scanned at most once per request: the key
+// cascade's scan when it read the body, else a scan that stops at "model".
+ModelRoute model_of(const Snapshot& snapshot, std::string_view path, const std::string& body,
+                    std::optional<routing::BodyFields>& fields) {
+  if (snapshot.config().catalog.interval.count() == 0 || body.empty() || !is_model_path(path)) {
+    return {};
+  }
+  if (!fields) {
+    fields = routing::scan_body(body, snapshot.config().routing.prefix_bytes, /*model_only=*/true);
+  }
+  return route_model(snapshot, fields->model);
+}
+
 // plan: the session key (the first configured source that answers, routing/session_key.hpp),
-// then the candidates for it, owner (or round-robin pick) first.
+// the request's model, then the candidates: the nodes that hold the model, owner (or
+// round-robin pick) first.
 Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
           Clock::time_point started) {
   SharedState& shared = worker.shared;
@@ -76,9 +93,15 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
     }
     return it->value();
   };
-  const auto chosen =
-      routing::choose_key(snapshot.key_sources, header, net::target_path(request.target()),
-                          request.body(), snapshot.config().routing.prefix_bytes);
+  const std::string_view path = net::target_path(request.target());
+  std::optional<routing::BodyFields> fields;
+  const auto chosen = routing::choose_key(snapshot.key_sources, header, path, request.body(),
+                                          snapshot.config().routing.prefix_bytes, &fields);
+  ModelRoute model = model_of(snapshot, path, request.body(), fields);
+  if (model.held_nowhere) {
+    return {{}, chosen.source, std::move(model)};  // answered 404 without a node
+  }
+  const routing::Eligibility& eligibility = model.eligibility;
   const auto source_index = static_cast<std::size_t>(
       std::find_if(
           snapshot.key_sources.begin(), snapshot.key_sources.end(),
@@ -86,18 +109,18 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
       snapshot.key_sources.begin());
   snapshot.key_source_counters[source_index]->Increment();
   if (chosen.key.empty()) {
-    return {routing::plan_round_robin(
-                snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
-                snapshot.policy),
-            "none"};
+    auto route = routing::plan_round_robin(
+        snapshot.table, shared.round_robin_ticket.fetch_add(1, std::memory_order_relaxed),
+        snapshot.policy, eligibility);
+    return {route, "none", std::move(model)};
   }
   const auto in_flight = shared.total_in_flight.load(std::memory_order_relaxed);
   const auto position = routing::ring_position(chosen.key);
-  return {
-      snapshot.sessions
-          ? snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy, started)
-          : routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy),
-      chosen.source};
+  auto route = snapshot.sessions ? snapshot.sessions->plan(snapshot.table, position, in_flight,
+                                                           snapshot.policy, started, eligibility)
+                                 : routing::plan_keyed(snapshot.table, position, in_flight,
+                                                       snapshot.policy, eligibility);
+  return {route, chosen.source, std::move(model)};
 }
 
 void count_error(UpstreamNode& node, UpstreamError kind) {
@@ -143,9 +166,10 @@ std::string account_failed_attempt(const config::GatewayConfig& config, Upstream
 }
 
 // account, for a relayed response.
+// `generates`: the request was not a GET or HEAD (its first byte times a prefill).
 ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config, UpstreamNode& node,
-                            routing::RouteKind route, Exchange& exchange, RelayResult& relayed,
-                            Clock::time_point started) {
+                            routing::RouteKind route, bool generates, Exchange& exchange,
+                            RelayResult& relayed, Clock::time_point started) {
   const auto policy = outlier_policy(config.health);
   switch (relayed.end) {
     case RelayEnd::complete:
@@ -182,16 +206,19 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
     node.metrics.prompt_eval_seconds->Increment(usage.prompt_eval_seconds);
   }
   const auto duration = Clock::now() - started;
-  if (relayed.first_byte_seen) {
-    node.metrics.time_to_first_byte->Observe(seconds_of(relayed.time_to_first_byte));
-  } else if (relayed.end == RelayEnd::complete) {
-    node.metrics.time_to_first_byte->Observe(seconds_of(duration));  // an empty body
+  const auto route_index = static_cast<std::size_t>(route);
+  // Metadata calls (GET, HEAD: /api/tags, /api/ps, /v1/models) answer at once from any node; in
+  // the first-token histogram they would hide a prefill regression behind fast answers.
+  if (generates) {
+    if (relayed.first_byte_seen) {
+      node.metrics.time_to_first_byte[route_index]->Observe(seconds_of(relayed.time_to_first_byte));
+    } else if (relayed.end == RelayEnd::complete) {
+      node.metrics.time_to_first_byte[route_index]->Observe(seconds_of(duration));  // empty body
+    }
   }
   node.metrics.bytes_relayed->Increment(static_cast<double>(relayed.bytes));
-  node.metrics.request_duration->Observe(seconds_of(duration));
-  node.metrics
-      .requests[static_cast<std::size_t>(route)][metrics::status_class_index(relayed.status)]
-      ->Increment();
+  node.metrics.request_duration[route_index]->Observe(seconds_of(duration));
+  node.metrics.requests[route_index][metrics::status_class_index(relayed.status)]->Increment();
   return ProxyResult{relayed.status, relayed.client_reusable, node.id, routing::to_string(route),
                      relayed.bytes};
 }
@@ -209,6 +236,59 @@ asio::awaitable<ProxyResult> answer_locally(Worker& worker, ClientConnection& co
   connection.watchdog->arm(Side::client, idle_timeout);
   auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
   co_return ProxyResult{status, !ec && keep_alive, {}, "none", 0};
+}
+
+// A 404 from a node for a request that names a model: its body, when it is short enough to hold
+// (an error body: Ollama sends its length), read whole so that the proxy can tell "model not
+// found" from any other 404. nullopt: the body is not read (the response is relayed as usual), or
+// the node's connection broke while reading it.
+struct ShortBody {
+  std::string text;
+  std::string content_type;
+};
+asio::awaitable<std::optional<ShortBody>> read_short_body(ClientConnection& connection,
+                                                          Exchange& exchange, RelayBuffers& buffers,
+                                                          std::chrono::milliseconds idle) {
+  auto& parser = *exchange.parser;
+  const auto length = parser.content_length();
+  if (!length || *length > buffers.body.size()) {
+    co_return std::nullopt;
+  }
+  ShortBody body;
+  body.content_type = std::string{parser.get()[http::field::content_type]};
+  while (!parser.is_done()) {
+    parser.get().body().data = buffers.body.data();
+    parser.get().body().size = buffers.body.size();
+    connection.watchdog->arm(Side::upstream, idle);
+    auto [ec, n] = co_await http::async_read_some(*exchange.upstream, buffers.upstream_input,
+                                                  parser, kAsTuple);
+    body.text.append(buffers.body.data(), buffers.body.size() - parser.get().body().size);
+    if (ec && ec != http::error::need_buffer) {
+      co_return std::nullopt;
+    }
+  }
+  co_return body;
+}
+
+// The node's short answer, passed on by the gateway (its body was read to judge it).
+asio::awaitable<ProxyResult> answer_with_body(Worker& worker, ClientConnection& connection,
+                                              std::chrono::milliseconds idle_timeout, int status,
+                                              ShortBody body, bool keep_alive,
+                                              const UpstreamNode& node) {
+  http::response<http::string_body> response;
+  response.version(11);
+  response.result(static_cast<unsigned>(status));
+  response.set(http::field::content_type,
+               body.content_type.empty() ? "application/json" : body.content_type);
+  response.set(http::field::server, "llmgw");
+  response.set("X-Gateway-Node", node.id);
+  response.body() = std::move(body.text);
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  worker.shared.metrics.count_unrouted(status);
+  connection.watchdog->arm(Side::client, idle_timeout);
+  auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
+  co_return ProxyResult{status, !ec && keep_alive, node.id, "none", response.body().size()};
 }
 
 }  // namespace
@@ -241,6 +321,19 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 
   const Plan planned = plan(worker, *snapshot, request, started);
   const routing::RoutePlan& route_plan = planned.route;
+  if (planned.model.held_nowhere) {
+    // No node holds the model: the answer a node would give, without asking one.
+    const ShortBody body{
+        model_not_found_body(net::target_path(request.target()), planned.model.requested),
+        "application/json"};
+    auto response = json_error(404, {}, client_keep_alive);
+    response.body() = body.text;
+    response.prepare_payload();
+    shared.metrics.count_unrouted(404);
+    connection.watchdog->arm(Side::client, timeouts.idle);
+    auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
+    co_return ProxyResult{404, !ec && client_keep_alive, {}, "none", body.text.size()};
+  }
   if (route_plan.empty()) {
     co_return co_await answer_locally(worker, connection, timeouts.idle, 502,
                                       "no upstream nodes are configured", client_keep_alive);
@@ -287,6 +380,24 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                            ? static_cast<int>(exchange.parser->get().result_int())
                            : 0;
     const bool retry_5xx = status >= 500 && index + 1 < route_plan.count;
+    if (status == 404 && !planned.model.model.empty() && !head_request) {
+      // Perhaps "model not found" from a node the catalog placed the model on: correct the
+      // catalog and try the next holder (no byte has reached the client yet).
+      auto body = co_await read_short_body(connection, exchange, buffers, timeouts.idle);
+      if (body) {
+        connection.upstream = nullptr;
+        const bool missing = routing::says_model_not_found(body->text);
+        if (missing) {
+          forget_model(shared, node, planned.model.model);
+        }
+        if (missing && index + 1 < route_plan.count) {
+          last_failure = "node " + node.id + " does not hold model " + planned.model.model;
+          continue;
+        }
+        co_return co_await answer_with_body(worker, connection, timeouts.idle, status,
+                                            std::move(*body), client_keep_alive, node);
+      }
+    }
     if (outcome != AttemptOutcome::answered || retry_5xx) {
       connection.upstream = nullptr;
       last_failure = account_failed_attempt(config, node, outcome, attempt_time, status);
@@ -314,7 +425,12 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account
-    co_return account_relayed(worker, config, node, route, exchange, relayed, started);
+    if (!planned.model.model.empty() && relayed.status >= 200 && relayed.status < 300 &&
+        net::target_path(request.target()) != "/api/show") {
+      note_loaded(node, planned.model.model);  // it is loaded there now
+    }
+    const bool generates = request.method() != http::verb::get && !head_request;
+    co_return account_relayed(worker, config, node, route, generates, exchange, relayed, started);
   }
 
   // No node produced a response head.

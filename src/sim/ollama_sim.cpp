@@ -42,9 +42,17 @@ std::string version_json() {
   return json{{"version", kOllamaVersion}}.dump();
 }
 
+// llama-server's answer for a path it does not serve.
+std::string llama_server_not_found() {
+  return json{
+      {"error", {{"code", 404}, {"message", "File Not Found"}, {"type", "not_found_error"}}}}
+      .dump();
+}
+
 // Low-cardinality endpoint label: known paths verbatim, everything else "other".
 std::string_view endpoint_label(std::string_view path) {
   static constexpr std::string_view kKnown[] = {"/",
+                                                "/health",
                                                 "/api/version",
                                                 "/api/tags",
                                                 "/api/ps",
@@ -115,6 +123,17 @@ asio::awaitable<void> OllamaSim::Impl::handle(const net::ServerRequest& request,
   requests.fetch_add(1);
   metrics.requests.Add({{"endpoint", std::string{endpoint_label(path)}}}).Increment();
 
+  if (options.flavor == SimFlavor::llama_server) {
+    // llama-server's readiness probe, and its 404 for the paths it does not serve.
+    if (get && path == "/health") {
+      co_await out.respond(200, content_type(kJson), std::string{R"({"status":"ok"})"});
+      co_return;
+    }
+    if (path.starts_with("/api/") || path == "/") {
+      co_await out.respond(404, content_type(kJson), llama_server_not_found());
+      co_return;
+    }
+  }
   if (post && path == "/api/generate") {
     co_await inference(Endpoint::generate, request, out);
   } else if (post && path == "/api/chat") {

@@ -84,6 +84,12 @@ int run_cli(int argc, char** argv) {
   app.add_flag("--close-after-stream", options.close_after_stream,
                "Close the connection after every streamed response while announcing keep-alive, "
                "as llama.cpp's server does");
+  std::string flavor = "ollama";
+  app.add_option("--flavor", flavor,
+                 "What to emulate: ollama, or llama-server (GET /health, /v1/* only; /api/* "
+                 "answers 404)")
+      ->check(CLI::IsMember({"ollama", "llama-server"}))
+      ->capture_default_str();
   app.set_version_flag("--version", std::string{kVersion});
   try {
     app.parse(argc, argv);
@@ -101,6 +107,7 @@ int run_cli(int argc, char** argv) {
     return kExitUsage;
   }
   options.fault.mode = parse_fault_mode(fault).value_or(FaultMode::none);
+  options.flavor = flavor == "llama-server" ? SimFlavor::llama_server : SimFlavor::ollama;
 
   // SIGINT and SIGTERM are blocked before any server thread exists (threads inherit the mask) and
   // taken synchronously below, so no handler runs in signal context.

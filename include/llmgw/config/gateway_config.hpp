@@ -26,6 +26,11 @@ struct NodeConfig {
   std::string host;  // parsed from url
   std::uint16_t port = 0;
   double weight = 1.0;  // scales the node's virtual-node count; > 0
+  // What the node speaks: "ollama" (catalog from /api/tags and /api/ps, probed on health.path) or
+  // "openai" (an OpenAI-compatible server such as llama.cpp's llama-server or vLLM: catalog from
+  // /v1/models, probed on /health).
+  std::string api = "ollama";
+  std::string health_path;  // overrides the probe path; empty: health.path (ollama) or /health
 };
 
 struct ListenConfig {
@@ -86,17 +91,31 @@ struct HealthConfig {
   std::chrono::milliseconds max_ejection{300'000};
 };
 
+// The model catalog (server/catalog.hpp): which node holds which model, for routing by model.
+struct CatalogConfig {
+  // Time between two fetches of every node's models; 0 = no catalog: every node is a candidate
+  // for every model (model-blind routing).
+  std::chrono::milliseconds interval{10'000};
+};
+
 struct LogConfig {
   std::string level = "info";   // trace|debug|info|warn|error|off
   std::string format = "text";  // text|json
   bool access_log = true;
-  // Also log requests to /, /health and /metrics (probes and scrapes); off: they drown the rest.
+  // Also log requests to /, /health, /metrics and /status (probes, scrapes, the status page's
+  // own loads); off: they drown the rest.
   bool access_log_probes = false;
 };
 
 struct AdminConfig {
   std::string token;       // bearer token for /admin/*; empty disables the admin API
   std::string token_file;  // read the token from this file instead (first line)
+};
+
+struct StatusConfig {
+  // /status (the HTML status page) asks for the admin token (Bearer, or HTTP Basic with the
+  // token as password); off: open like /health, as it shows no secrets and no session ids.
+  bool require_token = false;
 };
 
 struct GatewayConfig {
@@ -107,9 +126,11 @@ struct GatewayConfig {
   TimeoutsConfig timeouts;
   LimitsConfig limits;
   HealthConfig health;
+  CatalogConfig catalog;
   std::chrono::milliseconds drain{30'000};  // shutdown.drain_ms
   LogConfig log;
   AdminConfig admin;
+  StatusConfig status;
 };
 
 // A configuration that cannot be used; what() lists every problem, one per line, each starting with
@@ -141,6 +162,10 @@ void validate(const GatewayConfig& config);
 // Fills node.host and node.port from node.url, and node.name ("host:port") when it is empty.
 // Throws ConfigError ("<path>.url: ...") when the url is not http://host[:port][/].
 void resolve_node(NodeConfig& node, const std::string& path = "node");
+
+// The path the health checker probes on `node`: nodes[].health_path, else health.path for an
+// ollama node and /health for an openai one.
+const std::string& health_path_of(const NodeConfig& node, const HealthConfig& health);
 
 // One configurable key, as documented by `llmgw serve --help-config`. Node fields are listed as
 // "nodes[i].name" etc.; they have no environment variable of their own (see LLMGW_NODES).

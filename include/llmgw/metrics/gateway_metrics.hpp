@@ -2,7 +2,8 @@
 
 // The gateway's Prometheus metrics (DESIGN.md §5), on prometheus-cpp's registry.
 // Labels stay low-cardinality: node, route kind, status class, error kind. Never a session id or
-// a raw path.
+// a raw path. The exposition also carries llmgw_build_info and Prometheus' standard process_*
+// metrics (process_metrics.hpp).
 //
 // Thread safety: children are created on the control path (node added) and then only incremented
 // from the data path (prometheus-cpp counters and gauges are atomics).
@@ -51,9 +52,13 @@ struct NodeMetrics {
   prometheus::Gauge* sessions = nullptr;  // set from the session table when /metrics is read
   prometheus::Gauge* ring_virtual_nodes = nullptr;
   prometheus::Gauge* healthy = nullptr;
+  prometheus::Gauge* models = nullptr;         // in the node's catalog entry (server/catalog.hpp)
+  prometheus::Gauge* models_loaded = nullptr;  // of those, loaded
   prometheus::Counter* ejections = nullptr;
-  prometheus::Histogram* request_duration = nullptr;
-  prometheus::Histogram* time_to_first_byte = nullptr;
+  // By route kind. Time to first byte holds only requests that generate (not GET or HEAD: a
+  // /api/tags answer says nothing about prefill).
+  std::array<prometheus::Histogram*, routing::kRouteKindCount> request_duration{};
+  std::array<prometheus::Histogram*, routing::kRouteKindCount> time_to_first_byte{};
   prometheus::Counter* prompt_tokens = nullptr;
   prometheus::Counter* completion_tokens = nullptr;
   prometheus::Counter* prompt_eval_seconds = nullptr;
@@ -80,7 +85,8 @@ class GatewayMetrics {
   void count_unrouted(int status) noexcept;
   void set_client_connections(double value) noexcept;
 
-  // Prometheus text exposition format 0.0.4.
+  // Prometheus text exposition format 0.0.4: the registry's families, then the process metrics
+  // read from /proc now.
   std::string serialize() const;
 
  private:

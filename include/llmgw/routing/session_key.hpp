@@ -62,10 +62,15 @@ struct ChosenKey {
 // Looks a header up by name (case-insensitive); nullopt when absent.
 using HeaderLookup = std::function<std::optional<std::string_view>(std::string_view name)>;
 
+struct BodyFields;
+
 // The key of a request: the first source that answers. `path` decides whether the body is a chat
 // or a completion body for the fingerprint; `body` is only read when a body source is reached.
+// `scanned`, when given, receives the body's fields if they were read (routing by model then
+// reads `model` from them instead of scanning the body a second time).
 ChosenKey choose_key(const std::vector<KeySource>& sources, const HeaderLookup& header,
-                     std::string_view path, const std::string& body, std::size_t prefix_bytes);
+                     std::string_view path, const std::string& body, std::size_t prefix_bytes,
+                     std::optional<BodyFields>* scanned = nullptr);
 
 // The fields of an inference body the key sources use, read without building a DOM and without
 // copying what is not wanted (simdjson On-Demand, src/routing/body_scan.cpp). `body` is scanned in

@@ -18,7 +18,8 @@
 // - A placement ends after `idle_timeout` without a request (Ollama unloads an idle model after its
 //   keep_alive, 5 min by default, and the cache with it), when the home leaves the table or turns
 //   unhealthy, or when a failover placement's owner is healthy again (DESIGN: failover returns).
-//   The next turn is then placed afresh, owner first.
+//   The next turn is then placed afresh, owner first. A request for a model its home does not
+//   hold (routing by model, router.hpp) is placed afresh among the holders; the placement moves.
 // - At most `max_sessions` placements are kept; beyond that the least recently used is forgotten.
 //   A placement is keyed by the session's ring position (64 bits of its MD5), not by its id, so
 //   each costs about 100 bytes however long the id: the default 100,000 bound ~10 MB.
@@ -56,9 +57,12 @@ class SessionTable {
   // The plan for one request of the session at ring position `key_position` (ring_position() of
   // its id; placements are keyed by it), recording or refreshing its placement.
   // policy.balance_factor must be > 0. The candidates after the first are those of plan_keyed,
-  // for retries.
+  // for retries. With a model (`eligibility`, router.hpp): a placement is kept only while its
+  // home holds the model, and a new one goes to the key's owner among the holders (a loaded one
+  // first), else the next holder clockwise below the caps, which count the holders' weight only.
   RoutePlan plan(const RoutingTable& table, std::uint64_t key_position,
-                 std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now);
+                 std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now,
+                 const Eligibility& eligibility = {});
 
   // Live placements (expired ones are dropped first).
   std::size_t live_sessions(Clock::time_point now);

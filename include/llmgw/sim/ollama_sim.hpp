@@ -44,6 +44,11 @@ struct FaultConfig {
   std::size_t after_tokens = 3;
 };
 
+// What the server pretends to be. llama_server: llama.cpp's llama-server as the gateway's
+// `nodes[].api: openai` sees it: GET /health answers {"status":"ok"}, the OpenAI paths (/v1/*)
+// work, Ollama's /api/* paths answer 404.
+enum class SimFlavor { ollama, llama_server };
+
 struct SimOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  // 0 = ephemeral; read port() after start()
@@ -71,6 +76,7 @@ struct SimOptions {
   // Close after every streamed response although keep-alive was announced, as llama.cpp's
   // server does (--close-after-stream).
   bool close_after_stream = false;
+  SimFlavor flavor = SimFlavor::ollama;  // ollama-sim --flavor
 };
 
 // Counters since start (all models together).

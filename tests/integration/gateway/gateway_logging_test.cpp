@@ -52,7 +52,8 @@ TEST(GatewayLogging, WithJsonFormatEveryLineIsOneJsonObject) {
   ASSERT_TRUE(gateway.wait_for_output("ejected", kWait)) << gateway.process().output();
 
   net::HttpClient client;
-  EXPECT_EQ(get_url(client, gateway.url("/api/tags")).status, 200);
+  // A proxied path (/api/tags is answered by the gateway for the fleet: no node in its line).
+  EXPECT_EQ(get_url(client, gateway.url("/v1/models/llama3.2")).status, 200);
   // A reload error quoting a value with a quote and a backslash: escaped, not pasted.
   dir.write("gateway.yaml", yaml + "routing: {balance_by: \"a\\\"b\\\\c\"}\n");
   gateway.process().signal(SIGHUP);
@@ -91,7 +92,7 @@ TEST(GatewayLogging, WithJsonFormatEveryLineIsOneJsonObject) {
   EXPECT_TRUE(logged("stopping: no new connections"));
   EXPECT_TRUE(logged("stopped"));
   ASSERT_EQ(access.size(), 1U) << "one proxied request";
-  EXPECT_EQ(access[0]["path"], "/api/tags");
+  EXPECT_EQ(access[0]["path"], "/v1/models/llama3.2");
   EXPECT_EQ(access[0]["status"], 200);
   EXPECT_EQ(access[0]["node"], "up");
 }
@@ -109,7 +110,7 @@ TEST(GatewayLogging, ProbesAndScrapesWriteNoAccessLinesUntilAccessLogProbesIsOn)
   ASSERT_NE(gateway.port(), 0);
 
   net::HttpClient client;
-  for (const std::string path : {"/health", "/metrics", "/"}) {
+  for (const std::string path : {"/health", "/metrics", "/", "/status"}) {
     EXPECT_EQ(get_url(client, gateway.url(path)).status, 200) << path;
   }
   // Requests on one connection are answered in order: once the proxied request's line is out,
@@ -120,6 +121,7 @@ TEST(GatewayLogging, ProbesAndScrapesWriteNoAccessLinesUntilAccessLogProbesIsOn)
   EXPECT_EQ(before.find("GET /health"), std::string::npos) << before;
   EXPECT_EQ(before.find("GET /metrics"), std::string::npos) << before;
   EXPECT_EQ(before.find("GET / "), std::string::npos) << before;
+  EXPECT_EQ(before.find("GET /status"), std::string::npos) << before;
 
   dir.write("gateway.yaml", yaml + "log: {access_log_probes: true}\n");
   gateway.process().signal(SIGHUP);

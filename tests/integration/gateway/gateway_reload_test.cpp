@@ -250,12 +250,17 @@ TEST(GatewayReload, ReloadingTheNodeSetTheAdminApiMadeChangesNothing) {
     ASSERT_EQ(post_json(client, fixture.url("/api/generate"), generate_body("hi", false)).status,
               200);
   }
-  const auto by_admin = health_of(fixture, client);
+  auto by_admin = health_of(fixture, client);
 
   auto next = fixture.config();
   next.nodes.push_back(test_node("node-d", extra.base_url()));
   EXPECT_TRUE(fixture.gateway().reload(next).empty());
-  const auto by_reload = health_of(fixture, client);
+  auto by_reload = health_of(fixture, client);
+  for (auto* health : {&by_reload, &by_admin}) {
+    for (auto& node : (*health)["nodes"]) {
+      node["catalog"].erase("age_ms");  // the time since the last fetch moves on
+    }
+  }
   EXPECT_EQ(by_reload["nodes"], by_admin["nodes"])
       << "same nodes, same ring, same counters: the nodes that stay are the same nodes";
   EXPECT_EQ(by_reload["ring"]["virtual_nodes"], by_admin["ring"]["virtual_nodes"]);

@@ -58,6 +58,16 @@ TEST(GatewayStreaming, FirstChunkOfASlowStreamArrivesLongBeforeTheLast) {
 TEST(GatewayStreaming, UpstreamConnectionsAreKeptAliveAndReused) {
   GatewayFixture fixture;
   net::HttpClient client;
+  // The catalog's first fetches (/api/tags, /api/ps) open connections of their own.
+  ASSERT_TRUE(wait_until([&] {
+    const auto health = nlohmann::json::parse(get_url(client, fixture.url("/health")).body);
+    for (const auto& node : health["nodes"]) {
+      if (!node["catalog"]["current"].get<bool>()) {
+        return false;
+      }
+    }
+    return true;
+  })) << "the catalog's first fetches";
   std::uint64_t accepted_before = 0;
   for (std::size_t i = 0; i < fixture.node_count(); ++i) {
     accepted_before += fixture.sim(i).stats().connections_accepted;  // health probes at start

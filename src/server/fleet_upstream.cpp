@@ -1,0 +1,257 @@
+#include "fleet_upstream.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "llmgw/util/log_exception.hpp"
+
+namespace llmgw::server::detail {
+namespace {
+
+namespace http = beast::http;
+using Clock = std::chrono::steady_clock;
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kReadBytes = 8 * 1024;
+
+// Keeps a stream in its fan-out's cancel list while it is open.
+class Registration {
+ public:
+  Registration(FleetCancel& cancel, beast::tcp_stream& stream) : cancel_(cancel), stream_(stream) {
+    cancel_.add(&stream_);
+  }
+  ~Registration() { cancel_.remove(&stream_); }
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+
+ private:
+  FleetCancel& cancel_;
+  beast::tcp_stream& stream_;
+};
+
+// The next operation's expiry: `timeout` from now (0 = none), and never past the deadline.
+void expire(beast::tcp_stream& stream, std::chrono::milliseconds timeout,
+            Clock::time_point deadline) {
+  const auto at = timeout.count() > 0 ? std::min(Clock::now() + timeout, deadline) : deadline;
+  if (at == Clock::time_point::max()) {
+    stream.expires_never();
+  } else {
+    stream.expires_at(at);
+  }
+}
+
+// Sets answer.failure for an I/O error of `what` ("connect", "request", ...).
+void fail(NodeAnswer& answer, const UpstreamNode& node, std::string_view what,
+          const beast::error_code& ec, const FleetCancel& cancel) {
+  if (cancel.cancelled()) {
+    answer.failure = "cancelled (the client left or the request's time ran out)";
+  } else if (ec == beast::error::timeout) {
+    answer.timed_out = true;
+    answer.failure = "no answer in time (" + std::string{what} + ")";
+  } else if (what == "connect") {
+    answer.failure = "could not connect to " + node.authority + ": " + ec.message();
+  } else {
+    answer.failure = std::string{what} + " failed: " + ec.message();
+  }
+}
+
+// Hands every complete line of `pending` to `sink`, keeping the unfinished rest.
+asio::awaitable<bool> flush_records(std::string& pending, const RecordSink& sink) {
+  std::size_t start = 0;
+  for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n', start)) {
+    std::string record = pending.substr(start, end - start);
+    start = end + 1;
+    if (!record.empty() && record != "\r" && !co_await sink(std::move(record))) {
+      co_return false;
+    }
+  }
+  pending.erase(0, start);
+  co_return true;
+}
+
+asio::awaitable<void> run_task(std::shared_ptr<FanOut> state, std::size_t index, NodeTask task) {
+  RecordSink sink = [state, index](std::string record) -> asio::awaitable<bool> {
+    FleetEvent event{index, false, std::move(record), {}};
+    auto [ec] = co_await state->channel.async_send({}, std::move(event), kAsTuple);
+    co_return !ec && !state->cancel.cancelled();
+  };
+  FleetEvent done{index, true, {}, {}};
+  try {
+    done.answer = co_await task(index, sink);
+  } catch (const std::exception& e) {
+    done.answer.failure = std::string{"internal error: "} + e.what();
+  }
+  // Always sent: fan_out waits for every task's done event.
+  co_await state->channel.async_send({}, std::move(done), kAsTuple);
+}
+
+}  // namespace
+
+void FleetCancel::remove(beast::tcp_stream* stream) noexcept {
+  std::erase(open_, stream);
+}
+
+void FleetCancel::cancel_all() noexcept {
+  cancelled_ = true;
+  for (auto* stream : open_) {
+    beast::error_code ignored;
+    stream->socket().close(ignored);
+  }
+}
+
+std::string NodeAnswer::problem() const {
+  if (!failure.empty()) {
+    return failure;
+  }
+  const auto parsed = nlohmann::json::parse(body, nullptr, false);
+  if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_string()) {
+    return parsed["error"].get<std::string>();
+  }
+  return "answered " + std::to_string(status);
+}
+
+asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb method,
+                                      std::string target, std::string body, FleetCallLimits limits,
+                                      FleetCancel& cancel, RecordSink sink) {
+  NodeAnswer answer;
+  answer.node = node.id;
+  const auto executor = co_await asio::this_coro::executor;
+  tcp::resolver resolver(executor);
+  auto [resolve_error, endpoints] =
+      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
+  if (resolve_error) {
+    answer.failure = "cannot resolve " + node.config.host + ": " + resolve_error.message();
+    co_return answer;
+  }
+  beast::tcp_stream stream(executor);
+  const Registration registration(cancel, stream);
+  if (cancel.cancelled()) {
+    fail(answer, node, "connect", asio::error::operation_aborted, cancel);
+    co_return answer;
+  }
+  expire(stream, limits.connect, limits.deadline);
+  if (auto [ec, endpoint] = co_await stream.async_connect(endpoints, kAsTuple); ec) {
+    fail(answer, node, "connect", ec, cancel);
+    co_return answer;
+  }
+  http::request<http::string_body> request{method, target, 11};
+  request.set(http::field::host, node.authority);
+  request.set(http::field::user_agent, "llmgw-fleet");
+  if (!body.empty()) {
+    request.set(http::field::content_type, "application/json");
+  }
+  request.body() = std::move(body);
+  request.keep_alive(false);
+  request.prepare_payload();
+  expire(stream, limits.head, limits.deadline);
+  if (auto [ec, n] = co_await http::async_write(stream, request, kAsTuple); ec) {
+    fail(answer, node, "request", ec, cancel);
+    co_return answer;
+  }
+  beast::flat_buffer input;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);  // bounded below: per buffered body, per record
+  if (auto [ec, n] = co_await http::async_read_header(stream, input, parser, kAsTuple); ec) {
+    fail(answer, node, "response head", ec, cancel);
+    co_return answer;
+  }
+  answer.status = static_cast<int>(parser.get().result_int());
+  const bool streamed = sink && answer.status == 200;
+  std::string pending;
+  std::array<char, kReadBytes> chunk{};
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    expire(stream, limits.idle, limits.deadline);
+    auto [ec, n] = co_await http::async_read_some(stream, input, parser, kAsTuple);
+    pending.append(chunk.data(), chunk.size() - parser.get().body().size);
+    if (ec && ec != http::error::need_buffer) {
+      fail(answer, node, "response body", ec, cancel);
+      co_return answer;
+    }
+    if (streamed && !co_await flush_records(pending, sink)) {
+      fail(answer, node, "relay", asio::error::operation_aborted, cancel);
+      co_return answer;
+    }
+    if (pending.size() > limits.max_body_bytes) {
+      answer.failure = "answered more than " + std::to_string(limits.max_body_bytes) +
+                       (streamed ? " bytes in one record" : " bytes");
+      co_return answer;
+    }
+  }
+  if (streamed) {
+    pending.push_back('\n');  // a last record without its newline
+    if (!co_await flush_records(pending, sink)) {
+      fail(answer, node, "relay", asio::error::operation_aborted, cancel);
+    }
+  } else {
+    answer.body = std::move(pending);
+  }
+  co_return answer;
+}
+
+asio::awaitable<std::vector<NodeAnswer>> fan_out(std::shared_ptr<FanOut> state, std::size_t count,
+                                                 NodeTask task, RecordHandler on_record) {
+  std::vector<NodeAnswer> answers(count);
+  const auto executor = co_await asio::this_coro::executor;
+  for (std::size_t i = 0; i < count; ++i) {
+    asio::co_spawn(executor, run_task(state, i, task), [](const std::exception_ptr& error) {
+      util::log_exception("fleet task", error);
+    });
+  }
+  std::size_t done = 0;
+  while (done < count) {
+    auto [ec, event] = co_await state->channel.async_receive(kAsTuple);
+    if (ec) {
+      break;  // the channel closed: only when the worker stops
+    }
+    if (event.done) {
+      answers[event.index] = std::move(event.answer);
+      ++done;
+    } else if (on_record) {
+      co_await on_record(event.index, std::move(event.record));
+    }
+  }
+  co_return answers;
+}
+
+void watch_client(tcp::socket& client, const std::shared_ptr<FanOut>& state) {
+  state->watching = true;
+  client.async_wait(tcp::socket::wait_read, [&client, state](const beast::error_code& ec) {
+    if (ec || !state->watching) {
+      return;  // stopped, or the connection ended
+    }
+    state->watching = false;
+    // Readable: the client closed (a peek reads 0 bytes or fails) or sent more (it stays).
+    char byte = 0;
+    const auto peeked = ::recv(client.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (peeked > 0 || (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+      return;
+    }
+    state->client_gone = true;
+    state->cancel.cancel_all();
+  });
+}
+
+void stop_watching(tcp::socket& client, FanOut& state) noexcept {
+  if (std::exchange(state.watching, false)) {
+    beast::error_code ignored;
+    client.cancel(ignored);  // only the watch's wait is pending on the client
+  }
+}
+
+}  // namespace llmgw::server::detail
