@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "llmgw/util/log_exception.hpp"
+#include "upstream_attempt.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -130,11 +131,9 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
   NodeAnswer answer;
   answer.node = node.id;
   const auto executor = co_await asio::this_coro::executor;
-  tcp::resolver resolver(executor);
-  auto [resolve_error, endpoints] =
-      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
-  if (resolve_error) {
-    answer.failure = "cannot resolve " + node.config.host + ": " + resolve_error.message();
+  const ResolvedNode resolved = co_await resolve_node(node);
+  if (resolved.error) {
+    answer.failure = resolved.failure;
     co_return answer;
   }
   beast::tcp_stream stream(executor);
@@ -144,7 +143,7 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
     co_return answer;
   }
   expire(stream, limits.connect, limits.deadline);
-  if (auto [ec, endpoint] = co_await stream.async_connect(endpoints, kAsTuple); ec) {
+  if (auto [ec, endpoint] = co_await stream.async_connect(resolved.endpoints, kAsTuple); ec) {
     fail(answer, node, "connect", ec, cancel);
     co_return answer;
   }

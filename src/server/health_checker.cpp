@@ -12,6 +12,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "upstream_attempt.hpp"
+
 namespace llmgw::server::detail {
 namespace {
 
@@ -35,16 +37,14 @@ asio::awaitable<NodeGetResult> get_from_node(asio::io_context& io, const Upstrea
   // A catalog of thousands of models is a few MiB; anything larger is not a listing.
   constexpr std::uint64_t kMaxBodyBytes = 16 * 1024 * 1024;
   NodeGetResult result;
-  tcp::resolver resolver(io);
-  auto [resolve_error, endpoints] =
-      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
-  if (resolve_error) {
-    result.error = "cannot resolve " + node.config.host + ": " + resolve_error.message();
+  const ResolvedNode resolved = co_await resolve_node(node);
+  if (resolved.error) {
+    result.error = resolved.failure;
     co_return result;
   }
   beast::tcp_stream stream(io);
   stream.expires_after(timeout);
-  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
+  auto [connect_error, endpoint] = co_await stream.async_connect(resolved.endpoints, kAsTuple);
   http::request<http::empty_body> request{http::verb::get, path, 11};
   request.set(http::field::host, node.authority);
   request.set(http::field::user_agent, user_agent);

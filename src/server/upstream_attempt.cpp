@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
@@ -21,6 +22,21 @@ using Clock = std::chrono::steady_clock;
 using Side = Watchdog::Side;
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
+}  // namespace
+
+asio::awaitable<ResolvedNode> resolve_node(const UpstreamNode& node) {
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  auto [error, endpoints] =
+      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
+  ResolvedNode resolved{std::move(endpoints), error, {}};
+  if (error) {
+    resolved.failure = "cannot resolve " + node.config.host + ": " + error.message();
+  }
+  co_return resolved;
+}
+
+namespace {
+
 struct Connected {
   std::optional<tcp::socket> socket;
   beast::error_code error;
@@ -30,16 +46,14 @@ struct Connected {
 asio::awaitable<Connected> connect_upstream(Worker& worker, const UpstreamNode& node,
                                             std::chrono::milliseconds timeout) {
   Connected result;
-  tcp::resolver resolver(worker.io);
-  auto [resolve_error, endpoints] =
-      co_await resolver.async_resolve(node.config.host, std::to_string(node.config.port), kAsTuple);
-  if (resolve_error) {
-    result.error = resolve_error;
+  const ResolvedNode resolved = co_await resolve_node(node);
+  if (resolved.error) {
+    result.error = resolved.error;
     co_return result;
   }
   beast::tcp_stream stream(worker.io);
   stream.expires_after(timeout);
-  auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kAsTuple);
+  auto [connect_error, endpoint] = co_await stream.async_connect(resolved.endpoints, kAsTuple);
   if (connect_error) {
     result.error = connect_error;
     result.timed_out = connect_error == beast::error::timeout;

@@ -12,6 +12,7 @@
 // brand-new connection says something about the node.
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -43,6 +44,15 @@ constexpr bool counts_against_node(AttemptOutcome outcome) noexcept {
 }
 
 std::string_view to_string(AttemptOutcome outcome) noexcept;
+
+// A node's addresses (its host may be a name), resolved on the calling coroutine's executor.
+// `failure` says what went wrong, for a log line or an error body; empty on success.
+struct ResolvedNode {
+  tcp::resolver::results_type endpoints;
+  beast::error_code error;
+  std::string failure;
+};
+asio::awaitable<ResolvedNode> resolve_node(const UpstreamNode& node);
 
 // What an answered attempt hands to the relay: the connection and the parsed response head (body
 // bytes that came with it wait in `input`, the request's upstream read buffer).
