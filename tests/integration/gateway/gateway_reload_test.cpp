@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -250,12 +251,22 @@ TEST(GatewayReload, ReloadingTheNodeSetTheAdminApiMadeChangesNothing) {
     ASSERT_EQ(post_json(client, fixture.url("/api/generate"), generate_body("hi", false)).status,
               200);
   }
-  auto by_admin = health_of(fixture, client);
+  // The catalog fetches run in the background: compare once every node's is current.
+  const auto settled_health = [&] {
+    json health;
+    EXPECT_TRUE(wait_until([&] {
+      health = health_of(fixture, client);
+      return std::all_of(health["nodes"].begin(), health["nodes"].end(),
+                         [](const json& node) { return node["catalog"]["current"] == true; });
+    })) << health.dump();
+    return health;
+  };
+  auto by_admin = settled_health();
 
   auto next = fixture.config();
   next.nodes.push_back(test_node("node-d", extra.base_url()));
   EXPECT_TRUE(fixture.gateway().reload(next).empty());
-  auto by_reload = health_of(fixture, client);
+  auto by_reload = settled_health();
   for (auto* health : {&by_reload, &by_admin}) {
     for (auto& node : (*health)["nodes"]) {
       node["catalog"].erase("age_ms");  // the time since the last fetch moves on
