@@ -68,6 +68,8 @@ struct RecordedRequest {
   std::optional<std::string_view> header(std::string_view name) const {
     return net::find_header(headers, name);
   }
+  // The content of a chat request's last message (the prompt a scripted reply reads).
+  std::string last_message() const { return body["messages"].back()["content"].get<std::string>(); }
 };
 
 class FakeOpenAi {

@@ -8,6 +8,10 @@
 
 namespace llmgw::testing {
 
+// How long a test waits for a child process to reach a state (a log line, a port, an exit): long
+// enough for an ASan build on a loaded machine.
+inline constexpr std::chrono::milliseconds kWait{20'000};
+
 // Polls `condition` every few milliseconds until it holds or `timeout` passes.
 // Returns true when it held; tests wrap it as ASSERT_TRUE(wait_until(...)) << "what".
 bool wait_until(const std::function<bool()>& condition,

@@ -14,14 +14,13 @@
 #include "llmgw/net/http_client.hpp"
 #include "support/gateway_fixture.hpp"
 #include "support/serve_process.hpp"
+#include "support/wait.hpp"
 
 namespace llmgw::testing {
 namespace {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
-
-constexpr milliseconds kWait{20'000};
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;

@@ -28,8 +28,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::milliseconds;
 
-constexpr milliseconds kWait{20'000};
-
 struct NodeEntry {
   std::string name;
   std::string url;

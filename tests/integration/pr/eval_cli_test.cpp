@@ -16,14 +16,10 @@ namespace {
 using fakes::FakeOpenAi;
 using fakes::FakeReply;
 
-std::string prompt_of(const fakes::RecordedRequest& request) {
-  return request.body["messages"].back()["content"].get<std::string>();
-}
-
 // Scores "good" candidates 9 and everything else 4; in pairwise prompts it always prefers the
 // first candidate shown (position bias), which the swap must neutralise into a tie.
 FakeReply judge(const fakes::RecordedRequest& request) {
-  const auto prompt = prompt_of(request);
+  const auto prompt = request.last_message();
   if (prompt.find("<candidate_A>") != std::string::npos) {
     return FakeReply::text(R"({"reason": "the first one reads better", "winner": "A"})");
   }

@@ -52,14 +52,9 @@ fakes::FakePull big_pull(int count, int lines) {
   return pull;
 }
 
-// The last user message of a chat request.
-std::string prompt_of(const fakes::RecordedRequest& request) {
-  return request.body["messages"].back()["content"].get<std::string>();
-}
-
 // A summariser model: one line per file for map prompts, an overview otherwise.
 FakeReply summariser(const fakes::RecordedRequest& request) {
-  const auto prompt = prompt_of(request);
+  const auto prompt = request.last_message();
   const auto marker = prompt.find("This is one file of the pull request:\n### ");
   if (marker != std::string::npos) {
     const auto start = marker + 42;

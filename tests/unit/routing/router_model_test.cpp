@@ -8,17 +8,12 @@
 
 #include "llmgw/routing/router.hpp"
 #include "llmgw/routing/session_table.hpp"
+#include "routing_fixtures.hpp"
 
 namespace llmgw::routing {
 namespace {
 
-RoutingTable make_table(int n) {
-  std::vector<std::shared_ptr<NodeState>> nodes;
-  for (int i = 0; i < n; ++i) {
-    nodes.push_back(std::make_shared<NodeState>("node-" + std::to_string(i)));
-  }
-  return RoutingTable(std::move(nodes), 150);
-}
+using fixtures::make_table;
 
 NodeMask mask_of(std::size_t size, std::initializer_list<std::size_t> members) {
   NodeMask mask(size);

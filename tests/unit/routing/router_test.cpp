@@ -5,16 +5,12 @@
 #include <map>
 #include <string>
 
+#include "routing_fixtures.hpp"
+
 namespace llmgw::routing {
 namespace {
 
-RoutingTable make_table(int n, unsigned vnodes = 150) {
-  std::vector<std::shared_ptr<NodeState>> nodes;
-  for (int i = 0; i < n; ++i) {
-    nodes.push_back(std::make_shared<NodeState>("node-" + std::to_string(i)));
-  }
-  return RoutingTable(std::move(nodes), vnodes);
-}
+using fixtures::make_table;
 
 std::int64_t total(const RoutingTable& table) {
   std::int64_t sum = 0;

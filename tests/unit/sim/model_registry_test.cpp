@@ -8,7 +8,7 @@ namespace llmgw::sim {
 namespace {
 
 using namespace std::chrono_literals;
-using Admission = ModelRegistry::Admission;
+using ModelAdmission = ModelRegistry::Admission;
 using TimePoint = ModelRegistry::TimePoint;
 
 const auto kModified = std::chrono::system_clock::time_point{} + 1000h;
@@ -31,7 +31,7 @@ struct Fixture {
   // Admits `name` and finishes its load if it needs one; returns what admit() said.
   ModelRegistry::Admit use(std::string_view name, std::optional<std::size_t> num_ctx = {}) {
     auto admitted = registry.admit(name, num_ctx, now);
-    if (admitted.admission == Admission::load) {
+    if (admitted.admission == ModelAdmission::load) {
       now += admitted.load_time;
       registry.loaded(admitted.entry, now);
     }
@@ -52,27 +52,27 @@ struct Fixture {
 TEST(SimModelRegistry, FirstUseLoadsForATimeProportionalToTheSizeThenIsReady) {
   Fixture f;
   const auto first = f.use("a");
-  EXPECT_EQ(first.admission, Admission::load);
+  EXPECT_EQ(first.admission, ModelAdmission::load);
   EXPECT_EQ(first.load_time, 2s) << "2 GB at 1 s/GB";
   f.registry.release(first.entry, std::nullopt, f.now);
   const auto second = f.use("a:latest");
-  EXPECT_EQ(second.admission, Admission::ready) << "a and a:latest are one model";
+  EXPECT_EQ(second.admission, ModelAdmission::ready) << "a and a:latest are one model";
   EXPECT_EQ(second.load_time, 0s);
   EXPECT_EQ(f.registry.loads(), 1u);
 }
 
 TEST(SimModelRegistry, UnknownModelIsNotFound) {
   Fixture f;
-  EXPECT_EQ(f.registry.admit("missing", std::nullopt, f.now).admission, Admission::not_found);
+  EXPECT_EQ(f.registry.admit("missing", std::nullopt, f.now).admission, ModelAdmission::not_found);
 }
 
 TEST(SimModelRegistry, ARequestDuringTheLoadWaitsForIt) {
   Fixture f;
   const auto loader = f.registry.admit("a", std::nullopt, f.now);
-  ASSERT_EQ(loader.admission, Admission::load);
-  EXPECT_EQ(f.registry.admit("a", std::nullopt, f.now).admission, Admission::wait);
+  ASSERT_EQ(loader.admission, ModelAdmission::load);
+  EXPECT_EQ(f.registry.admit("a", std::nullopt, f.now).admission, ModelAdmission::wait);
   f.registry.loaded(loader.entry, f.now + loader.load_time);
-  EXPECT_EQ(f.registry.admit("a", std::nullopt, f.now).admission, Admission::ready);
+  EXPECT_EQ(f.registry.admit("a", std::nullopt, f.now).admission, ModelAdmission::ready);
   EXPECT_EQ(f.registry.loads(), 1u) << "loaded once, not per request";
 }
 
@@ -87,7 +87,7 @@ TEST(SimModelRegistry, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
   f.registry.release(f.use("a").entry, std::nullopt, f.now);  // a is now the most recent
   f.now += 1s;
   const auto c = f.use("c");
-  EXPECT_EQ(c.admission, Admission::load);
+  EXPECT_EQ(c.admission, ModelAdmission::load);
   EXPECT_EQ(f.loaded_names(), (std::vector<std::string>{"a:latest", "c:latest"}))
       << "b was the least recently used";
   EXPECT_EQ(f.registry.unloads(), 1u);
@@ -96,9 +96,9 @@ TEST(SimModelRegistry, MaxLoadedUnloadsTheLeastRecentlyUsedIdleModel) {
 TEST(SimModelRegistry, WhenEveryLoadedModelIsBusyANewModelWaits) {
   Fixture f;
   const auto a = f.use("a");
-  EXPECT_EQ(f.registry.admit("b", std::nullopt, f.now).admission, Admission::wait);
+  EXPECT_EQ(f.registry.admit("b", std::nullopt, f.now).admission, ModelAdmission::wait);
   f.registry.release(a.entry, std::nullopt, f.now);
-  EXPECT_EQ(f.registry.admit("b", std::nullopt, f.now).admission, Admission::load);
+  EXPECT_EQ(f.registry.admit("b", std::nullopt, f.now).admission, ModelAdmission::load);
   EXPECT_EQ(f.loaded_names(), (std::vector<std::string>{"b:latest"}));
 }
 
@@ -151,16 +151,16 @@ TEST(SimModelRegistry, ADifferentNumCtxReloadsOnceIdle) {
   Fixture f(options);
   const auto first = f.use("a");
   EXPECT_EQ(f.registry.loaded(f.now)[0].num_ctx, 4096u);
-  EXPECT_EQ(f.registry.admit("a", 8192, f.now).admission, Admission::wait)
+  EXPECT_EQ(f.registry.admit("a", 8192, f.now).admission, ModelAdmission::wait)
       << "busy with the old context size";
   f.registry.release(first.entry, std::nullopt, f.now);
   const auto bigger = f.use("a", 8192);
-  EXPECT_EQ(bigger.admission, Admission::load);
+  EXPECT_EQ(bigger.admission, ModelAdmission::load);
   EXPECT_EQ(f.registry.loaded(f.now)[0].num_ctx, 8192u);
   EXPECT_EQ(f.registry.loads(), 2u);
   EXPECT_EQ(f.registry.unloads(), 1u);
   f.registry.release(bigger.entry, std::nullopt, f.now);
-  EXPECT_EQ(f.use("a", 8192).admission, Admission::ready) << "same size: no reload";
+  EXPECT_EQ(f.use("a", 8192).admission, ModelAdmission::ready) << "same size: no reload";
 }
 
 TEST(SimModelRegistry, AnUnfinishedLoadLeavesTheModelUnloaded) {
@@ -168,7 +168,7 @@ TEST(SimModelRegistry, AnUnfinishedLoadLeavesTheModelUnloaded) {
   const auto loader = f.registry.admit("a", std::nullopt, f.now);
   f.registry.release(loader.entry, std::nullopt, f.now);  // the server stopped mid-load
   EXPECT_TRUE(f.loaded_names().empty());
-  EXPECT_EQ(f.registry.admit("a", std::nullopt, f.now).admission, Admission::load);
+  EXPECT_EQ(f.registry.admit("a", std::nullopt, f.now).admission, ModelAdmission::load);
 }
 
 TEST(SimModelRegistry, UnloadingDropsTheModelsKvSlots) {
@@ -179,7 +179,7 @@ TEST(SimModelRegistry, UnloadingDropsTheModelsKvSlots) {
   f.registry.release(a.entry, 0s, f.now);
   // A fresh admission after the unload sees empty slots: nothing is served from cache.
   const auto again = f.use("a");
-  EXPECT_EQ(again.admission, Admission::load);
+  EXPECT_EQ(again.admission, ModelAdmission::load);
   EXPECT_EQ(a.slots.get(), again.slots.get());
   EXPECT_EQ(again.slots->stored_tokens(), 0u);
 }
