@@ -37,28 +37,28 @@ void count_rejected(metrics::AdmissionMetrics& metrics, Priority priority, Admis
 Admission admitted_at_once(metrics::AdmissionMetrics& metrics, Priority priority,
                            std::size_t candidate, bool spilled, AdmissionGate::Permit permit) {
   metrics.dispatched_at_once[class_index(priority)]->Increment();
-  Admission admission;
-  admission.outcome = Admission::Outcome::admitted;
-  admission.candidate = candidate;
-  admission.spilled = spilled;
-  admission.permit = std::move(permit);
-  return admission;
+  Admission result;
+  result.outcome = Admission::Outcome::admitted;
+  result.candidate = candidate;
+  result.spilled = spilled;
+  result.permit = std::move(permit);
+  return result;
 }
 
 // A 429 from `node`'s queue, with the Retry-After its drain rate gives.
 Admission rejection(const UpstreamNode& node, Priority priority, AdmissionReject reason,
                     std::string limit, const std::string& what) {
   const auto view = node.admission.view(priority, {});
-  Admission admission;
-  admission.reason = reason;
-  admission.limit = std::move(limit);
-  admission.node = node.id;
-  admission.retry_after_seconds =
+  Admission result;
+  result.reason = reason;
+  result.limit = std::move(limit);
+  result.node = node.id;
+  result.retry_after_seconds =
       admission::retry_after_seconds(view.ahead, view.cap, view.service_seconds);
-  admission.message = "node " + node.id + " is at its cap of " + std::to_string(view.cap) +
-                      " requests in flight and " + what + " (" + admission.limit +
-                      "); retry after " + std::to_string(admission.retry_after_seconds) + " s";
-  return admission;
+  result.message = "node " + node.id + " is at its cap of " + std::to_string(view.cap) +
+                   " requests in flight and " + what + " (" + result.limit + "); retry after " +
+                   std::to_string(result.retry_after_seconds) + " s";
+  return result;
 }
 
 Admission queue_full(const UpstreamNode& node, Priority priority, std::size_t max_queue) {
@@ -107,41 +107,41 @@ asio::awaitable<Admission> admit_on(Worker& worker, ClientConnection& connection
     metrics.wait_seconds[class_index(request.priority)]->Observe(
         std::chrono::duration<double>(waited.waited_for).count());
   }
-  Admission admission;
+  Admission result;
   switch (waited.outcome) {
     case AdmissionGate::Outcome::admitted:
       (waited.queued ? metrics.dispatched_queued
                      : metrics.dispatched_at_once)[class_index(request.priority)]
           ->Increment();
-      admission.outcome = Admission::Outcome::admitted;
-      admission.candidate = candidate;
-      admission.spilled = candidate != 0;
-      admission.permit = std::move(waited.permit);
-      co_return admission;
+      result.outcome = Admission::Outcome::admitted;
+      result.candidate = candidate;
+      result.spilled = candidate != 0;
+      result.permit = std::move(waited.permit);
+      co_return result;
     case AdmissionGate::Outcome::queue_full:
-      admission = queue_full(node, request.priority, limits.max_queue);
+      result = queue_full(node, request.priority, limits.max_queue);
       break;
     case AdmissionGate::Outcome::timed_out: {
       const auto waited_ms =
           std::chrono::duration_cast<std::chrono::milliseconds>(waited.waited_for).count();
-      admission = rejection(
+      result = rejection(
           node, request.priority, AdmissionReject::max_wait,
           class_bound ? class_key(request.priority, "max_wait_ms") : "timeouts.first_byte_total_ms",
           "no slot was free after " + std::to_string(waited_ms) + " ms");
       break;
     }
     case AdmissionGate::Outcome::client_gone:
-      admission.outcome = Admission::Outcome::client_gone;
-      admission.reason = AdmissionReject::client_gone;
+      result.outcome = Admission::Outcome::client_gone;
+      result.reason = AdmissionReject::client_gone;
       break;
     case AdmissionGate::Outcome::shutting_down:
-      admission.outcome = Admission::Outcome::shutting_down;
-      admission.reason = AdmissionReject::shutting_down;
-      admission.message = "the gateway is shutting down";
+      result.outcome = Admission::Outcome::shutting_down;
+      result.reason = AdmissionReject::shutting_down;
+      result.message = "the gateway is shutting down";
       break;
   }
-  count_rejected(metrics, request.priority, admission.reason);
-  co_return admission;
+  count_rejected(metrics, request.priority, result.reason);
+  co_return result;
 }
 
 asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connection,
@@ -185,27 +185,27 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
 
 asio::awaitable<ProxyResult> answer_rejected(Worker& worker, ClientConnection& connection,
                                              std::chrono::milliseconds idle_timeout,
-                                             const Admission& admission, Priority priority,
+                                             const Admission& rejected, Priority priority,
                                              bool keep_alive) {
-  const std::string reason{metrics::to_string(admission.reason)};
-  auto response = json_error(429, admission.message, keep_alive);
-  response.body() = nlohmann::json{{"error", admission.message},
+  const std::string reason{metrics::to_string(rejected.reason)};
+  auto response = json_error(429, rejected.message, keep_alive);
+  response.body() = nlohmann::json{{"error", rejected.message},
                                    {"reason", reason},
                                    {"class", admission::to_string(priority)},
-                                   {"limit", admission.limit},
-                                   {"retry_after_seconds", admission.retry_after_seconds},
-                                   {"node", admission.node}}
+                                   {"limit", rejected.limit},
+                                   {"retry_after_seconds", rejected.retry_after_seconds},
+                                   {"node", rejected.node}}
                         .dump() +
                     "\n";
-  response.set(http::field::retry_after, std::to_string(admission.retry_after_seconds));
+  response.set(http::field::retry_after, std::to_string(rejected.retry_after_seconds));
   response.set("X-Gateway-Reject-Reason", reason);
-  response.set("X-Gateway-Node", admission.node);
+  response.set("X-Gateway-Node", rejected.node);
   response.prepare_payload();
   worker.shared.metrics.count_unrouted(429);
   connection.watchdog->arm(Watchdog::Side::client, idle_timeout);
   auto [ec, n] =
       co_await http::async_write(*connection.client, response, asio::as_tuple(asio::use_awaitable));
-  co_return ProxyResult{429, !ec && keep_alive, admission.node, "none", response.body().size()};
+  co_return ProxyResult{429, !ec && keep_alive, rejected.node, "none", response.body().size()};
 }
 
 asio::awaitable<ProxyResult> answer_refused(Worker& worker, ClientConnection& connection,

@@ -13,6 +13,8 @@
 // timer; the drain deadline; its wait ended) takes itself out of the queue under the mutex, unless
 // it was granted meanwhile, in which case it has the slot.
 
+#include <array>
+#include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
@@ -21,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "llmgw/admission/admission_queue.hpp"
 #include "llmgw/admission/wait_estimate.hpp"
@@ -93,7 +96,7 @@ class AdmissionGate {
     std::size_t cap = 0;  // 0: no cap
     std::size_t per_model_cap = 0;
     std::size_t in_flight = 0;
-    std::size_t queued[admission::kPriorityCount]{};
+    std::array<std::size_t, admission::kPriorityCount> queued{};
     std::size_t ahead = 0;  // ahead of a new request of the priority asked for
     bool room = true;       // a request of the model asked for would be admitted now
     std::optional<double> service_seconds;

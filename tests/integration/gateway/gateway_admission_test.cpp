@@ -224,5 +224,82 @@ TEST(GatewayAdmission, AnUnknownPriorityClassIs400NamingTheAcceptedValues) {
   EXPECT_EQ(batch.status, 200) << batch.body;
 }
 
+// A generate body that stops after `tokens` tokens.
+std::string short_generation(const std::string& prompt, int tokens) {
+  return json{
+      {"model", GatewayFixture::kModel}, {"prompt", prompt}, {"options", {{"num_predict", tokens}}}}
+      .dump();
+}
+
+std::string session_owned_by(const GatewayFixture& fixture, std::size_t node, std::string prefix) {
+  for (int i = 0;; ++i) {
+    std::string session = prefix + std::to_string(i);
+    if (fixture.ring_owner(session) == node) {
+      return session;
+    }
+  }
+}
+
+TEST(GatewayAdmission, ASessionWaitsForItsFullNodeWhenAColdPrefillElsewhereWouldCostMore) {
+  // Two nodes with one slot each; prefill 20,000 tokens/s (0.05 ms per token), decode 25 ms per
+  // token, 20 tokens unless the request asks for fewer.
+  GatewayFixtureOptions options;
+  options.nodes = 2;
+  options.sim = slow_sim_options(20, 25.0);
+  options.sim.latency.prefill_tokens_per_s = 20'000;
+  options.configure = [](config::GatewayConfig& config) {
+    for (auto& node : config.nodes) {
+      node.max_in_flight = 1;
+    }
+  };
+  GatewayFixture fixture(options);
+  const std::string session = session_owned_by(fixture, 0, "warm-");
+  const std::string holder_session = session_owned_by(fixture, 0, "holder-");
+  const std::string other_session = session_owned_by(fixture, 1, "other-");
+  net::HttpClient client;
+  // What the estimate learns from: node a's service time (a 2-token turn, ~50 ms) and node b's
+  // prefill rate (a 200-token prompt it has not seen).
+  auto exchange =
+      post_json(client, fixture.url("/api/generate"), short_generation("turn one", 2), session);
+  ASSERT_EQ(exchange.node, fixture.node_name(0));
+  exchange = post_json(client, fixture.url("/api/generate"),
+                       short_generation(std::string(800, 'p'), 2), other_session);
+  ASSERT_EQ(exchange.node, fixture.node_name(1));
+  ASSERT_TRUE(wait_until([&] {
+    const auto health = json::parse(get_url(client, fixture.url("/health")).body);
+    return health["nodes"][1]["admission"]["prefill_seconds_per_token"].is_number();
+  })) << "node b's prefill rate was not learnt";
+
+  // Node a busy for 0.5 s.
+  auto holder = std::async(std::launch::async, [&] {
+    net::HttpClient own;
+    return post_json(own, fixture.url("/api/generate"), short_generation("hold", 20),
+                     holder_session);
+  });
+  ASSERT_TRUE(wait_until([&] { return node_admission(fixture)["in_flight"] == 1; }));
+
+  // A short history (100 tokens: 5 ms cold on b) is not worth a ~50 ms wait: it spills.
+  exchange = post_json(client, fixture.url("/api/generate"),
+                       short_generation(std::string(400, 's'), 2), session);
+  ASSERT_EQ(exchange.status, 200) << exchange.body;
+  EXPECT_EQ(exchange.node, fixture.node_name(1));
+  EXPECT_EQ(exchange.route, "spill");
+  // A long one (10,000 tokens: 0.5 s cold on b) waits for node a, where its session is.
+  exchange = post_json(client, fixture.url("/api/generate"),
+                       short_generation(std::string(40'000, 'l'), 2), session);
+  ASSERT_EQ(exchange.status, 200) << exchange.body;
+  EXPECT_EQ(exchange.node, fixture.node_name(0));
+  EXPECT_EQ(exchange.route, "affinity");
+  EXPECT_EQ(holder.get().status, 200);
+
+  const auto exposition = metrics_text(fixture);
+  EXPECT_EQ(metric_sum(exposition, "llmgw_admission_warm_wait_total", {"decision=\"spilled\""}),
+            1.0);
+  EXPECT_EQ(metric_sum(exposition, "llmgw_admission_warm_wait_total", {"decision=\"waited\""}),
+            1.0);
+  EXPECT_EQ(metric_sum(exposition, "llmgw_admission_estimate_seconds_count"), 4.0)
+      << "two decisions, each observed on both sides";
+}
+
 }  // namespace
 }  // namespace llmgw::testing
