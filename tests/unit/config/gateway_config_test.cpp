@@ -528,10 +528,10 @@ TEST(GatewayConfigAdmission, ParsesCapsClassesAndWarmWaitFromEverySource) {
   EXPECT_EQ(config.admission.interactive.max_wait.count(), 700);
   EXPECT_EQ(config.admission.batch.max_queue, 9U);
   EXPECT_EQ(config.admission.batch.max_wait, defaults.admission.batch.max_wait);
-  const GatewayConfig overridden =
-      load_gateway_config({std::nullopt,
-                           {{"LLMGW_ADMISSION_BATCH_MAX_WAIT_MS", "1234"}},
-                           {"nodes[0].max_in_flight=1", "admission.priority_header=X-Class"}});
+  const GatewayConfig overridden = load_gateway_config(
+      {std::nullopt,
+       {{"LLMGW_ADMISSION_BATCH_MAX_WAIT_MS", "1234"}},
+       {"nodes=http://a:1", "nodes[0].max_in_flight=1", "admission.priority_header=X-Class"}});
   EXPECT_EQ(overridden.admission.batch.max_wait.count(), 1234);
   EXPECT_EQ(overridden.nodes[0].max_in_flight, 1U);
   EXPECT_EQ(overridden.admission.priority_header, "X-Class");
