@@ -153,9 +153,11 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
   if (auto permit = first.admission.try_admit(request.model); permit.held()) {
     co_return admitted_at_once(metrics, request.priority, 0, false, std::move(permit));
   }
-  // The first candidate is full. Another with room?
-  bool wait_for_first = false;
-  for (std::size_t i = 1; i < plan.count; ++i) {
+  // The first candidate is full. Another with room? Not for a keyed request on the plain ring
+  // (routing.balance_factor 0): its user chose strict affinity, so it waits for its node.
+  const bool strict_affinity = request.keyed && snapshot.policy.balance_factor <= 0.0;
+  bool wait_for_first = strict_affinity;
+  for (std::size_t i = 1; i < plan.count && !strict_affinity; ++i) {
     UpstreamNode& other = snapshot.node(plan.candidates[i]);
     if (!other.healthy.load(std::memory_order_relaxed) ||
         !other.admission.view(request.priority, request.model).room) {

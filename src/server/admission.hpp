@@ -6,7 +6,8 @@
 //   - the plan's first candidate (the session's node, or the round-robin pick) when it has room;
 //   - else, when another candidate has room: a keyed request with admission.warm_wait: estimate
 //     compares the expected wait on its node with a cold prefill of its history on the node with
-//     room (llmgw/admission/wait_estimate.hpp) and waits or spills; otherwise it spills at once;
+//     room (llmgw/admission/wait_estimate.hpp) and waits or spills; otherwise it spills at once
+//     (a keyed request on the plain ring, routing.balance_factor 0, never spills: it waits);
 //   - else it waits in the first candidate's queue whose class has space (its own node first);
 //     with every queue full, 429 queue_full; past its class's max_wait, 429 max_wait.
 // A retry on the next candidate takes a slot there the same way, without the choice.
