@@ -308,6 +308,31 @@ asio::awaitable<ProxyResult> answer_with_body(Worker& worker, ClientConnection& 
   co_return ProxyResult{status, !ec && keep_alive, node.id, "none", response.body().size()};
 }
 
+// admit, for a request that generates: its slot in `admitted`, or the answer that refuses it
+// (429, 503 shutting down; 499 when the client left while queued: nothing was sent to a node).
+asio::awaitable<std::optional<ProxyResult>> admit_request(Worker& worker,
+                                                          ClientConnection& connection,
+                                                          const Snapshot& snapshot,
+                                                          const routing::RoutePlan& route_plan,
+                                                          const AdmissionRequest& request,
+                                                          bool keep_alive, Admission& admitted) {
+  const auto idle = snapshot.config().timeouts.idle;
+  admitted = co_await admit_first(worker, connection, snapshot, route_plan, request);
+  switch (admitted.outcome) {
+    case Admission::Outcome::admitted:
+      break;
+    case Admission::Outcome::rejected:
+      co_return co_await answer_rejected(worker, connection, idle, admitted, request.priority,
+                                         keep_alive);
+    case Admission::Outcome::client_gone:
+      co_return ProxyResult{499, false, {}, "none", 0};
+    case Admission::Outcome::shutting_down:
+      co_return co_await answer_locally(worker, connection, idle, 503, admitted.message, false,
+                                        "1");
+  }
+  co_return std::nullopt;
+}
+
 }  // namespace
 
 http::response<http::string_body> json_error(int status, const std::string& message,
@@ -382,18 +407,9 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                                            planned.key_source != "none", deadline};
   Admission admitted;
   if (generates) {
-    admitted = co_await admit_first(worker, connection, *snapshot, route_plan, admission_request);
-    switch (admitted.outcome) {
-      case Admission::Outcome::admitted:
-        break;
-      case Admission::Outcome::rejected:
-        co_return co_await answer_rejected(worker, connection, timeouts.idle, admitted, *priority,
-                                           client_keep_alive);
-      case Admission::Outcome::client_gone:
-        co_return ProxyResult{499, false, {}, "none", 0};  // nothing was sent to a node
-      case Admission::Outcome::shutting_down:
-        co_return co_await answer_locally(worker, connection, timeouts.idle, 503, admitted.message,
-                                          false, "1");
+    if (auto refused = co_await admit_request(worker, connection, *snapshot, route_plan,
+                                              admission_request, client_keep_alive, admitted)) {
+      co_return *refused;
     }
   }
   const routing::RouteKind first_route =
