@@ -72,7 +72,13 @@ start_sim() {
 start_gateway() {
   local name=$1; shift
   local node_flags=()
+  local i=0
   for node in "$@"; do node_flags+=(--node "$node"); done
+  # The overhead of the proxy path, not admission: no cap, no queue (docs/DESIGN.md §2.2), on
+  # builds that have it (an older GATEWAY_BINARY refuses the key).
+  if [[ -z ${GATEWAY_BINARY:-} ]]; then
+    for node in "$@"; do node_flags+=(--set "nodes[$i].max_in_flight=0"); i=$((i + 1)); done
+  fi
   "${GATEWAY_BINARY:-$LLMGW}" serve --port 0 --listen 127.0.0.1 --workers 1 "${node_flags[@]}" \
     --log-level info --set log.access_log=false >"$OUT_DIR/$name.log" 2>&1 &
   GATEWAY_PID=$!

@@ -26,6 +26,8 @@ struct ModeSpec {
   // routing.key_sources of the spawned gateway; round-robin keeps only the header, so that a
   // client without it is not keyed by its conversation's start.
   std::string key_sources = config::RoutingConfig{}.key_sources;
+  // admission.warm_wait of the spawned gateway (docs/DESIGN.md §2.2).
+  std::string warm_wait = config::AdmissionConfig{}.warm_wait;
 };
 
 ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
@@ -44,12 +46,17 @@ ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
   if (name == kModeBoundedRequests) {
     return {name, options.balance_factor, true, "requests"};
   }
+  if (name == kModeBoundedSpill) {
+    ModeSpec spec{name, options.balance_factor, true, "sessions"};
+    spec.warm_wait = "never";
+    return spec;
+  }
   if (!options.spawn) {
     return {name, 0.0, true};  // a label for a running target; it decides only the header
   }
   throw std::invalid_argument(
       fmt::format("unknown mode '{}' (expected round_robin, consistent_hash, bounded, "
-                  "bounded_requests or prefix)",
+                  "bounded_requests, bounded_spill or prefix)",
                   name));
 }
 
@@ -96,6 +103,7 @@ class SpawnedCluster {
     gateway_config.routing.balance_factor = mode.balance_factor;
     gateway_config.routing.balance_by = mode.balance_by;
     gateway_config.routing.key_sources = mode.key_sources;
+    gateway_config.admission.warm_wait = mode.warm_wait;
     gateway_config.log.access_log = false;
     gateway_config.drain = std::chrono::milliseconds{2'000};
     for (std::size_t i = 0; i < spawn.sims; ++i) {
@@ -112,6 +120,8 @@ class SpawnedCluster {
       node_config.name = fmt::format("sim-{}", i);
       node_config.url = node->base_url();
       config::resolve_node(node_config, fmt::format("nodes[{}]", i));
+      // The gateway's cap is the sims' own parallelism: what a well-configured fleet has.
+      node_config.max_in_flight = spawn.num_parallel;
       gateway_config.nodes.push_back(std::move(node_config));
       node_ids_.push_back(fmt::format("sim-{}", i));
       sims_.push_back(std::move(node));

@@ -30,21 +30,24 @@ struct ServeOptions {
   bool check_config = false;
 };
 
-// Named flags are shorthands for `--set path=value`; they apply after the --set list.
+// Named flags are shorthands for `--set path=value`; they apply after the --set list, except
+// --node: the node list comes first, so that `--set nodes[0].max_in_flight=2` refines the nodes
+// --node gave instead of being replaced by them.
 std::vector<std::string> overrides_from(const ServeOptions& options) {
-  std::vector<std::string> overrides = options.overrides;
-  if (!options.listen.empty()) {
-    overrides.push_back("listen.address=" + options.listen);
-  }
-  if (options.port >= 0) {
-    overrides.push_back("listen.port=" + std::to_string(options.port));
-  }
+  std::vector<std::string> overrides;
   if (!options.nodes.empty()) {
     std::string joined;
     for (const auto& node : options.nodes) {
       joined += (joined.empty() ? "" : ",") + node;
     }
     overrides.push_back("nodes=" + joined);
+  }
+  overrides.insert(overrides.end(), options.overrides.begin(), options.overrides.end());
+  if (!options.listen.empty()) {
+    overrides.push_back("listen.address=" + options.listen);
+  }
+  if (options.port >= 0) {
+    overrides.push_back("listen.port=" + std::to_string(options.port));
   }
   if (options.workers >= 0) {
     overrides.push_back("workers=" + std::to_string(options.workers));

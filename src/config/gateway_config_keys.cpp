@@ -80,6 +80,21 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
       LLMGW_KEY(
           "catalog.interval_ms", catalog.interval, kNonNegative,
           "time between fetches of every node's models; 0 = no catalog (model-blind routing)"),
+      LLMGW_KEY("admission.priority_header", admission.priority_header, kAny,
+                "request header naming the priority class: interactive (default) or batch"),
+      LLMGW_KEY("admission.warm_wait", admission.warm_wait, kAny,
+                "a session's node at its cap: estimate (wait when cheaper than a cold prefill "
+                "elsewhere) or never (spill at once)"),
+      LLMGW_KEY("admission.batch_aging_ms", admission.batch_aging, kNonNegative,
+                "a batch request waiting this long competes with interactive ones by arrival"),
+      LLMGW_KEY("admission.interactive.max_queue", admission.interactive.max_queue, kNonNegative,
+                "interactive requests waiting per node; more -> 429"),
+      LLMGW_KEY("admission.interactive.max_wait_ms", admission.interactive.max_wait, kNonNegative,
+                "longest wait of an interactive request in a queue; then 429"),
+      LLMGW_KEY("admission.batch.max_queue", admission.batch.max_queue, kNonNegative,
+                "batch requests waiting per node; more -> 429"),
+      LLMGW_KEY("admission.batch.max_wait_ms", admission.batch.max_wait, kNonNegative,
+                "longest wait of a batch request in a queue; then 429"),
       LLMGW_KEY("shutdown.drain_ms", drain, kNonNegative,
                 "after SIGTERM, time in-flight requests get to finish"),
       LLMGW_KEY("log.level", log.level, kAny, "trace, debug, info, warn, error or off"),
@@ -108,6 +123,11 @@ const std::vector<KeySpec<NodeConfig>>& node_keys() {
        "ollama or openai (llama-server, vLLM: catalog from /v1/models, probed on /health)"},
       {"health_path", LLMGW_FIELD(NodeConfig, health_path), Bound::kAny, false,
        "path probed on this node; default health.path (ollama) or /health (openai)"},
+      {"max_in_flight", LLMGW_FIELD(NodeConfig, max_in_flight), Bound::kNonNegative, false,
+       "generating requests in flight to the node; more wait in the gateway; 0 = no cap"},
+      {"max_in_flight_per_model", LLMGW_FIELD(NodeConfig, max_in_flight_per_model),
+       Bound::kNonNegative, false,
+       "the same per model on the node (OLLAMA_NUM_PARALLEL); 0 = only max_in_flight"},
   };
   return keys;
 }
@@ -213,7 +233,8 @@ std::vector<ConfigKey> config_keys() {
       NodeConfig node_defaults;
       for (const auto& node_key : detail::node_keys()) {
         const detail::Target node_target = node_key.target(node_defaults);
-        const bool has_default = node_key.path == "weight" || node_key.path == "api";
+        const bool has_default = node_key.path == "weight" || node_key.path == "api" ||
+                                 node_key.path.starts_with("max_in_flight");
         keys.push_back({"nodes[i]." + node_key.path, detail::type_name(node_target),
                         has_default ? detail::format_value(node_target) : "", "",
                         node_key.description});

@@ -111,6 +111,11 @@ void validate_nodes(const std::vector<NodeConfig>& nodes, Problems& problems) {
       }
     }
     check_one_of(path + ".api", node.api, {"ollama", "openai"}, problems);
+    if (node.max_in_flight > 0 && node.max_in_flight_per_model > node.max_in_flight) {
+      problems.add(path + ".max_in_flight_per_model",
+                   "must be <= max_in_flight (" + std::to_string(node.max_in_flight) + "), got " +
+                       std::to_string(node.max_in_flight_per_model));
+    }
     if (!node.health_path.empty() && node.health_path.front() != '/') {
       problems.add(path + ".health_path",
                    "must start with '/', got " + quote_value(node.health_path));
@@ -372,6 +377,11 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
                      std::to_string(config.limits.max_buffered_body_bytes));
   }
   check_one_of("routing.balance_by", config.routing.balance_by, {"sessions", "requests"}, problems);
+  check_one_of("admission.warm_wait", config.admission.warm_wait, {"estimate", "never"}, problems);
+  if (!is_http_token(config.admission.priority_header)) {
+    problems.add("admission.priority_header", quote_value(config.admission.priority_header) +
+                                                  " is not a valid HTTP header name");
+  }
   if (config.health.path.empty() || config.health.path.front() != '/') {
     problems.add("health.path", "must start with '/', got " + quote_value(config.health.path));
   }

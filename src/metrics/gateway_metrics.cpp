@@ -64,6 +64,22 @@ std::string_view to_string(UpstreamError kind) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(AdmissionReject reason) noexcept {
+  switch (reason) {
+    case AdmissionReject::queue_full:
+      return "queue_full";
+    case AdmissionReject::max_wait:
+      return "max_wait";
+    case AdmissionReject::no_eligible_node:
+      return "no_eligible_node";
+    case AdmissionReject::client_gone:
+      return "client_gone";
+    case AdmissionReject::shutting_down:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
 struct GatewayMetrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>& requests =
@@ -162,7 +178,58 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_build_info")
           .Help("Always 1; the labels say which build of llmgw is running")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& queue_depth =
+      prometheus::BuildGauge()
+          .Name("llmgw_admission_queue_depth")
+          .Help("Requests waiting in the gateway for a slot on each node, by priority class")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& max_in_flight =
+      prometheus::BuildGauge()
+          .Name("llmgw_admission_max_in_flight")
+          .Help("Each node's cap on generating requests in flight (nodes[].max_in_flight; 0: none)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& admitted =
+      prometheus::BuildGauge()
+          .Name("llmgw_admission_in_flight")
+          .Help("Generating requests holding one of each node's admission slots")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& service =
+      prometheus::BuildGauge()
+          .Name("llmgw_admission_service_seconds")
+          .Help("Each node's recent service time per request (average; warm-wait estimate input)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& prefill_rate =
+      prometheus::BuildGauge()
+          .Name("llmgw_admission_prefill_seconds_per_token")
+          .Help("Each node's prefill time per uncached prompt token (warm-wait estimate input)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& wait =
+      prometheus::BuildHistogram()
+          .Name("llmgw_admission_wait_seconds")
+          .Help("Time requests waited in an admission queue, by priority class")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& dispatched =
+      prometheus::BuildCounter()
+          .Name("llmgw_admission_dispatched_total")
+          .Help("Requests given a slot, by priority class and whether they waited")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& rejected =
+      prometheus::BuildCounter()
+          .Name("llmgw_admission_rejected_total")
+          .Help("Requests that got no slot, by priority class and reason")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& warm_wait =
+      prometheus::BuildCounter()
+          .Name("llmgw_admission_warm_wait_total")
+          .Help("A session's node at its cap: waited for it, or spilled to a node with room")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& estimates =
+      prometheus::BuildHistogram()
+          .Name("llmgw_admission_estimate_seconds")
+          .Help("Warm-wait estimates: expected wait on the session's node, cold prefill elsewhere")
+          .Register(*registry);
   ProcessCollector process;
+  AdmissionMetrics admission;
 
   std::array<prometheus::Counter*, routing::kRouteKindCount> decision_counters{};
   std::array<prometheus::Counter*, kStatusClassCount> unrouted{};
@@ -182,6 +249,26 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
         {{"node", "none"}, {"route", "none"}, {"code", std::string{kStatusClasses[c]}}});
   }
   impl_->connection_gauge = &impl_->connections.Add({});
+  AdmissionMetrics& admission = impl_->admission;
+  for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
+    const std::string priority{admission::to_string(static_cast<admission::Priority>(p))};
+    admission.wait_seconds[p] = &impl_->wait.Add({{"class", priority}}, kFirstByteBuckets);
+    admission.dispatched_at_once[p] =
+        &impl_->dispatched.Add({{"class", priority}, {"waited", "false"}});
+    admission.dispatched_queued[p] =
+        &impl_->dispatched.Add({{"class", priority}, {"waited", "true"}});
+    for (std::size_t r = 0; r < kAdmissionRejectCount; ++r) {
+      admission.rejected[r][p] = &impl_->rejected.Add(
+          {{"class", priority},
+           {"reason", std::string{to_string(static_cast<AdmissionReject>(r))}}});
+    }
+  }
+  admission.warm_waited = &impl_->warm_wait.Add({{"decision", "waited"}});
+  admission.warm_spilled = &impl_->warm_wait.Add({{"decision", "spilled"}});
+  admission.estimated_wait_seconds =
+      &impl_->estimates.Add({{"side", "expected_wait"}}, kFirstByteBuckets);
+  admission.estimated_cold_prefill_seconds =
+      &impl_->estimates.Add({{"side", "cold_prefill"}}, kFirstByteBuckets);
   impl_->build_info.Add({{"version", std::string{kVersion}}, {"compiler", compiler()}}).Set(1);
 }
 
@@ -227,7 +314,20 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
   m.completion_tokens = &impl_->completion_tokens.Add(node_label);
   m.prompt_eval_seconds = &impl_->prompt_eval.Add(node_label);
   m.bytes_relayed = &impl_->bytes.Add(node_label);
+  for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
+    m.admission.queue_depth[p] = &impl_->queue_depth.Add(
+        {{"node", node_id},
+         {"class", std::string{admission::to_string(static_cast<admission::Priority>(p))}}});
+  }
+  m.admission.max_in_flight = &impl_->max_in_flight.Add(node_label);
+  m.admission.admitted = &impl_->admitted.Add(node_label);
+  m.admission.service_seconds = &impl_->service.Add(node_label);
+  m.admission.prefill_seconds_per_token = &impl_->prefill_rate.Add(node_label);
   return m;
+}
+
+AdmissionMetrics& GatewayMetrics::admission() noexcept {
+  return impl_->admission;
 }
 
 void GatewayMetrics::count_routing_decision(routing::RouteKind kind) noexcept {

@@ -359,6 +359,9 @@ asio::awaitable<void> Gateway::Impl::drain() {
         if (connection->upstream != nullptr) {
           connection->upstream->close(ignored);
         }
+        if (connection->admission_wait != nullptr) {
+          connection->admission_wait->cancel();  // a queued request: 503, shutting down
+        }
       }
     });
   }

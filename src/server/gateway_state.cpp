@@ -141,8 +141,11 @@ void SharedState::publish_locked(config::GatewayConfig next) {
       }
     }
     if (!existing) {
-      existing = std::make_shared<UpstreamNode>(node_config, metrics.node(node_config.name));
+      existing = std::make_shared<UpstreamNode>(node_config, metrics.node(node_config.name),
+                                                gateway_config->admission.batch_aging);
       existing->metrics.healthy->Set(1);
+    } else {
+      existing->admission.configure(node_config, gateway_config->admission.batch_aging);
     }
     upstreams.push_back(std::move(existing));
   }

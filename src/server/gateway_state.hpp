@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "admission_gate.hpp"
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/metrics/gateway_metrics.hpp"
 #include "llmgw/routing/model_catalog.hpp"
@@ -41,11 +43,13 @@ using tcp = asio::ip::tcp;
 // example). Active checks and proxied requests feed `health`; record_* log every ejection and
 // readmission with its reason.
 struct UpstreamNode final : routing::NodeState {
-  UpstreamNode(const config::NodeConfig& node_config, metrics::NodeMetrics& node_metrics)
+  UpstreamNode(const config::NodeConfig& node_config, metrics::NodeMetrics& node_metrics,
+               std::chrono::milliseconds batch_aging)
       : NodeState(node_config.name, node_config.weight),
         config(node_config),
         authority(node_config.host + ":" + std::to_string(node_config.port)),
-        metrics(node_metrics) {}
+        metrics(node_metrics),
+        admission(node_metrics.admission, node_config, batch_aging) {}
 
   // A failure (what counts: node_health.hpp). `reason` says what failed, for the log.
   void record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
@@ -62,6 +66,9 @@ struct UpstreamNode final : routing::NodeState {
   std::atomic<bool> catalog_fetching{false};  // a fetch is running
   std::atomic<bool> catalog_again{false};     // asked for during it: fetch once more after it
   NodeEvents events;  // recent failures, ejections, readmissions with reasons (/health)
+  // The node's cap and queue (admission_gate.hpp). Its caps follow reloads (configure), not
+  // `config`, so a reload that changes only caps keeps the node and its waiters.
+  AdmissionGate admission;
 };
 
 // The outlier policy of a configuration (thresholds and ejection times of `health`).
@@ -181,7 +188,10 @@ struct ClientConnection {
   tcp::socket* client = nullptr;
   tcp::socket* upstream = nullptr;  // set while a request is being relayed
   Watchdog* watchdog = nullptr;     // the timeouts of both streams (watchdog.hpp)
-  bool idle = true;                 // waiting for the next request head
+  // Set while the request waits in a node's admission queue: cancelled when the client leaves
+  // (watchdog.hpp) or at the drain deadline, which wakes the waiter (admission_gate.hpp).
+  asio::steady_timer* admission_wait = nullptr;
+  bool idle = true;  // waiting for the next request head
 };
 
 struct Worker {

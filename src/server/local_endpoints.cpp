@@ -59,6 +59,24 @@ json events_json(const NodeEvents& events) {
   return out;
 }
 
+// The node's admission: its caps, slots held, queue by class, and the estimate's inputs (null
+// until observed).
+json admission_json(const UpstreamNode& node) {
+  using admission::Priority;
+  const auto view = node.admission.view(Priority::interactive, {});
+  const auto optional_number = [](std::optional<double> value) {
+    return value ? json(*value) : json(nullptr);
+  };
+  return {{"max_in_flight", view.cap},
+          {"max_in_flight_per_model", view.per_model_cap},
+          {"in_flight", view.in_flight},
+          {"queued",
+           {{"interactive", view.queued[static_cast<std::size_t>(Priority::interactive)]},
+            {"batch", view.queued[static_cast<std::size_t>(Priority::batch)]}}},
+          {"service_seconds", optional_number(view.service_seconds)},
+          {"prefill_seconds_per_token", optional_number(view.prefill_seconds_per_token)}};
+}
+
 json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
   return {{"name", node.id},
           {"url", net::redact_url(node.config.url)},
@@ -73,6 +91,7 @@ json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
           {"virtual_nodes", virtual_nodes},
           {"api", node.config.api},
           {"catalog", catalog_json(node)},
+          {"admission", admission_json(node)},
           {"recent_events", events_json(node.events)}};
 }
 
@@ -107,6 +126,10 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
                               : 0},
         {"session_header", routing.session_header},
         {"max_attempts", routing.max_attempts}}},
+      {"admission",
+       {{"priority_header", snapshot->config().admission.priority_header},
+        {"warm_wait", snapshot->config().admission.warm_wait},
+        {"batch_aging_ms", snapshot->config().admission.batch_aging.count()}}},
       {"ring",
        {{"virtual_nodes", snapshot->table.ring().virtual_node_count()},
         {"virtual_nodes_per_node", routing.virtual_nodes},

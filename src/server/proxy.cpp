@@ -14,6 +14,7 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "admission.hpp"
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "relay.hpp"
@@ -34,22 +35,25 @@ double seconds_of(Clock::duration duration) {
 }
 
 // Counts a request against a node while it is in flight (bounded loads read these), until the
-// client has its last byte (release) or the attempt ends.
+// client has its last byte (release) or the attempt ends; holds its admission slot as long.
 class InFlight {
  public:
-  InFlight(SharedState& shared, UpstreamNode& node) : shared_(shared), node_(node) {
+  InFlight(SharedState& shared, UpstreamNode& node, AdmissionGate::Permit permit)
+      : shared_(shared), node_(node), permit_(std::move(permit)) {
     node_.in_flight.fetch_add(1, std::memory_order_relaxed);
     shared_.total_in_flight.fetch_add(1, std::memory_order_relaxed);
     node_.metrics.in_flight->Increment();
   }
-  ~InFlight() { release(); }
+  ~InFlight() { release(false); }
   InFlight(const InFlight&) = delete;
   InFlight& operator=(const InFlight&) = delete;
 
-  void release() noexcept {
+  // `completed`: the node's whole answer is in (its time held is a service time to learn from).
+  void release(bool completed) noexcept {
     if (std::exchange(released_, true)) {
       return;
     }
+    permit_.release(completed);
     node_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     shared_.total_in_flight.fetch_sub(1, std::memory_order_relaxed);
     node_.metrics.in_flight->Decrement();
@@ -58,6 +62,7 @@ class InFlight {
  private:
   SharedState& shared_;
   UpstreamNode& node_;
+  AdmissionGate::Permit permit_;
   bool released_ = false;
 };
 
@@ -121,6 +126,17 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
                                  : routing::plan_keyed(snapshot.table, position, in_flight,
                                                        snapshot.policy, eligibility);
   return {route, chosen.source, std::move(model)};
+}
+
+// The request's priority class: the configured header's value, interactive without one; nullopt
+// for a value that names no class (400).
+std::optional<admission::Priority> priority_of(const Request& request,
+                                               const config::AdmissionConfig& config) {
+  const auto it = request.find(config.priority_header);
+  if (it == request.end()) {
+    return admission::Priority::interactive;
+  }
+  return admission::parse_priority(it->value());
 }
 
 void count_error(UpstreamNode& node, UpstreamError kind) {
@@ -204,6 +220,7 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
     node.metrics.prompt_tokens->Increment(static_cast<double>(usage.prompt_tokens));
     node.metrics.completion_tokens->Increment(static_cast<double>(usage.completion_tokens));
     node.metrics.prompt_eval_seconds->Increment(usage.prompt_eval_seconds);
+    node.admission.observe_prefill(usage.prompt_tokens, usage.prompt_eval_seconds);
   }
   const auto duration = Clock::now() - started;
   const auto route_index = static_cast<std::size_t>(route);
@@ -291,6 +308,31 @@ asio::awaitable<ProxyResult> answer_with_body(Worker& worker, ClientConnection& 
   co_return ProxyResult{status, !ec && keep_alive, node.id, "none", response.body().size()};
 }
 
+// admit, for a request that generates: its slot in `admitted`, or the answer that refuses it
+// (429, 503 shutting down; 499 when the client left while queued: nothing was sent to a node).
+asio::awaitable<std::optional<ProxyResult>> admit_request(Worker& worker,
+                                                          ClientConnection& connection,
+                                                          const Snapshot& snapshot,
+                                                          const routing::RoutePlan& route_plan,
+                                                          const AdmissionRequest& request,
+                                                          bool keep_alive, Admission& admitted) {
+  const auto idle = snapshot.config().timeouts.idle;
+  admitted = co_await admit_first(worker, connection, snapshot, route_plan, request);
+  switch (admitted.outcome) {
+    case Admission::Outcome::admitted:
+      break;
+    case Admission::Outcome::rejected:
+      co_return co_await answer_rejected(worker, connection, idle, admitted, request.priority,
+                                         keep_alive);
+    case Admission::Outcome::client_gone:
+      co_return ProxyResult{499, false, {}, "none", 0};
+    case Admission::Outcome::shutting_down:
+      co_return co_await answer_locally(worker, connection, idle, 503, admitted.message, false,
+                                        "1");
+  }
+  co_return std::nullopt;
+}
+
 }  // namespace
 
 http::response<http::string_body> json_error(int status, const std::string& message,
@@ -318,7 +360,19 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   const bool client_keep_alive = request.keep_alive();
   const bool head_request = request.method() == http::verb::head;
   const bool client_accepts_chunks = request.version() >= 11;
+  // Requests that generate take an admission slot on their node (admission.hpp); metadata calls
+  // (GET, HEAD) do not.
+  const bool generates = request.method() != http::verb::get && !head_request;
 
+  const auto priority = priority_of(request, config.admission);
+  if (!priority) {
+    co_return co_await answer_refused(
+        worker, connection, timeouts.idle, 400, "unknown_priority",
+        config.admission.priority_header + ": unknown priority class \"" +
+            std::string{request[config.admission.priority_header]} +
+            "\"; accepted values: " + std::string{admission::accepted_priorities()},
+        client_keep_alive);
+  }
   const Plan planned = plan(worker, *snapshot, request, started);
   const routing::RoutePlan& route_plan = planned.route;
   if (planned.model.held_nowhere) {
@@ -334,12 +388,37 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
     co_return ProxyResult{404, !ec && client_keep_alive, {}, "none", body.text.size()};
   }
+  const auto count_no_eligible = [&] {
+    shared.metrics.admission()
+        .rejected[static_cast<std::size_t>(metrics::AdmissionReject::no_eligible_node)]
+                 [static_cast<std::size_t>(*priority)]
+        ->Increment();
+  };
   if (route_plan.empty()) {
-    co_return co_await answer_locally(worker, connection, timeouts.idle, 502,
-                                      "no upstream nodes are configured", client_keep_alive);
+    count_no_eligible();
+    co_return co_await answer_refused(worker, connection, timeouts.idle, 503, "no_eligible_node",
+                                      "no node can take the request", client_keep_alive);
   }
-  shared.metrics.count_routing_decision(route_plan.kind);
   prepare_upstream_request(request, client_ip);
+
+  // admit: a slot on the first candidate, on another with room, or after a wait in a queue.
+  const auto deadline = started + timeouts.first_byte_total;
+  const AdmissionRequest admission_request{*priority, planned.model.model, request.body().size(),
+                                           planned.key_source != "none", deadline};
+  Admission admitted;
+  if (generates) {
+    if (auto refused = co_await admit_request(worker, connection, *snapshot, route_plan,
+                                              admission_request, client_keep_alive, admitted)) {
+      co_return *refused;
+    }
+  }
+  const routing::RouteKind first_route =
+      admitted.spilled && admission_request.keyed ? routing::RouteKind::spill : route_plan.kind;
+  shared.metrics.count_routing_decision(first_route);
+  // The admitted candidate first, then the others in the plan's order.
+  auto order = route_plan.candidates;
+  std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(admitted.candidate),
+              order.begin() + static_cast<std::ptrdiff_t>(admitted.candidate + 1));
 
   // The relay buffers go back to the worker on every way out of this coroutine.
   struct Lease {
@@ -349,7 +428,6 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   } lease{worker.relay_buffers, worker.relay_buffers.take()};
   RelayBuffers& buffers = *lease.buffers;
 
-  const auto deadline = started + timeouts.first_byte_total;
   bool any_timeout = false;
   std::string last_failure = "no node could be reached";
   for (std::size_t index = 0; index < route_plan.count; ++index) {
@@ -365,9 +443,25 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       co_return co_await answer_locally(worker, connection, timeouts.idle, 503,
                                         "the gateway is shutting down", false);
     }
-    UpstreamNode& node = snapshot->node(route_plan.candidates[index]);
-    const routing::RouteKind route = index == 0 ? route_plan.kind : routing::RouteKind::failover;
-    InFlight in_flight(shared, node);
+    AdmissionGate::Permit permit = std::move(admitted.permit);
+    if (generates && index > 0) {
+      const auto candidate = static_cast<std::size_t>(
+          std::find(route_plan.candidates.begin(), route_plan.candidates.end(), order[index]) -
+          route_plan.candidates.begin());
+      auto retry = co_await admit_on(worker, connection, *snapshot, route_plan, candidate,
+                                     admission_request);
+      if (retry.outcome == Admission::Outcome::client_gone) {
+        co_return ProxyResult{499, false, {}, "none", 0};
+      }
+      if (retry.outcome != Admission::Outcome::admitted) {
+        last_failure = retry.message;
+        continue;
+      }
+      permit = std::move(retry.permit);
+    }
+    UpstreamNode& node = snapshot->node(order[index]);
+    const routing::RouteKind route = index == 0 ? first_route : routing::RouteKind::failover;
+    InFlight in_flight(shared, node, std::move(permit));
     node.requests.fetch_add(1, std::memory_order_relaxed);
     request.set(http::field::host, node.authority);
 
@@ -421,7 +515,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     relay_request.client_keep_alive = client_keep_alive;
     relay_request.client_accepts_chunks = client_accepts_chunks;
     relay_request.started = started;
-    relay_request.on_upstream_complete = [&in_flight] { in_flight.release(); };
+    relay_request.on_upstream_complete = [&in_flight] { in_flight.release(true); };
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account
@@ -429,11 +523,25 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
         net::target_path(request.target()) != "/api/show") {
       note_loaded(node, planned.model.model);  // it is loaded there now
     }
-    const bool generates = request.method() != http::verb::get && !head_request;
     co_return account_relayed(worker, config, node, route, generates, exchange, relayed, started);
   }
 
-  // No node produced a response head.
+  // No node produced a response head. With every candidate ejected (the router offered them only
+  // because none was healthy), no eligible node exists: 503, retry once a health check may have
+  // taken one back. Otherwise eligible nodes failed: 502 or 504.
+  const bool none_eligible =
+      std::none_of(route_plan.candidates.begin(),
+                   route_plan.candidates.begin() + static_cast<std::ptrdiff_t>(route_plan.count),
+                   [&](std::uint32_t index) { return snapshot->node(index).healthy.load(); });
+  if (none_eligible && !any_timeout) {
+    count_no_eligible();
+    const auto interval_s = (config.health.interval.count() + 999) / 1000;
+    co_return co_await answer_refused(
+        worker, connection, timeouts.idle, 503, "no_eligible_node",
+        "no eligible node: every node that could take the request is ejected (" + last_failure +
+            ")",
+        client_keep_alive, std::to_string(std::max<std::int64_t>(1, interval_s)));
+  }
   co_return co_await answer_locally(worker, connection, timeouts.idle, any_timeout ? 504 : 502,
                                     last_failure, client_keep_alive);
 }

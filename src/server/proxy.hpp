@@ -2,9 +2,10 @@
 
 // Internal: the proxy path of one request, and the JSON error responses the gateway sends.
 //
-// The path reads in four steps, each a function of its own (Envoy's router / upstream request /
+// The path reads in five steps, each a function of its own (Envoy's router / upstream request /
 // stream split):
 //   plan     which nodes, in which order (routing::RoutePlan from the snapshot and the key)
+//   admit    a slot on a node under its cap, or a wait in its queue, or a 429 (admission.hpp)
 //   attempt  one node: a connection, the request, the response head (upstream_attempt.hpp)
 //   relay    the head and the body to the client as they arrive (relay.hpp)
 //   account  metrics, the node's health, the connection back to the pool (account_* below)

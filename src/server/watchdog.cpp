@@ -108,6 +108,9 @@ void Watchdog::on_client_readable(const beast::error_code& ec, std::uint64_t id)
   if (connection_->upstream != nullptr) {
     connection_->upstream->close(ignored);
   }
+  if (connection_->admission_wait != nullptr) {
+    connection_->admission_wait->cancel();  // wakes the request waiting in a node's queue
+  }
 }
 
 }  // namespace llmgw::server::detail

@@ -51,9 +51,11 @@ class Watchdog : public std::enable_shared_from_this<Watchdog> {
   // Ends the watch; the connection is never touched again.
   void stop() noexcept;
 
-  // Watches the client socket while the request waits on the node (no read is pending on the
-  // client then): when the client closes its side or resets, the upstream stream is closed at
-  // once, which cancels the generation on the node, and client_gone() turns true. A client that
+  // Watches the client socket while the request waits on the node or in a node's admission queue
+  // (no read is pending on the client then): when the client closes its side or resets, the
+  // upstream stream is closed at once, which cancels the generation on the node, the admission
+  // wait's timer (ClientConnection::admission_wait) is cancelled, which takes the request out of
+  // the queue, and client_gone() turns true. A client that
   // sends more bytes (a pipelined request) is not gone; the watch then ends. Cost: one queued
   // wait and its cancellation per request, no system call while nothing happens.
   void watch_client();

@@ -186,6 +186,16 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
                                                  const net::ServerRequest& request,
                                                  net::ResponseStream& out) {
   const auto arrived = Clock::now();
+  inference_requests.fetch_add(1);
+  // In progress from here to the return: running, loading or queued, as the node holds it.
+  const std::size_t now_in_progress = generations.fetch_add(1) + 1;
+  for (auto peak = generations_peak.load();
+       peak < now_in_progress && !generations_peak.compare_exchange_weak(peak, now_in_progress);) {
+  }
+  struct InProgress {
+    std::atomic<std::size_t>& count;
+    ~InProgress() { count.fetch_sub(1); }
+  } in_progress{generations};
   auto respond_error = [&out, endpoint](int status, std::string_view message) {
     return out.respond(status, content_type(kJson), error_body(endpoint, status, message));
   };
@@ -428,6 +438,9 @@ SimStats OllamaSim::stats() const {
   stats.connections_accepted = impl_->server->connections_accepted();
   stats.cancelled = impl_->cancelled.load();
   stats.rejected = impl_->rejected.load();
+  stats.inference_requests = impl_->inference_requests.load();
+  stats.generations = impl_->generations.load();
+  stats.generations_peak = impl_->generations_peak.load();
   stats.slots_busy = impl_->models.busy_slots();
   stats.queue_depth = impl_->models.queue_depth();
   stats.model_loads = impl_->models.loads();

@@ -83,6 +83,12 @@ struct Metrics {
   prometheus::Gauge& queue_depth =
       add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_queue_depth",
                  "Requests waiting for a KV slot");
+  prometheus::Gauge& generations =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_generations",
+                 "Inference requests in progress now (running, loading or queued)");
+  prometheus::Gauge& generations_peak =
+      add_metric(prometheus::BuildGauge(), *registry, "ollama_sim_generations_peak",
+                 "The most inference requests in progress at once since start");
   prometheus::Counter& model_loads =
       add_metric(prometheus::BuildCounter(), *registry, "ollama_sim_model_loads_total",
                  "Model loads started (cold starts, reloads after a num_ctx change)");
@@ -242,6 +248,9 @@ struct OllamaSim::Impl {
   std::atomic<std::uint64_t> generated_tokens{0};
   std::atomic<std::uint64_t> cancelled{0};
   std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> inference_requests{0};
+  std::atomic<std::size_t> generations{0};       // inference requests in progress
+  std::atomic<std::size_t> generations_peak{0};  // the most at once
   std::atomic<std::uint64_t> next_completion_id{1};
   mutable std::mutex fault_mutex;
   FaultConfig active_fault;

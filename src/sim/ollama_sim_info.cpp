@@ -107,6 +107,8 @@ std::string OllamaSim::Impl::metrics_text() {
   }
   metrics.slots_busy.Set(static_cast<double>(models.busy_slots()));
   metrics.queue_depth.Set(static_cast<double>(models.queue_depth()));
+  metrics.generations.Set(static_cast<double>(generations.load()));
+  metrics.generations_peak.Set(static_cast<double>(generations_peak.load()));
   // Expiries are lazy: listing the loaded models applies those that are due before counting.
   metrics.models_loaded.Set(static_cast<double>(models.loaded(Clock::now()).size()));
   const std::uint64_t loads = models.loads();

@@ -42,6 +42,9 @@ inline constexpr const char* kModeRoundRobin = "round_robin";
 inline constexpr const char* kModeConsistentHash = "consistent_hash";
 inline constexpr const char* kModeBounded = "bounded";
 inline constexpr const char* kModeBoundedRequests = "bounded_requests";
+// `bounded` with admission.warm_wait: never: a session whose node is at its cap spills at once
+// instead of waiting when the estimate says a cold prefill elsewhere costs more.
+inline constexpr const char* kModeBoundedSpill = "bounded_spill";
 // Clients that send no session header: the gateway keys them by the conversation's start
 // (routing.key_sources' `prefix`), with bounded placement over sessions.
 inline constexpr const char* kModePrefix = "prefix";

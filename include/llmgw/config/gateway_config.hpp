@@ -31,6 +31,13 @@ struct NodeConfig {
   // /v1/models, probed on /health).
   std::string api = "ollama";
   std::string health_path;  // overrides the probe path; empty: health.path (ollama) or /health
+  // Admission (docs/DESIGN.md §2.2): generating requests (not GET or HEAD) in flight to the node
+  // through this gateway, all models together; more wait in the gateway's queue. 0 = no cap (and
+  // no queue). Default 4: one model per node at OLLAMA_NUM_PARALLEL 4 (see config/gateway.yaml).
+  std::size_t max_in_flight = 4;
+  // The same per model on the node (Ollama's OLLAMA_NUM_PARALLEL is per loaded model); 0 = only
+  // max_in_flight. Needs the model of the request (catalog.interval_ms > 0).
+  std::size_t max_in_flight_per_model = 0;
 };
 
 struct ListenConfig {
@@ -98,6 +105,25 @@ struct CatalogConfig {
   std::chrono::milliseconds interval{10'000};
 };
 
+// One priority class's queue per node: at most `max_queue` waiting, each at most `max_wait`.
+struct ClassLimits {
+  std::size_t max_queue = 64;
+  std::chrono::milliseconds max_wait{30'000};
+};
+
+// Admission control in front of each node's cap (nodes[].max_in_flight; docs/DESIGN.md §2.2).
+struct AdmissionConfig {
+  // The request header that names the priority class: interactive (default) or batch.
+  std::string priority_header = "X-Request-Priority";
+  // A session whose node is at its cap: "estimate" waits for it when the expected wait is shorter
+  // than a cold prefill of the history elsewhere; "never" spills to a node with room at once.
+  std::string warm_wait = "estimate";
+  // A batch request waiting this long competes with interactive ones by arrival time.
+  std::chrono::milliseconds batch_aging{10'000};
+  ClassLimits interactive{64, std::chrono::milliseconds{30'000}};
+  ClassLimits batch{256, std::chrono::milliseconds{120'000}};
+};
+
 struct LogConfig {
   std::string level = "info";   // trace|debug|info|warn|error|off
   std::string format = "text";  // text|json
@@ -127,6 +153,7 @@ struct GatewayConfig {
   LimitsConfig limits;
   HealthConfig health;
   CatalogConfig catalog;
+  AdmissionConfig admission;
   std::chrono::milliseconds drain{30'000};  // shutdown.drain_ms
   LogConfig log;
   AdminConfig admin;

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "llmgw/admission/admission_queue.hpp"
 #include "llmgw/routing/router.hpp"
 
 namespace prometheus {
@@ -43,6 +44,43 @@ enum class UpstreamError : std::uint8_t {
 inline constexpr std::size_t kUpstreamErrorCount = 6;
 std::string_view to_string(UpstreamError kind) noexcept;
 
+// How a request's admission ended without a slot (docs/DESIGN.md §2.2). queue_full and max_wait
+// are 429s, no_eligible_node a 503; client_gone: the client left while queued (nothing was sent);
+// shutting_down: the drain deadline passed while it waited.
+enum class AdmissionReject : std::uint8_t {
+  queue_full,
+  max_wait,
+  no_eligible_node,
+  client_gone,
+  shutting_down,
+};
+inline constexpr std::size_t kAdmissionRejectCount = 5;
+std::string_view to_string(AdmissionReject reason) noexcept;
+
+// Gateway-wide admission children, by priority class (index: admission::Priority).
+struct AdmissionMetrics {
+  using PerClass = std::array<prometheus::Counter*, admission::kPriorityCount>;
+  // Time from joining a queue to leaving it (dispatched or not).
+  std::array<prometheus::Histogram*, admission::kPriorityCount> wait_seconds{};
+  PerClass dispatched_at_once{};  // a slot was free
+  PerClass dispatched_queued{};   // after a wait
+  std::array<PerClass, kAdmissionRejectCount> rejected{};
+  prometheus::Counter* warm_waited = nullptr;   // waited for the session's node
+  prometheus::Counter* warm_spilled = nullptr;  // went to a node with room
+  // The warm-wait estimate's two sides, at each decision that had both inputs.
+  prometheus::Histogram* estimated_wait_seconds = nullptr;
+  prometheus::Histogram* estimated_cold_prefill_seconds = nullptr;
+};
+
+// Per-node admission children.
+struct NodeAdmissionMetrics {
+  std::array<prometheus::Gauge*, admission::kPriorityCount> queue_depth{};
+  prometheus::Gauge* max_in_flight = nullptr;              // the cap (0: none)
+  prometheus::Gauge* admitted = nullptr;                   // generating requests holding a slot
+  prometheus::Gauge* service_seconds = nullptr;            // recent service time (estimate input)
+  prometheus::Gauge* prefill_seconds_per_token = nullptr;  // cold prefill cost (estimate input)
+};
+
 // Per-node children, resolved once so the data path never looks up a label set.
 struct NodeMetrics {
   std::array<std::array<prometheus::Counter*, kStatusClassCount>, routing::kRouteKindCount>
@@ -63,6 +101,7 @@ struct NodeMetrics {
   prometheus::Counter* completion_tokens = nullptr;
   prometheus::Counter* prompt_eval_seconds = nullptr;
   prometheus::Counter* bytes_relayed = nullptr;
+  NodeAdmissionMetrics admission;
 };
 
 class GatewayMetrics {
@@ -76,6 +115,8 @@ class GatewayMetrics {
   // series stay (frozen) and are reused if it comes back: requests still in flight may hold them,
   // and prometheus-cpp frees a child on removal.
   NodeMetrics& node(const std::string& node_id);
+
+  AdmissionMetrics& admission() noexcept;
 
   void count_routing_decision(routing::RouteKind kind) noexcept;
   // The counter of routing decisions whose session key came from `source` (a configured key

@@ -88,6 +88,11 @@ struct SimStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t cancelled = 0;  // generations stopped because the client went away
   std::uint64_t rejected = 0;   // 503: queue full
+  // Inference requests (generate, chat, /v1/* completions, messages) received; in progress now
+  // (running, loading or queued: what the node holds), and the most at once since start.
+  std::uint64_t inference_requests = 0;
+  std::size_t generations = 0;
+  std::size_t generations_peak = 0;
   std::size_t slots_busy = 0;
   std::size_t queue_depth = 0;
   std::uint64_t model_loads = 0;    // loads started (a reload after num_ctx changed counts)

@@ -252,9 +252,14 @@ TEST(GatewayRouting, SessionPlacementSpreadsACrowdedOwnersSessionsAndKeepsEachOn
 }
 
 TEST(GatewayRouting, PlainRingSendsEveryCrowdedSessionToItsOwner) {
+  // Six at once on one node: more than its default admission cap (4), which would spill two.
   GatewayFixture fixture(
-      {.sim = slow_sim_options(15, 100.0),
-       .configure = [](config::GatewayConfig& config) { config.routing.balance_factor = 0.0; }});
+      {.sim = slow_sim_options(15, 100.0), .configure = [](config::GatewayConfig& config) {
+         config.routing.balance_factor = 0.0;
+         for (auto& node : config.nodes) {
+           node.max_in_flight = 0;
+         }
+       }});
   constexpr std::size_t kStreams = 6;
   const auto sessions = sessions_owned_by(fixture, 0, kStreams);
   const std::string owner = fixture.node_name(0);

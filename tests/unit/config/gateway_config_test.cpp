@@ -509,5 +509,48 @@ TEST(GatewayConfigApi, DescribeConfigKeysListsEveryKeyWithItsVariableAndDefault)
   EXPECT_EQ(env_var_name("routing.balance_factor"), "LLMGW_ROUTING_BALANCE_FACTOR");
 }
 
+TEST(GatewayConfigAdmission, ParsesCapsClassesAndWarmWaitFromEverySource) {
+  const GatewayConfig defaults = parse_gateway_config("");
+  EXPECT_EQ(defaults.nodes[0].max_in_flight, 4U);
+  EXPECT_EQ(defaults.nodes[0].max_in_flight_per_model, 0U);
+  EXPECT_EQ(defaults.admission.priority_header, "X-Request-Priority");
+  EXPECT_EQ(defaults.admission.warm_wait, "estimate");
+  const GatewayConfig config = parse_gateway_config(
+      "nodes:\n  - {url: 'http://a:1', max_in_flight: 8, max_in_flight_per_model: 2}\n"
+      "admission:\n  warm_wait: never\n  batch_aging_ms: 500\n"
+      "  interactive:\n    max_queue: 3\n    max_wait_ms: 700\n"
+      "  batch:\n    max_queue: 9\n");
+  EXPECT_EQ(config.nodes[0].max_in_flight, 8U);
+  EXPECT_EQ(config.nodes[0].max_in_flight_per_model, 2U);
+  EXPECT_EQ(config.admission.warm_wait, "never");
+  EXPECT_EQ(config.admission.batch_aging.count(), 500);
+  EXPECT_EQ(config.admission.interactive.max_queue, 3U);
+  EXPECT_EQ(config.admission.interactive.max_wait.count(), 700);
+  EXPECT_EQ(config.admission.batch.max_queue, 9U);
+  EXPECT_EQ(config.admission.batch.max_wait, defaults.admission.batch.max_wait);
+  const GatewayConfig overridden = load_gateway_config(
+      {std::nullopt,
+       {{"LLMGW_ADMISSION_BATCH_MAX_WAIT_MS", "1234"}},
+       {"nodes=http://a:1", "nodes[0].max_in_flight=1", "admission.priority_header=X-Class"}});
+  EXPECT_EQ(overridden.admission.batch.max_wait.count(), 1234);
+  EXPECT_EQ(overridden.nodes[0].max_in_flight, 1U);
+  EXPECT_EQ(overridden.admission.priority_header, "X-Class");
+}
+
+TEST(GatewayConfigAdmission, BadValuesNameTheirKeyPath) {
+  EXPECT_THAT(problems_of("admission:\n  warm_wait: sometimes\n"),
+              Contains(HasSubstr("admission.warm_wait")));
+  EXPECT_THAT(problems_of("admission:\n  priority_header: 'bad header'\n"),
+              Contains(HasSubstr("admission.priority_header")));
+  EXPECT_THAT(problems_of("admission:\n  batch:\n    max_queue: -1\n"),
+              Contains(HasSubstr("admission.batch.max_queue")));
+  EXPECT_THAT(
+      problems_of(
+          "nodes:\n  - {url: 'http://a:1', max_in_flight: 2, max_in_flight_per_model: 3}\n"),
+      Contains("nodes[0].max_in_flight_per_model: must be <= max_in_flight (2), got 3"));
+  EXPECT_THAT(problems_of("admission:\n  interactve:\n    max_queue: 1\n"),
+              Contains(HasSubstr("admission.interactve: unknown key")));
+}
+
 }  // namespace
 }  // namespace llmgw::config

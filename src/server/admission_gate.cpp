@@ -1,0 +1,244 @@
+#include "admission_gate.hpp"
+
+#include <prometheus/gauge.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "gateway_state.hpp"
+#include "watchdog.hpp"
+
+namespace llmgw::server::detail {
+
+struct AdmissionGate::Waiter {
+  explicit Waiter(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;  // touched only on its own worker's thread
+  bool granted = false;      // guarded by the gate's mutex
+};
+
+AdmissionGate::AdmissionGate(metrics::NodeAdmissionMetrics& node_metrics,
+                             const config::NodeConfig& node, std::chrono::milliseconds batch_aging)
+    : metrics_(node_metrics),
+      cap_(node.max_in_flight),
+      per_model_cap_(node.max_in_flight_per_model),
+      queue_(batch_aging) {
+  metrics_.max_in_flight->Set(static_cast<double>(cap_));
+}
+
+AdmissionGate::~AdmissionGate() = default;
+
+void AdmissionGate::configure(const config::NodeConfig& node,
+                              std::chrono::milliseconds batch_aging) {
+  std::vector<std::shared_ptr<Waiter>> granted;
+  {
+    std::lock_guard lock(mutex_);
+    cap_ = node.max_in_flight;
+    per_model_cap_ = node.max_in_flight_per_model;
+    queue_.set_batch_aging(batch_aging);
+    metrics_.max_in_flight->Set(static_cast<double>(cap_));
+    granted = dispatch_locked(Clock::now());
+  }
+  wake(granted);
+}
+
+AdmissionGate::Permit& AdmissionGate::Permit::operator=(Permit&& other) noexcept {
+  if (this != &other) {
+    release(false);
+    gate_ = std::exchange(other.gate_, nullptr);
+    model_ = std::move(other.model_);
+    granted_ = other.granted_;
+  }
+  return *this;
+}
+
+void AdmissionGate::Permit::release(bool completed) noexcept {
+  if (gate_ == nullptr) {
+    return;
+  }
+  std::exchange(gate_, nullptr)
+      ->release_slot(model_, completed ? std::optional<Clock::duration>{Clock::now() - granted_}
+                                       : std::nullopt);
+}
+
+bool AdmissionGate::has_room_locked(const std::string& model) const {
+  if (cap_ == 0) {
+    return true;
+  }
+  if (in_flight_ >= cap_) {
+    return false;
+  }
+  if (per_model_cap_ == 0 || model.empty()) {
+    return true;
+  }
+  const auto it = model_in_flight_.find(model);
+  return it == model_in_flight_.end() || it->second < per_model_cap_;
+}
+
+void AdmissionGate::admit_locked(const std::string& model) {
+  ++in_flight_;
+  if (!model.empty()) {
+    ++model_in_flight_[model];
+  }
+  metrics_.admitted->Set(static_cast<double>(in_flight_));
+}
+
+AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model) {
+  std::lock_guard lock(mutex_);
+  if (!has_room_locked(model)) {
+    return {};
+  }
+  admit_locked(model);
+  return Permit{this, model};
+}
+
+void AdmissionGate::release_slot(const std::string& model,
+                                 std::optional<Clock::duration> held) noexcept {
+  std::vector<std::shared_ptr<Waiter>> granted;
+  {
+    std::lock_guard lock(mutex_);
+    in_flight_ -= in_flight_ > 0 ? 1 : 0;
+    if (!model.empty()) {
+      if (const auto it = model_in_flight_.find(model); it != model_in_flight_.end()) {
+        if (--it->second == 0) {
+          model_in_flight_.erase(it);
+        }
+      }
+    }
+    metrics_.admitted->Set(static_cast<double>(in_flight_));
+    if (held) {
+      timings_.observe_service(*held);
+      metrics_.service_seconds->Set(timings_.service_seconds().value_or(0.0));
+    }
+    granted = dispatch_locked(Clock::now());
+  }
+  wake(granted);
+}
+
+std::vector<std::shared_ptr<AdmissionGate::Waiter>> AdmissionGate::dispatch_locked(
+    Clock::time_point now) {
+  std::vector<std::shared_ptr<Waiter>> granted;
+  while (queue_.depth() > 0 && (cap_ == 0 || in_flight_ < cap_)) {
+    auto next = queue_.pop_next(
+        now, [this](const admission::QueuedRequest& r) { return has_room_locked(r.model); });
+    if (!next) {
+      break;  // what waits is at its model's cap
+    }
+    admit_locked(next->model);
+    const auto it = waiters_.find(next->ticket);
+    it->second->granted = true;
+    granted.push_back(std::move(it->second));
+    waiters_.erase(it);
+  }
+  if (!granted.empty()) {
+    publish_depth_locked();
+  }
+  return granted;
+}
+
+void AdmissionGate::wake(const std::vector<std::shared_ptr<Waiter>>& granted) {
+  for (const auto& waiter : granted) {
+    asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+  }
+}
+
+void AdmissionGate::publish_depth_locked() {
+  for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
+    metrics_.queue_depth[p]->Set(static_cast<double>(queue_.depth(static_cast<Priority>(p))));
+  }
+}
+
+asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
+    asio::io_context& io, ClientConnection& connection, const std::atomic<bool>& drain_cut,
+    Priority priority, std::string model, std::size_t max_queue, Clock::time_point deadline) {
+  Waited result;
+  auto waiter = std::make_shared<Waiter>(io);
+  const std::uint64_t ticket = [&] {
+    std::lock_guard lock(mutex_);
+    if (has_room_locked(model)) {
+      admit_locked(model);
+      result.outcome = Outcome::admitted;
+      result.permit = Permit{this, model};
+      return std::uint64_t{0};
+    }
+    if (queue_.depth(priority) >= max_queue) {
+      result.outcome = Outcome::queue_full;
+      return std::uint64_t{0};
+    }
+    const std::uint64_t id = next_ticket_++;
+    queue_.push({id, priority, Clock::now(), model});
+    waiters_.emplace(id, waiter);
+    publish_depth_locked();
+    return id;
+  }();
+  if (ticket == 0) {
+    co_return result;
+  }
+  result.queued = true;
+  const auto joined = Clock::now();
+  // Watch the client while nothing else reads from it: a client that leaves cancels the timer.
+  Watchdog& watchdog = *connection.watchdog;
+  watchdog.disarm();
+  watchdog.watch_client();
+  connection.admission_wait = &waiter->timer;
+  struct Unwatch {
+    ClientConnection& connection;
+    ~Unwatch() {
+      connection.admission_wait = nullptr;
+      connection.watchdog->unwatch_client();
+    }
+  } unwatch{connection};
+
+  for (;;) {
+    waiter->timer.expires_at(deadline);
+    co_await waiter->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    std::lock_guard lock(mutex_);
+    if (waiter->granted) {
+      result.outcome = Outcome::admitted;
+      result.permit = Permit{this, model};
+      break;
+    }
+    if (watchdog.client_gone()) {
+      result.outcome = Outcome::client_gone;
+    } else if (drain_cut.load(std::memory_order_relaxed)) {
+      result.outcome = Outcome::shutting_down;
+    } else if (Clock::now() >= deadline) {
+      result.outcome = Outcome::timed_out;
+    } else {
+      continue;  // woken for nothing that concerns this request
+    }
+    queue_.remove(ticket);
+    waiters_.erase(ticket);
+    publish_depth_locked();
+    break;
+  }
+  result.waited_for = Clock::now() - joined;
+  co_return result;
+}
+
+AdmissionGate::View AdmissionGate::view(Priority priority, const std::string& model) const {
+  std::lock_guard lock(mutex_);
+  View view;
+  view.cap = cap_;
+  view.per_model_cap = per_model_cap_;
+  view.in_flight = in_flight_;
+  for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
+    view.queued[p] = queue_.depth(static_cast<Priority>(p));
+  }
+  view.ahead = queue_.ahead_of(priority);
+  view.room = has_room_locked(model);
+  view.service_seconds = timings_.service_seconds();
+  view.prefill_seconds_per_token = timings_.prefill_seconds_per_token();
+  return view;
+}
+
+void AdmissionGate::observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds) {
+  std::lock_guard lock(mutex_);
+  timings_.observe_prefill(prompt_tokens, prompt_eval_seconds);
+  if (const auto rate = timings_.prefill_seconds_per_token()) {
+    metrics_.prefill_seconds_per_token->Set(*rate);
+  }
+}
+
+}  // namespace llmgw::server::detail

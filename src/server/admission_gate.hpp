@@ -1,0 +1,133 @@
+#pragma once
+
+// Internal: one node's admission (docs/DESIGN.md §2.2). At most `cap` generating requests hold a
+// slot on the node at once (and at most `per_model_cap` of one model); the rest wait here, in
+// the node's AdmissionQueue (llmgw/admission/admission_queue.hpp: interactive first, aged batch
+// by arrival), never on the node.
+//
+// Threads: a node's requests come from every worker thread, so one mutex guards the counts and
+// the queue. A waiting request sleeps on a steady_timer of its own worker; whoever frees a slot
+// marks the waiter granted under the mutex (the slot is its from then on) and wakes it by posting
+// the timer's cancellation to the waiter's own executor, so a timer is only ever touched on its
+// own thread. A waiter woken for another reason (its client left: the watchdog cancels the same
+// timer; the drain deadline; its wait ended) takes itself out of the queue under the mutex, unless
+// it was granted meanwhile, in which case it has the slot.
+
+#include <array>
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "llmgw/admission/admission_queue.hpp"
+#include "llmgw/admission/wait_estimate.hpp"
+#include "llmgw/config/gateway_config.hpp"
+#include "llmgw/metrics/gateway_metrics.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace llmgw::server::detail {
+
+struct ClientConnection;
+
+class AdmissionGate {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Priority = admission::Priority;
+
+  AdmissionGate(metrics::NodeAdmissionMetrics& node_metrics, const config::NodeConfig& node,
+                std::chrono::milliseconds batch_aging);
+  ~AdmissionGate();
+  AdmissionGate(const AdmissionGate&) = delete;
+  AdmissionGate& operator=(const AdmissionGate&) = delete;
+
+  // A reload: new caps (a raised cap dispatches waiters at once) and aging.
+  void configure(const config::NodeConfig& node, std::chrono::milliseconds batch_aging);
+
+  // One slot, held until release() or destruction. Move-only.
+  class Permit {
+   public:
+    Permit() = default;
+    Permit(AdmissionGate* gate, std::string model) noexcept
+        : gate_(gate), model_(std::move(model)), granted_(Clock::now()) {}
+    Permit(Permit&& other) noexcept { *this = std::move(other); }
+    Permit& operator=(Permit&& other) noexcept;
+    ~Permit() { release(false); }
+
+    // Frees the slot. `completed`: the node's whole answer is in, so the time held is a service
+    // time worth learning from.
+    void release(bool completed) noexcept;
+    bool held() const noexcept { return gate_ != nullptr; }
+
+   private:
+    AdmissionGate* gate_ = nullptr;
+    std::string model_;
+    Clock::time_point granted_{};
+  };
+
+  // A slot now if one is free (for `model`, under both caps), else none.
+  Permit try_admit(const std::string& model);
+
+  enum class Outcome { admitted, queue_full, timed_out, client_gone, shutting_down };
+  struct Waited {
+    Outcome outcome = Outcome::timed_out;
+    Permit permit;
+    bool queued = false;           // it joined the queue (false: admitted at once or refused)
+    Clock::duration waited_for{};  // time in the queue
+  };
+  // A slot now, or after waiting in the queue of `priority` until `deadline` (at most
+  // `max_queue` of that class wait). The client is watched meanwhile (watchdog.hpp): a client that
+  // leaves is taken out of the queue at once. Never throws.
+  boost::asio::awaitable<Waited> admit(boost::asio::io_context& io, ClientConnection& connection,
+                                       const std::atomic<bool>& drain_cut, Priority priority,
+                                       std::string model, std::size_t max_queue,
+                                       Clock::time_point deadline);
+
+  // What admission decisions read (a consistent view under the mutex).
+  struct View {
+    std::size_t cap = 0;  // 0: no cap
+    std::size_t per_model_cap = 0;
+    std::size_t in_flight = 0;
+    std::array<std::size_t, admission::kPriorityCount> queued{};
+    std::size_t ahead = 0;  // ahead of a new request of the priority asked for
+    bool room = true;       // a request of the model asked for would be admitted now
+    std::optional<double> service_seconds;
+    std::optional<double> prefill_seconds_per_token;
+  };
+  View view(Priority priority, const std::string& model) const;
+
+  // A final record relayed from this node (prompt_eval_count, prompt_eval_duration).
+  void observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds);
+
+ private:
+  struct Waiter;
+
+  bool has_room_locked(const std::string& model) const;
+  void admit_locked(const std::string& model);
+  void release_slot(const std::string& model, std::optional<Clock::duration> held) noexcept;
+  // Grants every waiter that fits now; returns them, to be woken once the mutex is released.
+  std::vector<std::shared_ptr<Waiter>> dispatch_locked(Clock::time_point now);
+  void publish_depth_locked();
+  static void wake(const std::vector<std::shared_ptr<Waiter>>& granted);
+
+  metrics::NodeAdmissionMetrics& metrics_;
+  mutable std::mutex mutex_;
+  std::size_t cap_;
+  std::size_t per_model_cap_;
+  std::size_t in_flight_ = 0;
+  std::unordered_map<std::string, std::size_t> model_in_flight_;
+  admission::AdmissionQueue queue_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Waiter>> waiters_;
+  std::uint64_t next_ticket_ = 1;
+  admission::NodeTimings timings_;
+};
+
+}  // namespace llmgw::server::detail
