@@ -372,6 +372,7 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
                      std::to_string(config.limits.max_buffered_body_bytes));
   }
   check_one_of("routing.balance_by", config.routing.balance_by, {"sessions", "requests"}, problems);
+  validate_placement_store(config, problems);
   if (config.health.path.empty() || config.health.path.front() != '/') {
     problems.add("health.path", "must start with '/', got " + quote_value(config.health.path));
   }

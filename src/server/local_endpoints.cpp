@@ -106,7 +106,12 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
                               ? snapshot->sessions->live_sessions(std::chrono::steady_clock::now())
                               : 0},
         {"session_header", routing.session_header},
-        {"max_attempts", routing.max_attempts}}},
+        {"max_attempts", routing.max_attempts},
+        // Shared placements (README "Running more than one gateway"); the URL without password.
+        {"placement_store", shared.placement_store
+                                ? json{{"url", net::redact_url(shared.config.placement_store)},
+                                       {"available", shared.placement_store->available()}}
+                                : json(nullptr)}}},
       {"ring",
        {{"virtual_nodes", snapshot->table.ring().virtual_node_count()},
         {"virtual_nodes_per_node", routing.virtual_nodes},
