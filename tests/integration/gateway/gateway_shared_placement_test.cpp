@@ -150,7 +150,9 @@ TEST_P(GatewaySharedPlacement, EveryFollowUpTurnReachesTheTurnOneNodeFromAnyRepl
 }
 
 INSTANTIATE_TEST_SUITE_P(Replicas, GatewaySharedPlacement, ::testing::Values(1, 2, 4, 8),
-                         [](const auto& info) { return std::to_string(info.param) + "Replicas"; });
+                         [](const auto& param_info) {
+                           return std::to_string(param_info.param) + "Replicas";
+                         });
 
 class GatewaySharedPlacementFaults : public GatewaySharedPlacement {};
 
