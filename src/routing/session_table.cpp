@@ -94,8 +94,8 @@ struct SessionTable::Impl {
 
   // The plan of the key's live placement, if it may stay (touched); else nullopt (an entry that
   // may not stay is forgotten). `cached` gets the placement.
-  std::optional<RoutePlan> reuse(const Decision& decision, Clock::time_point now,
-                                 Placement* cached);
+  std::optional<RoutePlan> reuse(const Decision& decision, Clock::time_point now, Placement* cached,
+                                 bool spill_when_busy);
 };
 
 SessionTable::SessionTable(SessionTableOptions options) : impl_(std::make_unique<Impl>(options)) {}
@@ -189,7 +189,7 @@ struct SessionTable::Decision {
 };
 
 std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clock::time_point now,
-                                                   Placement* cached) {
+                                                   Placement* cached, bool spill_when_busy) {
   const auto it = entries.find(decision.key);
   if (it == entries.end()) {
     return std::nullopt;
@@ -206,9 +206,12 @@ std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clo
     *cached = Placement{entry.home->id, entry.failover};
   }
   // A home may always serve one request per session placed on it; beyond that (a session
-  // sending several requests at once) the request cap applies, for that request only.
+  // sending several requests at once) the request cap applies, for that request only. Not with
+  // shared placements: a replica sees only its own share of a node's requests and sessions, so
+  // the cap it computes says nothing about the node (two replicas spilled 5 % of follow-up
+  // turns on it at 8 concurrent sessions).
   const std::int64_t own = entry.home->sessions.load(std::memory_order_relaxed);
-  if (!decision.below_request_cap(*entry.home) &&
+  if (spill_when_busy && !decision.below_request_cap(*entry.home) &&
       entry.home->in_flight.load(std::memory_order_relaxed) >= own) {
     return decision.base;
   }
@@ -224,7 +227,7 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
   }
   std::lock_guard lock(impl_->mutex);
   impl_->expire(now);
-  if (auto reused = impl_->reuse(decision, now, nullptr)) {
+  if (auto reused = impl_->reuse(decision, now, nullptr, /*spill_when_busy=*/true)) {
     return *reused;
   }
 
@@ -255,7 +258,7 @@ std::optional<CachedRoute> SessionTable::cached_plan(
   std::lock_guard lock(impl_->mutex);
   impl_->expire(now);
   CachedRoute cached;
-  if (auto reused = impl_->reuse(decision, now, &cached.placement)) {
+  if (auto reused = impl_->reuse(decision, now, &cached.placement, /*spill_when_busy=*/false)) {
     cached.plan = *reused;
     return cached;
   }

@@ -77,9 +77,9 @@ class SessionTable {
                  std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now,
                  const Eligibility& eligibility = {});
 
-  // Shared placements: the plan of a live cached placement that may stay (as plan() keeps one),
-  // or nullopt (an entry that may not stay is forgotten: ask the store). With no eligible node,
-  // an empty plan.
+  // Shared placements: the plan of a live cached placement that may stay (as plan() keeps one,
+  // but always led by its home: this replica's request cap is no measure of the node), or nullopt
+  // (an entry that may not stay is forgotten: ask the store). With no eligible node, an empty plan.
   std::optional<CachedRoute> cached_plan(const RoutingTable& table, std::uint64_t key_position,
                                          std::int64_t total_in_flight, const RoutingPolicy& policy,
                                          Clock::time_point now,
