@@ -358,18 +358,31 @@ GatewayConfig build_config(const RawConfig& raw, Problems& problems) {
   return config;
 }
 
-// Replaces admin.token_file by the token it holds. A relative file named in the YAML file is
+// A secret given as a file: `file` (the key `parent.file_key`) replaced by the first line of the
+// file it names, into `secret` (`parent.secret_key`). A relative file named in the YAML file is
 // found next to that file, so a config directory can be moved as a whole.
-void read_token_file(GatewayConfig& config, const std::filesystem::path& base_dir,
-                     Problems& problems) {
-  if (config.admin.token_file.empty()) {
+struct SecretFile {
+  std::string& secret;
+  const std::string& file;
+  std::string_view parent;      // "admin"
+  std::string_view secret_key;  // "token"
+  std::string_view file_key;    // "token_file"
+  std::string_view what;        // "token"
+};
+
+void read_secret_file(const SecretFile& secret, const std::filesystem::path& base_dir,
+                      Problems& problems) {
+  if (secret.file.empty()) {
     return;
   }
-  if (!config.admin.token.empty()) {
-    problems.add("admin", "token and token_file are both set; use only one");
+  const std::string file_path = std::string{secret.parent} + "." + std::string{secret.file_key};
+  if (!secret.secret.empty()) {
+    problems.add(std::string{secret.parent}, std::string{secret.secret_key} + " and " +
+                                                 std::string{secret.file_key} +
+                                                 " are both set; use only one");
     return;
   }
-  std::filesystem::path file{config.admin.token_file};
+  std::filesystem::path file{secret.file};
   if (file.is_relative() && !base_dir.empty()) {
     file = base_dir / file;
   }
@@ -377,16 +390,31 @@ void read_token_file(GatewayConfig& config, const std::filesystem::path& base_di
   std::string first_line;
   if (!in || !std::getline(in, first_line)) {
     const int error = errno;
-    problems.add("admin.token_file", "cannot read " + quote_value(file.string()) +
-                                         (in.is_open() ? ": the file is empty"
-                                                       : ": " + std::string{std::strerror(error)}));
+    problems.add(file_path, "cannot read " + quote_value(file.string()) +
+                                (in.is_open() ? ": the file is empty"
+                                              : ": " + std::string{std::strerror(error)}));
     return;
   }
-  config.admin.token = trim(first_line);
-  if (config.admin.token.empty()) {
-    problems.add("admin.token_file",
-                 quote_value(file.string()) + " holds no token on its first line");
+  secret.secret = trim(first_line);
+  if (secret.secret.empty()) {
+    problems.add(file_path, quote_value(file.string()) + " holds no " + std::string{secret.what} +
+                                " on its first line");
   }
+}
+
+void read_secret_files(GatewayConfig& config, const std::filesystem::path& base_dir,
+                       Problems& problems) {
+  // A file named by the environment or a flag is relative to the working directory.
+  const auto base_of = [&](const std::string& key) {
+    return problems.origin_of(key).empty() ? base_dir : std::filesystem::path{};
+  };
+  read_secret_file(
+      {config.admin.token, config.admin.token_file, "admin", "token", "token_file", "token"},
+      base_of("admin.token_file"), problems);
+  read_secret_file(
+      {config.routing.placement_store_password, config.routing.placement_store_password_file,
+       "routing", "placement_store_password", "placement_store_password_file", "password"},
+      base_of("routing.placement_store_password_file"), problems);
 }
 
 YAML::Node parse_yaml(const std::string& text, const std::string& name) {
@@ -422,9 +450,7 @@ GatewayConfig load(const LoadInput& input) {
     apply_overrides(*input.overrides, raw, problems);
   }
   GatewayConfig config = build_config(raw, problems);
-  const bool token_file_from_yaml = problems.origin_of("admin.token_file").empty();
-  read_token_file(config, token_file_from_yaml ? input.base_dir : std::filesystem::path{},
-                  problems);
+  read_secret_files(config, input.base_dir, problems);
   validate_into(config, problems);
   problems.throw_if_any();
   if (config.workers == 0) {

@@ -146,5 +146,7 @@ struct NodeAddress {
 std::optional<NodeAddress> parse_node_url(const std::string& url, std::string& problem);
 
 void validate_into(const GatewayConfig& config, Problems& problems);
+// routing.placement_store and its password (store_url.cpp).
+void validate_placement_store(const GatewayConfig& config, Problems& problems);
 
 }  // namespace llmgw::config::detail

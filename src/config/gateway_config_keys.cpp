@@ -44,6 +44,18 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                 "balance_by sessions: placements remembered; the least recently used go first"),
       LLMGW_KEY("routing.max_attempts", routing.max_attempts, kPositive,
                 "nodes tried for one request before 502/504"),
+      KeySpec<GatewayConfig>{
+          "routing.placement_store", LLMGW_FIELD(GatewayConfig, routing.placement_store), kAny,
+          true,
+          "redis://[[user]:password@]host[:port][/db]: session placements shared by every "
+          "replica; empty = this gateway's own (restart to change)"},
+      KeySpec<GatewayConfig>{"routing.placement_store_password",
+                             LLMGW_FIELD(GatewayConfig, routing.placement_store_password), kAny,
+                             true, "the placement store's password, instead of the URL's"},
+      LLMGW_KEY("routing.placement_store_password_file", routing.placement_store_password_file,
+                kAny, "file whose first line is the placement store's password"),
+      LLMGW_KEY("routing.placement_store_timeout_ms", routing.placement_store_timeout, kPositive,
+                "a new session waits no longer for its placement; then the plain ring decides"),
       LLMGW_KEY("timeouts.connect_ms", timeouts.connect, kPositive, "TCP connect to a node"),
       LLMGW_KEY("timeouts.first_byte_ms", timeouts.first_byte, kPositive,
                 "one attempt: request sent -> response head from the node"),

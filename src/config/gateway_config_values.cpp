@@ -382,6 +382,7 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
     problems.add("admission.priority_header", quote_value(config.admission.priority_header) +
                                                   " is not a valid HTTP header name");
   }
+  validate_placement_store(config, problems);
   if (config.health.path.empty() || config.health.path.front() != '/') {
     problems.add("health.path", "must start with '/', got " + quote_value(config.health.path));
   }

@@ -232,8 +232,23 @@ struct GatewayMetrics::Impl {
   AdmissionMetrics admission;
 
   std::array<prometheus::Counter*, routing::kRouteKindCount> decision_counters{};
+  prometheus::Family<prometheus::Counter>& placement_fallbacks =
+      prometheus::BuildCounter()
+          .Name("llmgw_placement_store_fallbacks_total")
+          .Help(
+              "Sessions routed by the plain ring without the placement store, by reason: "
+              "unavailable (down or slow: not asked) or timeout (no answer in time)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& placement_up =
+      prometheus::BuildGauge()
+          .Name("llmgw_placement_store_up")
+          .Help("1 while the placement store (routing.placement_store) answers in time")
+          .Register(*registry);
   std::array<prometheus::Counter*, kStatusClassCount> unrouted{};
   prometheus::Gauge* connection_gauge = nullptr;
+  prometheus::Counter* fallback_unavailable = nullptr;
+  prometheus::Counter* fallback_timeout = nullptr;
+  prometheus::Gauge* placement_up_gauge = nullptr;
 
   std::mutex mutex;  // guards nodes (control path only)
   std::map<std::string, std::unique_ptr<NodeMetrics>, std::less<>> nodes;
@@ -269,6 +284,8 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
       &impl_->estimates.Add({{"side", "expected_wait"}}, kFirstByteBuckets);
   admission.estimated_cold_prefill_seconds =
       &impl_->estimates.Add({{"side", "cold_prefill"}}, kFirstByteBuckets);
+  impl_->fallback_unavailable = &impl_->placement_fallbacks.Add({{"reason", "unavailable"}});
+  impl_->fallback_timeout = &impl_->placement_fallbacks.Add({{"reason", "timeout"}});
   impl_->build_info.Add({{"version", std::string{kVersion}}, {"compiler", compiler()}}).Set(1);
 }
 
@@ -341,6 +358,18 @@ prometheus::Counter& GatewayMetrics::key_source_counter(const std::string& sourc
 
 void GatewayMetrics::count_unrouted(int status) noexcept {
   impl_->unrouted[status_class_index(status)]->Increment();
+}
+
+void GatewayMetrics::count_placement_fallback(bool timed_out) noexcept {
+  (timed_out ? impl_->fallback_timeout : impl_->fallback_unavailable)->Increment();
+}
+
+void GatewayMetrics::set_placement_store_up(bool up) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->placement_up_gauge == nullptr) {
+    impl_->placement_up_gauge = &impl_->placement_up.Add({});
+  }
+  impl_->placement_up_gauge->Set(up ? 1 : 0);
 }
 
 void GatewayMetrics::set_client_connections(double value) noexcept {

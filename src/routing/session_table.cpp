@@ -91,6 +91,11 @@ struct SessionTable::Impl {
     lru.push_back(it);
     it->second.lru = std::prev(lru.end());
   }
+
+  // The plan of the key's live placement, if it may stay (touched); else nullopt (an entry that
+  // may not stay is forgotten). `cached` gets the placement.
+  std::optional<RoutePlan> reuse(const Decision& decision, Clock::time_point now, Placement* cached,
+                                 bool spill_when_busy);
 };
 
 SessionTable::SessionTable(SessionTableOptions options) : impl_(std::make_unique<Impl>(options)) {}
@@ -111,82 +116,232 @@ void SessionTable::set_options(SessionTableOptions options) {
   impl_->options = options;
 }
 
+// What one request's placement decision reads: the plain plan (for retries and spills), the key's
+// owner among the holders, and the caps.
+struct SessionTable::Decision {
+  Decision(const RoutingTable& routing_table, std::uint64_t key_position,
+           std::int64_t total_in_flight, const RoutingPolicy& routing_policy,
+           const Eligibility& node_eligibility)
+      : table(routing_table),
+        key(key_position),
+        in_flight(total_in_flight),
+        policy(routing_policy),
+        eligibility(node_eligibility),
+        base(plan_keyed(table, key, in_flight, policy, eligibility)) {
+    if (!base.empty()) {
+      healthy_weight = eligible_weight(table, eligibility.holders);
+      owner = *owner_of(table, key, eligibility);
+      owner_healthy = table.node(owner).healthy.load(std::memory_order_relaxed);
+    }
+  }
+
+  bool below_request_cap(const NodeState& node) const {
+    return node.in_flight.load(std::memory_order_relaxed) <
+           load_cap(policy.balance_factor, in_flight, node.weight, healthy_weight);
+  }
+
+  // Healthy and holding the model: a placement there may stay.
+  bool may_keep(std::size_t index) const {
+    return eligibility.holders.contains(index) &&
+           table.node(index).healthy.load(std::memory_order_relaxed);
+  }
+
+  // The nodes a new placement tries, in order: the owner, then the holders clockwise (or, when
+  // the model is loaded on some holders only, base's order, which has those first).
+  std::vector<std::size_t> new_placement_order() const {
+    std::vector<std::size_t> order;
+    if (eligibility.holders.contains(owner)) {
+      order.push_back(owner);
+    }
+    const auto add = [&order](std::size_t index) {
+      if (std::find(order.begin(), order.end(), index) == order.end()) {
+        order.push_back(index);
+      }
+    };
+    if (eligibility.preferred.all()) {
+      table.ring().walk_clockwise(key, [&](std::size_t index) {
+        if (eligibility.holders.contains(index)) {
+          add(index);
+        }
+        return true;
+      });
+    } else {
+      for (std::size_t i = 0; i < base.count; ++i) {
+        add(base.candidates[i]);
+      }
+    }
+    return order;
+  }
+
+  RouteKind kind_of(std::size_t home, bool failover) const {
+    return home == owner ? RouteKind::affinity : failover ? RouteKind::failover : RouteKind::spill;
+  }
+
+  const RoutingTable& table;
+  std::uint64_t key;
+  std::int64_t in_flight;
+  const RoutingPolicy& policy;
+  const Eligibility& eligibility;
+  RoutePlan base;
+  double healthy_weight = 0;
+  std::size_t owner = 0;
+  bool owner_healthy = true;
+};
+
+std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clock::time_point now,
+                                                   Placement* cached, bool spill_when_busy) {
+  const auto it = entries.find(decision.key);
+  if (it == entries.end()) {
+    return std::nullopt;
+  }
+  const Entry& entry = it->second;
+  const auto home = index_of(decision.table, entry.home.get());
+  const bool keep = home && decision.may_keep(*home) && !(entry.failover && decision.owner_healthy);
+  if (!keep) {
+    erase(it);
+    return std::nullopt;
+  }
+  touch(it, now);
+  if (cached != nullptr) {
+    *cached = Placement{entry.home->id, entry.failover};
+  }
+  // A home may always serve one request per session placed on it; beyond that (a session
+  // sending several requests at once) the request cap applies, for that request only. Not with
+  // shared placements: a replica sees only its own share of a node's requests and sessions, so
+  // the cap it computes says nothing about the node (two replicas spilled 5 % of follow-up
+  // turns on it at 8 concurrent sessions).
+  const std::int64_t own = entry.home->sessions.load(std::memory_order_relaxed);
+  if (spill_when_busy && !decision.below_request_cap(*entry.home) &&
+      entry.home->in_flight.load(std::memory_order_relaxed) >= own) {
+    return decision.base;
+  }
+  return lead_with(decision.base, *home, decision.kind_of(*home, entry.failover), decision.policy);
+}
+
 RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_position,
                              std::int64_t total_in_flight, const RoutingPolicy& policy,
                              Clock::time_point now, const Eligibility& eligibility) {
-  const RoutePlan base = plan_keyed(table, key_position, total_in_flight, policy, eligibility);
-  if (base.empty()) {
-    return base;
+  const Decision decision(table, key_position, total_in_flight, policy, eligibility);
+  if (decision.base.empty()) {
+    return decision.base;
   }
-  const double c = policy.balance_factor;
-  const double healthy_weight = eligible_weight(table, eligibility.holders);
-  const std::size_t owner = *owner_of(table, key_position, eligibility);
-  const bool owner_healthy = table.node(owner).healthy.load(std::memory_order_relaxed);
-  const auto below_request_cap = [&](const NodeState& node) {
-    return node.in_flight.load(std::memory_order_relaxed) <
-           load_cap(c, total_in_flight, node.weight, healthy_weight);
-  };
-
   std::lock_guard lock(impl_->mutex);
   impl_->expire(now);
-
-  if (const auto it = impl_->entries.find(key_position); it != impl_->entries.end()) {
-    const Entry& entry = it->second;
-    const auto home = index_of(table, entry.home.get());
-    const bool keep = home && eligibility.holders.contains(*home) &&
-                      entry.home->healthy.load(std::memory_order_relaxed) &&
-                      !(entry.failover && owner_healthy);
-    if (keep) {
-      impl_->touch(it, now);
-      // A home may always serve one request per session placed on it; beyond that (a session
-      // sending several requests at once) the request cap applies, for that request only.
-      const std::int64_t own = entry.home->sessions.load(std::memory_order_relaxed);
-      if (!below_request_cap(*entry.home) &&
-          entry.home->in_flight.load(std::memory_order_relaxed) >= own) {
-        return base;
-      }
-      const RouteKind kind = *home == owner   ? RouteKind::affinity
-                             : entry.failover ? RouteKind::failover
-                                              : RouteKind::spill;
-      return lead_with(base, *home, kind, policy);
-    }
-    impl_->erase(it);
+  if (auto reused = impl_->reuse(decision, now, nullptr, /*spill_when_busy=*/true)) {
+    return *reused;
   }
 
-  // A new placement: the owner, else the first holder clockwise below both caps (one where the
-  // model is loaded first: the order of base, which has the owner first).
+  // A new placement: the first node of the order below both caps.
   const auto live = static_cast<std::int64_t>(impl_->entries.size());
-  std::optional<std::size_t> chosen;
   const auto fits = [&](std::size_t index) {
     const NodeState& node = table.node(index);
     return node.healthy.load(std::memory_order_relaxed) &&
            node.sessions.load(std::memory_order_relaxed) <
-               load_cap(kSessionBalance, live, node.weight, healthy_weight) &&
-           below_request_cap(node);
+               load_cap(kSessionBalance, live, node.weight, decision.healthy_weight) &&
+           decision.below_request_cap(node);
   };
-  if (fits(owner) && eligibility.holders.contains(owner)) {
-    chosen = owner;
-  } else if (eligibility.preferred.all()) {
-    table.ring().walk_clockwise(key_position, [&](std::size_t index) {
-      if (eligibility.holders.contains(index) && fits(index)) {
-        chosen = index;
-        return false;
-      }
-      return true;
-    });
-  } else {
-    for (std::size_t i = 0; i < base.count && !chosen; ++i) {
-      if (fits(base.candidates[i])) {
-        chosen = base.candidates[i];
-      }
+  const auto order = decision.new_placement_order();
+  const auto chosen = std::find_if(order.begin(), order.end(), fits);
+  const std::size_t home = chosen != order.end() ? *chosen : decision.base.first();
+  const bool failover = !decision.owner_healthy && home != decision.owner;
+  impl_->insert(key_position, table.nodes()[home], failover, now);
+  return lead_with(decision.base, home, decision.kind_of(home, failover), policy);
+}
+
+std::optional<CachedRoute> SessionTable::cached_plan(
+    const RoutingTable& table, std::uint64_t key_position, std::int64_t total_in_flight,
+    const RoutingPolicy& policy, Clock::time_point now, const Eligibility& eligibility) {
+  const Decision decision(table, key_position, total_in_flight, policy, eligibility);
+  if (decision.base.empty()) {
+    return CachedRoute{decision.base, {}};
+  }
+  std::lock_guard lock(impl_->mutex);
+  impl_->expire(now);
+  CachedRoute cached;
+  if (auto reused = impl_->reuse(decision, now, &cached.placement, /*spill_when_busy=*/false)) {
+    cached.plan = *reused;
+    return cached;
+  }
+  return std::nullopt;
+}
+
+PlacementRequest SessionTable::placement_request(const RoutingTable& table,
+                                                 std::uint64_t key_position,
+                                                 std::int64_t total_in_flight,
+                                                 const RoutingPolicy& policy,
+                                                 const Eligibility& eligibility) const {
+  const Decision decision(table, key_position, total_in_flight, policy, eligibility);
+  PlacementRequest request;
+  request.key_position = key_position;
+  if (decision.base.empty()) {
+    return request;
+  }
+  request.owner = table.node(decision.owner).id;
+  request.owner_healthy = decision.owner_healthy;
+  request.fallback = table.node(decision.base.first()).id;
+  request.healthy_weight = decision.healthy_weight;
+  {
+    std::lock_guard lock(impl_->mutex);
+    request.idle = impl_->options.idle_timeout;
+  }
+  auto order = decision.new_placement_order();
+  const std::size_t candidates = order.size();
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (std::find(order.begin(), order.end(), i) == order.end()) {
+      order.push_back(i);
     }
   }
-  const std::size_t home = chosen.value_or(base.first());
-  impl_->insert(key_position, table.nodes()[home], !owner_healthy && home != owner, now);
-  const RouteKind kind = home == owner    ? RouteKind::affinity
-                         : !owner_healthy ? RouteKind::failover
-                                          : RouteKind::spill;
-  return lead_with(base, home, kind, policy);
+  for (std::size_t position = 0; position < order.size(); ++position) {
+    const std::size_t index = order[position];
+    const NodeState& node = table.node(index);
+    const bool keep = decision.may_keep(index);
+    request.nodes.push_back({node.id, node.weight, keep,
+                             keep && position < candidates && decision.below_request_cap(node)});
+  }
+  return request;
+}
+
+RoutePlan SessionTable::adopt(const RoutingTable& table, std::uint64_t key_position,
+                              const Placement& placement, std::int64_t total_in_flight,
+                              const RoutingPolicy& policy, Clock::time_point now,
+                              const Eligibility& eligibility) {
+  const Decision decision(table, key_position, total_in_flight, policy, eligibility);
+  std::optional<std::size_t> home;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (table.node(i).id == placement.home) {
+      home = i;
+    }
+  }
+  if (decision.base.empty() || !home) {
+    return decision.base;
+  }
+  std::lock_guard lock(impl_->mutex);
+  impl_->expire(now);
+  if (const auto it = impl_->entries.find(key_position); it != impl_->entries.end()) {
+    impl_->erase(it);
+  }
+  impl_->insert(key_position, table.nodes()[*home], placement.failover, now);
+  return lead_with(decision.base, *home, decision.kind_of(*home, placement.failover), policy);
+}
+
+void SessionTable::forget_unless(std::uint64_t key_position, const Placement& placement) {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->entries.find(key_position);
+  if (it != impl_->entries.end() &&
+      (it->second.home->id != placement.home || it->second.failover != placement.failover)) {
+    impl_->erase(it);
+  }
+}
+
+std::vector<std::pair<std::uint64_t, Placement>> SessionTable::placements(Clock::time_point now) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->expire(now);
+  std::vector<std::pair<std::uint64_t, Placement>> all;
+  all.reserve(impl_->entries.size());
+  for (const auto& [position, entry] : impl_->entries) {
+    all.emplace_back(position, Placement{entry.home->id, entry.failover});
+  }
+  return all;
 }
 
 std::size_t SessionTable::live_sessions(Clock::time_point now) {

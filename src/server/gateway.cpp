@@ -32,6 +32,7 @@
 #include "gateway_state.hpp"
 #include "health_checker.hpp"
 #include "llmgw/net/http_types.hpp"
+#include "llmgw/net/url.hpp"
 #include "llmgw/server/logging.hpp"
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
@@ -414,6 +415,9 @@ void Gateway::Impl::wait() {
   if (control_thread.joinable() && control_thread.get_id() != std::this_thread::get_id()) {
     control_thread.join();
   }
+  if (shared.placement_store) {
+    shared.placement_store->stop();  // no answer is posted to a worker's io_context after this
+  }
 }
 
 namespace {
@@ -455,6 +459,11 @@ std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
   if (next.listen.port != at_start.listen.port) {
     restart_needed.push_back(fmt::format("listen.port: {} takes a restart; still {}",
                                          next.listen.port, at_start.listen.port));
+  }
+  if (next.routing.placement_store != at_start.placement_store) {
+    restart_needed.push_back(fmt::format("routing.placement_store: {} takes a restart; still {}",
+                                         net::redact_url(next.routing.placement_store),
+                                         net::redact_url(at_start.placement_store)));
   }
   if (next_workers != at_start.workers) {
     restart_needed.push_back(

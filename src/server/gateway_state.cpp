@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "shared_placement.hpp"
+
 namespace llmgw::server::detail {
 
 void UpstreamNode::record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
@@ -76,9 +78,10 @@ const UpstreamNode* Snapshot::find(std::string_view name) const {
 namespace {
 
 RestartOnlyConfig restart_only(const config::GatewayConfig& gateway_config) {
-  return {gateway_config.listen, gateway_config.workers == 0
-                                     ? std::max(1U, std::thread::hardware_concurrency())
-                                     : gateway_config.workers};
+  return {gateway_config.listen,
+          gateway_config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency())
+                                      : gateway_config.workers,
+          gateway_config.routing.placement_store};
 }
 
 bool places_sessions(const config::RoutingConfig& routing) {
@@ -107,6 +110,7 @@ void resolve_admin_token(config::AdminConfig& admin) {
 
 SharedState::SharedState(config::GatewayConfig gateway_config)
     : config(restart_only(gateway_config)) {
+  placement_store = make_placement_store(gateway_config, *this);
   std::lock_guard lock(membership_mutex_);
   publish_locked(std::move(gateway_config));
 }

@@ -25,6 +25,7 @@
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/metrics/gateway_metrics.hpp"
 #include "llmgw/routing/model_catalog.hpp"
+#include "llmgw/routing/placement_store.hpp"
 #include "llmgw/routing/router.hpp"
 #include "llmgw/routing/session_key.hpp"
 #include "llmgw/routing/session_table.hpp"
@@ -109,7 +110,8 @@ struct Snapshot {
 // What only a restart changes: the listeners and the worker threads exist once per process.
 struct RestartOnlyConfig {
   config::ListenConfig listen;
-  unsigned workers = 1;  // resolved: never 0
+  unsigned workers = 1;         // resolved: never 0
+  std::string placement_store;  // routing.placement_store (may hold a password)
 };
 
 struct SharedState {
@@ -143,6 +145,9 @@ struct SharedState {
   // Asks the catalog for a fetch of one node's models ("" = all; catalog.hpp's
   // request_catalog_refresh). Set once by the gateway before its threads start; empty before.
   std::function<void(std::string_view node)> catalog_refresh;
+  // routing.placement_store's client (shared_placement.hpp), null without one. Stopped by the
+  // gateway once its workers are joined: its answers are posted to their io_contexts.
+  std::unique_ptr<routing::PlacementStore> placement_store;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
  private:

@@ -125,7 +125,12 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
                               ? snapshot->sessions->live_sessions(std::chrono::steady_clock::now())
                               : 0},
         {"session_header", routing.session_header},
-        {"max_attempts", routing.max_attempts}}},
+        {"max_attempts", routing.max_attempts},
+        // Shared placements (README "Running more than one gateway"); the URL without password.
+        {"placement_store", shared.placement_store
+                                ? json{{"url", net::redact_url(shared.config.placement_store)},
+                                       {"available", shared.placement_store->available()}}
+                                : json(nullptr)}}},
       {"admission",
        {{"priority_header", snapshot->config().admission.priority_header},
         {"warm_wait", snapshot->config().admission.warm_wait},

@@ -18,6 +18,7 @@
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "relay.hpp"
+#include "shared_placement.hpp"
 #include "upstream_attempt.hpp"
 #include "upstream_request.hpp"
 #include "watchdog.hpp"
@@ -70,6 +71,8 @@ struct Plan {
   routing::RoutePlan route;
   std::string_view key_source;  // where the session key came from ("none": round-robin)
   ModelRoute model;             // the request's model and the nodes that hold it (catalog.hpp)
+  // Set when the placement store must place the session (shared_placement.hpp): its position.
+  std::optional<std::uint64_t> shared_position{};
 };
 
 // The request's model and its holders; the body is scanned at most once per request: the key
@@ -121,6 +124,12 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
   }
   const auto in_flight = shared.total_in_flight.load(std::memory_order_relaxed);
   const auto position = routing::ring_position(chosen.key);
+  if (shared.placement_store && snapshot.sessions) {
+    if (auto cached = cached_shared(shared, snapshot, position, eligibility, started)) {
+      return {*cached, chosen.source, std::move(model)};
+    }
+    return {{}, chosen.source, std::move(model), position};
+  }
   auto route = snapshot.sessions ? snapshot.sessions->plan(snapshot.table, position, in_flight,
                                                            snapshot.policy, started, eligibility)
                                  : routing::plan_keyed(snapshot.table, position, in_flight,
@@ -373,7 +382,11 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
             "\"; accepted values: " + std::string{admission::accepted_priorities()},
         client_keep_alive);
   }
-  const Plan planned = plan(worker, *snapshot, request, started);
+  Plan planned = plan(worker, *snapshot, request, started);
+  if (planned.shared_position) {
+    planned.route = co_await place_shared(shared, snapshot, *planned.shared_position,
+                                          planned.model.eligibility, started);
+  }
   const routing::RoutePlan& route_plan = planned.route;
   if (planned.model.held_nowhere) {
     // No node holds the model: the answer a node would give, without asking one.

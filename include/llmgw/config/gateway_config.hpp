@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace llmgw::config {
@@ -63,6 +64,15 @@ struct RoutingConfig {
   std::chrono::milliseconds session_idle{300'000};  // a session's placement ends after this idle
   std::size_t max_sessions = 100'000;               // placements remembered (LRU beyond)
   unsigned max_attempts = 3;                        // nodes tried for one request before 502/504
+  // Session placements shared by every replica (routing/placement_store.hpp):
+  // redis://[[user]:password@]host[:port][/database]; empty: each gateway keeps its own. Takes a
+  // restart. May hold a password: never logged (net::redact_url).
+  std::string placement_store;
+  std::string placement_store_password;       // instead of the URL's (LLMGW_ env var); secret
+  std::string placement_store_password_file;  // first line is the password
+  // A request waits no longer for its placement; past it (or while the store is down or slow)
+  // the plain ring routes it.
+  std::chrono::milliseconds placement_store_timeout{20};
 };
 
 struct TimeoutsConfig {
@@ -193,6 +203,20 @@ void resolve_node(NodeConfig& node, const std::string& path = "node");
 // The path the health checker probes on `node`: nodes[].health_path, else health.path for an
 // ollama node and /health for an openai one.
 const std::string& health_path_of(const NodeConfig& node, const HealthConfig& health);
+
+// routing.placement_store, parsed.
+struct StoreAddress {
+  std::string host;
+  std::uint16_t port = 6379;
+  unsigned database = 0;
+  std::string user;
+  std::string password;  // from the URL (percent-decoded)
+};
+
+// Parses redis://[[user]:password@]host[:port][/database]. nullopt with `problem` set (never
+// holding the password) for anything else; rediss:// (TLS) is refused with the reason: Debian
+// 12's hiredis (0.14) has no TLS.
+std::optional<StoreAddress> parse_store_url(std::string_view url, std::string& problem);
 
 // One configurable key, as documented by `llmgw serve --help-config`. Node fields are listed as
 // "nodes[i].name" etc.; they have no environment variable of their own (see LLMGW_NODES).

@@ -125,6 +125,11 @@ class GatewayMetrics {
   // A request answered without a node (local endpoints, 4xx from limits, 502 with no node).
   void count_unrouted(int status) noexcept;
   void set_client_connections(double value) noexcept;
+  // Shared placements (routing.placement_store): a session routed by the plain ring because the
+  // store was unavailable (not asked) or did not answer within its timeout.
+  void count_placement_fallback(bool timed_out) noexcept;
+  // The store's availability; the series exists only with a store.
+  void set_placement_store_up(bool up);
 
   // Prometheus text exposition format 0.0.4: the registry's families, then the process metrics
   // read from /proc now.

@@ -26,7 +26,10 @@
 //
 // Placements are per gateway: two replicas may place a spilled session differently, and a restart
 // forgets them (each session then costs one cold prefill). A session that its owner has room for
-// is placed on its owner by every replica, as in the plain ring.
+// is placed on its owner by every replica, as in the plain ring. With a placement store
+// (placement_store.hpp, routing.placement_store) the table is this replica's cache of the shared
+// placements: cached_plan() answers from it, placement_request() says what the store needs to
+// place a session, adopt() records what the store answered.
 //
 // Thread safety: every member function may be called from any thread; one mutex guards the table.
 
@@ -34,8 +37,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "llmgw/routing/placement_store.hpp"
 #include "llmgw/routing/router.hpp"
 
 namespace llmgw::routing {
@@ -43,6 +50,12 @@ namespace llmgw::routing {
 struct SessionTableOptions {
   std::chrono::milliseconds idle_timeout{300'000};
   std::size_t max_sessions = 100'000;
+};
+
+// A plan answered from the table's cache, with the placement it came from.
+struct CachedRoute {
+  RoutePlan plan;
+  Placement placement;
 };
 
 class SessionTable {
@@ -64,6 +77,32 @@ class SessionTable {
                  std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now,
                  const Eligibility& eligibility = {});
 
+  // Shared placements: the plan of a live cached placement that may stay (as plan() keeps one,
+  // but always led by its home: this replica's request cap is no measure of the node), or nullopt
+  // (an entry that may not stay is forgotten: ask the store). With no eligible node, an empty plan.
+  std::optional<CachedRoute> cached_plan(const RoutingTable& table, std::uint64_t key_position,
+                                         std::int64_t total_in_flight, const RoutingPolicy& policy,
+                                         Clock::time_point now,
+                                         const Eligibility& eligibility = {});
+
+  // What the store needs to place the session as plan() would: every node, in plan()'s order
+  // for a new placement, with this replica's view of its health and request cap.
+  PlacementRequest placement_request(const RoutingTable& table, std::uint64_t key_position,
+                                     std::int64_t total_in_flight, const RoutingPolicy& policy,
+                                     const Eligibility& eligibility = {}) const;
+
+  // Records the store's placement of the session (replacing a cached one) and returns the plan
+  // it leads; the plain plan when its home is not in `table`.
+  RoutePlan adopt(const RoutingTable& table, std::uint64_t key_position, const Placement& placement,
+                  std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now,
+                  const Eligibility& eligibility = {});
+
+  // Forgets the cached placement of the session if it is not `placement` (the store's).
+  void forget_unless(std::uint64_t key_position, const Placement& placement);
+
+  // Every live placement (to write them back to a store that lost them).
+  std::vector<std::pair<std::uint64_t, Placement>> placements(Clock::time_point now);
+
   // Live placements (expired ones are dropped first).
   std::size_t live_sessions(Clock::time_point now);
 
@@ -78,6 +117,7 @@ class SessionTable {
   void clear();
 
  private:
+  struct Decision;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

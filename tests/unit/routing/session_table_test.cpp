@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -241,6 +242,74 @@ TEST(SessionTableWeights, AHeavierNodeTakesItsShareOfSessions) {
   }
   EXPECT_EQ(nodes[0]->sessions.load(), 20);
   EXPECT_EQ(nodes[1]->sessions.load(), 10);
+}
+
+// Shared placements (placement_store.hpp): the table as a replica's cache of the store.
+
+TEST_F(SessionTableTest, APlacementRequestListsTheOwnerFirstThenEveryNodeClockwise) {
+  const std::string key = "shared-session";
+  const auto order = [&] {
+    std::vector<std::size_t> clockwise;
+    table_.ring().walk_clockwise(ring_position(key), [&](std::size_t index) {
+      if (std::find(clockwise.begin(), clockwise.end(), index) == clockwise.end()) {
+        clockwise.push_back(index);
+      }
+      return true;
+    });
+    return clockwise;
+  }();
+  table_.node(order[2]).healthy.store(false);
+  const auto request = sessions_.placement_request(table_, ring_position(key), 0, policy_);
+  EXPECT_EQ(request.key_position, ring_position(key));
+  EXPECT_EQ(request.owner, table_.node(order[0]).id);
+  EXPECT_TRUE(request.owner_healthy);
+  EXPECT_DOUBLE_EQ(request.healthy_weight, 2.0);
+  ASSERT_EQ(request.nodes.size(), 3U);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(request.nodes[i].id, table_.node(order[i]).id) << i;
+  }
+  EXPECT_TRUE(request.nodes[0].fits);
+  EXPECT_TRUE(request.nodes[1].keep);
+  EXPECT_FALSE(request.nodes[2].keep) << "unhealthy: a placement there must move";
+  EXPECT_FALSE(request.nodes[2].fits);
+  EXPECT_EQ(request.idle, milliseconds{60'000});
+}
+
+TEST_F(SessionTableTest, AnAdoptedPlacementLeadsTheNextTurnsFromTheCache) {
+  const std::string key = keys_owned_by(table_, 0, 1)[0];
+  const auto position = ring_position(key);
+  EXPECT_FALSE(sessions_.cached_plan(table_, position, 0, policy_, now_)) << "nothing cached yet";
+  const auto placed = sessions_.adopt(table_, position, {"node-2", false}, 0, policy_, now_);
+  EXPECT_EQ(placed.first(), 2U);
+  EXPECT_EQ(placed.kind, RouteKind::spill);
+  EXPECT_EQ(sessions_on(2), 1);
+
+  const auto cached = sessions_.cached_plan(table_, position, 0, policy_, now_);
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->plan.first(), 2U);
+  EXPECT_EQ(cached->placement, (Placement{"node-2", false}));
+
+  // The store holds the same placement: kept. Another one: forgotten, the store is asked again.
+  sessions_.forget_unless(position, {"node-2", false});
+  EXPECT_TRUE(sessions_.cached_plan(table_, position, 0, policy_, now_));
+  sessions_.forget_unless(position, {"node-1", false});
+  EXPECT_FALSE(sessions_.cached_plan(table_, position, 0, policy_, now_));
+  EXPECT_EQ(sessions_on(2), 0);
+}
+
+TEST_F(SessionTableTest, ACachedPlacementOnANodeThatTurnedUnhealthyIsNotUsed) {
+  const auto position = ring_position("cached-then-down");
+  sessions_.adopt(table_, position, {"node-1", false}, 0, policy_, now_);
+  table_.node(1).healthy.store(false);
+  EXPECT_FALSE(sessions_.cached_plan(table_, position, 0, policy_, now_));
+  EXPECT_TRUE(sessions_.placements(now_).empty());
+}
+
+TEST_F(SessionTableTest, APlacementOnANodeNotInTheTableGivesThePlainPlan) {
+  const std::string key = keys_owned_by(table_, 1, 1)[0];
+  const auto plan = sessions_.adopt(table_, ring_position(key), {"gone", false}, 0, policy_, now_);
+  EXPECT_EQ(plan.first(), 1U);
+  EXPECT_TRUE(sessions_.placements(now_).empty());
 }
 
 }  // namespace

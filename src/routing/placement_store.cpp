@@ -1,0 +1,201 @@
+// The Redis side of shared placements (placement_store.hpp): two Lua scripts, loaded on every
+// connection and called by their SHA-1 (EVALSHA; EVAL when Redis lost its script cache).
+
+#include "llmgw/routing/placement_store.hpp"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include <array>
+
+namespace llmgw::routing {
+namespace {
+
+// PLACE. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, the session's member name
+// (its position), owner id, owner healthy (1/0), fallback id, healthy weight W, then per node:
+// id, weight, keep (1/0), fits (1/0), candidates first in order. Returns the placement value.
+//
+// Worked example: nodes a (owner), b, c of weight 1, all healthy; live sessions a 2, b 1, c 0
+// (S = 3). The session cap is ceil((3 + 1) × 1 / 3) = 2: a is at its cap, so a new session goes
+// to b (the next candidate, 1 < 2) and the script stores "hb". A second replica placing the same
+// session a moment later finds "hb", keeps it (b may keep placements), and returns it too.
+constexpr const char* kPlaceScript = R"lua(
+local idle = tonumber(ARGV[1])
+local set_prefix = ARGV[2]
+local member = ARGV[3]
+local owner = ARGV[4]
+local owner_healthy = ARGV[5] == '1'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nodes = {}
+local order = {}
+for i = 8, #ARGV, 4 do
+  local node = {id = ARGV[i], weight = tonumber(ARGV[i + 1]), keep = ARGV[i + 2] == '1',
+                fits = ARGV[i + 3] == '1'}
+  nodes[node.id] = node
+  order[#order + 1] = node
+end
+local function remember(value)
+  local set = set_prefix .. string.sub(value, 2)
+  redis.call('SET', KEYS[1], value, 'PX', idle)
+  redis.call('ZADD', set, now, member)
+  redis.call('PEXPIRE', set, idle)
+  return value
+end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local node = nodes[string.sub(current, 2)]
+  local failover = string.sub(current, 1, 1) == 'f'
+  if node and node.keep and not (failover and owner_healthy) then
+    return remember(current)
+  end
+  redis.call('ZREM', set_prefix .. string.sub(current, 2), member)
+end
+local live = 0
+for _, node in ipairs(order) do
+  local set = set_prefix .. node.id
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', now - idle)
+  node.sessions = redis.call('ZCARD', set)
+  live = live + node.sessions
+end
+local home = ARGV[6]
+local total_weight = tonumber(ARGV[7])
+for _, node in ipairs(order) do
+  if node.fits and total_weight > 0 and
+     node.sessions < math.ceil((live + 1) * node.weight / total_weight - 1e-9) then
+    home = node.id
+    break
+  end
+end
+local flag = 'h'
+if home ~= owner and not owner_healthy then
+  flag = 'f'
+end
+return remember(flag .. home)
+)lua";
+
+// TOUCH. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, member, the cached value
+// (written when the key is missing). Returns the stored value.
+constexpr const char* kTouchScript = R"lua(
+local idle = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local current = redis.call('GET', KEYS[1]) or ARGV[4]
+redis.call('SET', KEYS[1], current, 'PX', idle)
+local set = ARGV[2] .. string.sub(current, 2)
+redis.call('ZADD', set, now, ARGV[3])
+redis.call('PEXPIRE', set, idle)
+return current
+)lua";
+
+std::string sha1_hex(std::string_view text) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest.data(), &length, EVP_sha1(), nullptr);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += fmt::format("{:02x}", digest[i]);
+  }
+  return hex;
+}
+
+const std::string& place_sha() {
+  static const std::string sha = sha1_hex(kPlaceScript);
+  return sha;
+}
+
+const std::string& touch_sha() {
+  static const std::string sha = sha1_hex(kTouchScript);
+  return sha;
+}
+
+std::string position_member(std::uint64_t position) {
+  return fmt::format("{:016x}", position);
+}
+
+// Calls a script by SHA; once more with its text when Redis answers NOSCRIPT.
+void call_script(net::RedisClient& client, const char* script, const std::string& sha,
+                 std::vector<std::string> args, PlacementStore::Done done) {
+  args.insert(args.begin(), {"EVALSHA", sha, "1"});
+  client.command(args, [&client, script, args, done = std::move(done)](net::RedisReply reply) {
+    if (reply.kind == net::RedisReply::Kind::error && reply.text.starts_with("NOSCRIPT")) {
+      auto again = args;
+      again[0] = "EVAL";
+      again[1] = script;
+      client.command(std::move(again), [done](net::RedisReply second) {
+        done(second.kind == net::RedisReply::Kind::string ? decode_placement(second.text)
+                                                          : std::nullopt);
+      });
+      return;
+    }
+    done(reply.kind == net::RedisReply::Kind::string ? decode_placement(reply.text) : std::nullopt);
+  });
+}
+
+}  // namespace
+
+std::string encode_placement(const Placement& placement) {
+  return (placement.failover ? "f" : "h") + placement.home;
+}
+
+std::optional<Placement> decode_placement(std::string_view value) {
+  if (value.size() < 2 || (value.front() != 'h' && value.front() != 'f')) {
+    return std::nullopt;
+  }
+  return Placement{std::string(value.substr(1)), value.front() == 'f'};
+}
+
+PlacementStore::PlacementStore(PlacementStoreOptions options) : options_(std::move(options)) {
+  net::RedisClientOptions client;
+  client.endpoint = options_.endpoint;
+  client.name = "placement store";
+  client.slow_after = options_.timeout;
+  // A Redis that answers nothing for a second is hung (SIGSTOP, a partition): connect anew.
+  client.drop_after = std::max(std::chrono::milliseconds{1'000}, options_.timeout * 10);
+  client.setup = {{"SCRIPT", "LOAD", kPlaceScript}, {"SCRIPT", "LOAD", kTouchScript}};
+  client.on_availability = options_.on_availability;
+  if (options_.on_ready) {
+    client.on_ready = [this] { options_.on_ready(*this); };
+  }
+  client_ = std::make_unique<net::RedisClient>(std::move(client));
+}
+
+PlacementStore::~PlacementStore() {
+  stop();
+}
+
+void PlacementStore::stop() {
+  client_->stop();
+}
+
+bool PlacementStore::available() const noexcept {
+  return client_->available();
+}
+
+void PlacementStore::place(const PlacementRequest& request, Done done) {
+  std::vector<std::string> args{options_.key_prefix + "p:" + position_member(request.key_position),
+                                std::to_string(request.idle.count()),
+                                options_.key_prefix + "n:",
+                                position_member(request.key_position),
+                                request.owner,
+                                request.owner_healthy ? "1" : "0",
+                                request.fallback,
+                                fmt::format("{}", request.healthy_weight)};
+  for (const auto& node : request.nodes) {
+    args.push_back(node.id);
+    args.push_back(fmt::format("{}", node.weight));
+    args.push_back(node.keep ? "1" : "0");
+    args.push_back(node.fits ? "1" : "0");
+  }
+  call_script(*client_, kPlaceScript, place_sha(), std::move(args), std::move(done));
+}
+
+void PlacementStore::touch(std::uint64_t key_position, const Placement& cached,
+                           std::chrono::milliseconds idle, Done done) {
+  std::vector<std::string> args{
+      options_.key_prefix + "p:" + position_member(key_position), std::to_string(idle.count()),
+      options_.key_prefix + "n:", position_member(key_position), encode_placement(cached)};
+  call_script(*client_, kTouchScript, touch_sha(), std::move(args), std::move(done));
+}
+
+}  // namespace llmgw::routing
