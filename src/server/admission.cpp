@@ -203,11 +203,7 @@ asio::awaitable<ProxyResult> answer_rejected(Worker& worker, ClientConnection& c
   response.set("X-Gateway-Reject-Reason", reason);
   response.set("X-Gateway-Node", rejected.node);
   response.prepare_payload();
-  worker.shared.metrics.count_unrouted(429);
-  connection.watchdog->arm(Watchdog::Side::client, idle_timeout);
-  auto [ec, n] =
-      co_await http::async_write(*connection.client, response, asio::as_tuple(asio::use_awaitable));
-  co_return ProxyResult{429, !ec && keep_alive, rejected.node, "none", response.body().size()};
+  co_return co_await send_local_answer(worker, connection, idle_timeout, response, rejected.node);
 }
 
 asio::awaitable<ProxyResult> answer_refused(Worker& worker, ClientConnection& connection,
@@ -219,11 +215,7 @@ asio::awaitable<ProxyResult> answer_refused(Worker& worker, ClientConnection& co
   if (!retry_after.empty()) {
     response.set(http::field::retry_after, retry_after);
   }
-  worker.shared.metrics.count_unrouted(status);
-  connection.watchdog->arm(Watchdog::Side::client, idle_timeout);
-  auto [ec, n] =
-      co_await http::async_write(*connection.client, response, asio::as_tuple(asio::use_awaitable));
-  co_return ProxyResult{status, !ec && keep_alive, {}, "none", response.body().size()};
+  co_return co_await send_local_answer(worker, connection, idle_timeout, response);
 }
 
 }  // namespace llmgw::server::detail

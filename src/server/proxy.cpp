@@ -258,10 +258,7 @@ asio::awaitable<ProxyResult> answer_locally(Worker& worker, ClientConnection& co
   if (!retry_after.empty()) {
     response.set(http::field::retry_after, retry_after);
   }
-  worker.shared.metrics.count_unrouted(status);
-  connection.watchdog->arm(Side::client, idle_timeout);
-  auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
-  co_return ProxyResult{status, !ec && keep_alive, {}, "none", 0};
+  co_return co_await send_local_answer(worker, connection, idle_timeout, response);
 }
 
 // A 404 from a node for a request that names a model: its body, when it is short enough to hold
@@ -311,10 +308,7 @@ asio::awaitable<ProxyResult> answer_with_body(Worker& worker, ClientConnection& 
   response.body() = std::move(body.text);
   response.keep_alive(keep_alive);
   response.prepare_payload();
-  worker.shared.metrics.count_unrouted(status);
-  connection.watchdog->arm(Side::client, idle_timeout);
-  auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
-  co_return ProxyResult{status, !ec && keep_alive, node.id, "none", response.body().size()};
+  co_return co_await send_local_answer(worker, connection, idle_timeout, response, node.id);
 }
 
 // admit, for a request that generates: its slot in `admitted`, or the answer that refuses it
@@ -343,6 +337,18 @@ asio::awaitable<std::optional<ProxyResult>> admit_request(Worker& worker,
 }
 
 }  // namespace
+
+asio::awaitable<ProxyResult> send_local_answer(Worker& worker, ClientConnection& connection,
+                                               std::chrono::milliseconds idle_timeout,
+                                               const http::response<http::string_body>& response,
+                                               std::string node) {
+  const int status = static_cast<int>(response.result_int());
+  worker.shared.metrics.count_unrouted(status);
+  connection.watchdog->arm(Side::client, idle_timeout);
+  auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
+  co_return ProxyResult{status, !ec && response.keep_alive(), std::move(node), "none",
+                        response.body().size()};
+}
 
 http::response<http::string_body> json_error(int status, const std::string& message,
                                              bool keep_alive) {
@@ -396,10 +402,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     auto response = json_error(404, {}, client_keep_alive);
     response.body() = body.text;
     response.prepare_payload();
-    shared.metrics.count_unrouted(404);
-    connection.watchdog->arm(Side::client, timeouts.idle);
-    auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
-    co_return ProxyResult{404, !ec && client_keep_alive, {}, "none", body.text.size()};
+    co_return co_await send_local_answer(worker, connection, timeouts.idle, response);
   }
   const auto count_no_eligible = [&] {
     shared.metrics.admission()
