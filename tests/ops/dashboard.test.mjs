@@ -113,7 +113,7 @@ test("the alert rules load and evaluate without errors, and none fires on a heal
   const loaded = rules.data.groups.flatMap((g) => g.rules);
   assert.deepEqual(loaded.map((r) => r.name).sort(), [
     "LlmgwFirstTokenP99Regression", "LlmgwGatewayDown", "LlmgwHighErrorRatio",
-    "LlmgwNoHealthyNode", "LlmgwNodeEjected"]);
+    "LlmgwInteractiveRejected", "LlmgwNoHealthyNode", "LlmgwNodeEjected", "LlmgwQueueSaturated"]);
   for (const rule of loaded) {
     assert.equal(rule.health, "ok", `${rule.name}: ${rule.lastError}`);
     assert.equal(rule.state, "inactive", `${rule.name} is ${rule.state}`);
