@@ -239,6 +239,15 @@ struct GatewayMetrics::Impl {
               "Sessions routed by the plain ring without the placement store, by reason: "
               "unavailable (down or slow: not asked) or timeout (no answer in time)")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& placement_late =
+      prometheus::BuildCounter()
+          .Name("llmgw_placement_store_late_answers_total")
+          .Help(
+              "Placements answered after their request went by the plain ring, by outcome: "
+              "agreed (the node used), claimed (the store now records the node used), "
+              "superseded (another replica moved the session), lost (no answer)")
+          .Register(*registry);
+  std::array<prometheus::Counter*, 4> late_answers{};
   prometheus::Family<prometheus::Gauge>& placement_up =
       prometheus::BuildGauge()
           .Name("llmgw_placement_store_up")
@@ -286,6 +295,10 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
       &impl_->estimates.Add({{"side", "cold_prefill"}}, kFirstByteBuckets);
   impl_->fallback_unavailable = &impl_->placement_fallbacks.Add({{"reason", "unavailable"}});
   impl_->fallback_timeout = &impl_->placement_fallbacks.Add({{"reason", "timeout"}});
+  constexpr std::array<const char*, 4> kLateOutcomes{"agreed", "claimed", "superseded", "lost"};
+  for (std::size_t i = 0; i < kLateOutcomes.size(); ++i) {
+    impl_->late_answers[i] = &impl_->placement_late.Add({{"outcome", kLateOutcomes[i]}});
+  }
   impl_->build_info.Add({{"version", std::string{kVersion}}, {"compiler", compiler()}}).Set(1);
 }
 
@@ -362,6 +375,10 @@ void GatewayMetrics::count_unrouted(int status) noexcept {
 
 void GatewayMetrics::count_placement_fallback(bool timed_out) noexcept {
   (timed_out ? impl_->fallback_timeout : impl_->fallback_unavailable)->Increment();
+}
+
+void GatewayMetrics::count_placement_late_answer(LateAnswer outcome) noexcept {
+  impl_->late_answers[static_cast<std::size_t>(outcome)]->Increment();
 }
 
 void GatewayMetrics::set_placement_store_up(bool up) {

@@ -1,4 +1,4 @@
-// The Redis side of shared placements (placement_store.hpp): two Lua scripts, loaded on every
+// The Redis side of shared placements (placement_store.hpp): three Lua scripts, loaded on every
 // connection and called by their SHA-1 (EVALSHA; EVAL when Redis lost its script cache).
 
 #include "llmgw/routing/placement_store.hpp"
@@ -13,7 +13,11 @@ namespace {
 
 // PLACE. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, the session's member name
 // (its position), owner id, owner healthy (1/0), fallback id, healthy weight W, then per node:
-// id, weight, keep (1/0), fits (1/0), candidates first in order. Returns the placement value.
+// the node the session was last routed to without the store ("" if none), then per node: id,
+// weight, keep (1/0), fits (1/0), candidates first in order. Returns {placement value, 1 if this
+// call placed the session (none was kept), else 0}. A session without a placement that the
+// replica routed while Redis was away goes where it went (its KV cache is there), if that node may
+// keep placements, whatever the counts.
 //
 // Worked example: nodes a (owner), b, c of weight 1, all healthy; live sessions a 2, b 1, c 0
 // (S = 3). The session cap is ceil((3 + 1) × 1 / 3) = 2: a is at its cap, so a new session goes
@@ -29,7 +33,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nodes = {}
 local order = {}
-for i = 8, #ARGV, 4 do
+for i = 9, #ARGV, 4 do
   local node = {id = ARGV[i], weight = tonumber(ARGV[i + 1]), keep = ARGV[i + 2] == '1',
                 fits = ARGV[i + 3] == '1'}
   nodes[node.id] = node
@@ -47,7 +51,7 @@ if current then
   local node = nodes[string.sub(current, 2)]
   local failover = string.sub(current, 1, 1) == 'f'
   if node and node.keep and not (failover and owner_healthy) then
-    return remember(current)
+    return {remember(current), 0}
   end
   redis.call('ZREM', set_prefix .. string.sub(current, 2), member)
 end
@@ -60,32 +64,67 @@ for _, node in ipairs(order) do
 end
 local home = ARGV[6]
 local total_weight = tonumber(ARGV[7])
-for _, node in ipairs(order) do
-  if node.fits and total_weight > 0 and
-     node.sessions < math.ceil((live + 1) * node.weight / total_weight - 1e-9) then
-    home = node.id
-    break
+local preferred = nodes[ARGV[8]]
+if preferred and preferred.keep then
+  home = preferred.id
+else
+  for _, node in ipairs(order) do
+    if node.fits and total_weight > 0 and
+       node.sessions < math.ceil((live + 1) * node.weight / total_weight - 1e-9) then
+      home = node.id
+      break
+    end
   end
 end
 local flag = 'h'
 if home ~= owner and not owner_healthy then
   flag = 'f'
 end
-return remember(flag .. home)
+return {remember(flag .. home), 1}
 )lua";
 
 // TOUCH. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, member, the cached value
-// (written when the key is missing). Returns the stored value.
+// (written when the key is missing, or over a tentative "t" value that is not this replica's:
+// a placement a replica read from Redis or made through it wins over another replica's guess
+// from a Redis outage). Returns the stored value.
 constexpr const char* kTouchScript = R"lua(
 local idle = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local current = redis.call('GET', KEYS[1]) or ARGV[4]
+local current = redis.call('GET', KEYS[1])
+if not current then
+  current = ARGV[4]
+elseif string.sub(current, 1, 1) == 't' and string.sub(ARGV[4], 1, 1) ~= 't' then
+  redis.call('ZREM', ARGV[2] .. string.sub(current, 2), ARGV[3])
+  current = ARGV[4]
+end
 redis.call('SET', KEYS[1], current, 'PX', idle)
 local set = ARGV[2] .. string.sub(current, 2)
 redis.call('ZADD', set, now, ARGV[3])
 redis.call('PEXPIRE', set, idle)
 return current
+)lua";
+
+// CLAIM. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, member, the value to store
+// (the node a request used while the store was late), the value expected (the late answer).
+// Stores the first if the placement is the second or missing (moving the member between the
+// nodes' sets); leaves another replica's newer placement alone. Returns the stored value.
+constexpr const char* kClaimScript = R"lua(
+local idle = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[5] and current ~= ARGV[4] then
+  return current
+end
+if current and current ~= ARGV[4] then
+  redis.call('ZREM', ARGV[2] .. string.sub(current, 2), ARGV[3])
+end
+redis.call('SET', KEYS[1], ARGV[4], 'PX', idle)
+local set = ARGV[2] .. string.sub(ARGV[4], 2)
+redis.call('ZADD', set, now, ARGV[3])
+redis.call('PEXPIRE', set, idle)
+return ARGV[4]
 )lua";
 
 std::string sha1_hex(std::string_view text) {
@@ -109,27 +148,37 @@ const std::string& touch_sha() {
   return sha;
 }
 
+const std::string& claim_sha() {
+  static const std::string sha = sha1_hex(kClaimScript);
+  return sha;
+}
+
 std::string position_member(std::uint64_t position) {
   return fmt::format("{:016x}", position);
 }
 
 // Calls a script by SHA; once more with its text when Redis answers NOSCRIPT.
 void call_script(net::RedisClient& client, const char* script, const std::string& sha,
-                 std::vector<std::string> args, PlacementStore::Done done) {
+                 std::vector<std::string> args, std::function<void(net::RedisReply)> done) {
   args.insert(args.begin(), {"EVALSHA", sha, "1"});
   client.command(args, [&client, script, args, done = std::move(done)](net::RedisReply reply) {
     if (reply.kind == net::RedisReply::Kind::error && reply.text.starts_with("NOSCRIPT")) {
       auto again = args;
       again[0] = "EVAL";
       again[1] = script;
-      client.command(std::move(again), [done](net::RedisReply second) {
-        done(second.kind == net::RedisReply::Kind::string ? decode_placement(second.text)
-                                                          : std::nullopt);
-      });
+      client.command(std::move(again), done);
       return;
     }
-    done(reply.kind == net::RedisReply::Kind::string ? decode_placement(reply.text) : std::nullopt);
+    done(std::move(reply));
   });
+}
+
+// A script answering one placement value.
+std::function<void(net::RedisReply)> placement_reply(PlacementStore::Done done) {
+  return [done = std::move(done)](net::RedisReply reply) {
+    done(reply.kind == net::RedisReply::Kind::string ? decode_placement(reply.text)
+                                                     : std::nullopt);
+  };
 }
 
 }  // namespace
@@ -139,7 +188,7 @@ std::string encode_placement(const Placement& placement) {
 }
 
 std::optional<Placement> decode_placement(std::string_view value) {
-  if (value.size() < 2 || (value.front() != 'h' && value.front() != 'f')) {
+  if (value.size() < 2 || (value.front() != 'h' && value.front() != 'f' && value.front() != 't')) {
     return std::nullopt;
   }
   return Placement{std::string(value.substr(1)), value.front() == 'f'};
@@ -152,8 +201,17 @@ PlacementStore::PlacementStore(PlacementStoreOptions options) : options_(std::mo
   client.slow_after = options_.timeout;
   // A Redis that answers nothing for a second is hung (SIGSTOP, a partition): connect anew.
   client.drop_after = std::max(std::chrono::milliseconds{1'000}, options_.timeout * 10);
-  client.setup = {{"SCRIPT", "LOAD", kPlaceScript}, {"SCRIPT", "LOAD", kTouchScript}};
-  client.on_availability = options_.on_availability;
+  client.setup = {{"SCRIPT", "LOAD", kPlaceScript},
+                  {"SCRIPT", "LOAD", kTouchScript},
+                  {"SCRIPT", "LOAD", kClaimScript}};
+  client.on_availability = [this](bool up) {
+    if (options_.on_availability) {
+      options_.on_availability(up);
+    }
+    if (up) {
+      write_fallbacks();
+    }
+  };
   if (options_.on_ready) {
     client.on_ready = [this] { options_.on_ready(*this); };
   }
@@ -172,7 +230,7 @@ bool PlacementStore::available() const noexcept {
   return client_->available();
 }
 
-void PlacementStore::place(const PlacementRequest& request, Done done) {
+void PlacementStore::place(const PlacementRequest& request, PlaceDone done) {
   std::vector<std::string> args{options_.key_prefix + "p:" + position_member(request.key_position),
                                 std::to_string(request.idle.count()),
                                 options_.key_prefix + "n:",
@@ -180,22 +238,87 @@ void PlacementStore::place(const PlacementRequest& request, Done done) {
                                 request.owner,
                                 request.owner_healthy ? "1" : "0",
                                 request.fallback,
-                                fmt::format("{}", request.healthy_weight)};
+                                fmt::format("{}", request.healthy_weight),
+                                take_fallback(request.key_position)};
   for (const auto& node : request.nodes) {
     args.push_back(node.id);
     args.push_back(fmt::format("{}", node.weight));
     args.push_back(node.keep ? "1" : "0");
     args.push_back(node.fits ? "1" : "0");
   }
-  call_script(*client_, kPlaceScript, place_sha(), std::move(args), std::move(done));
+  call_script(*client_, kPlaceScript, place_sha(), std::move(args),
+              [done = std::move(done)](net::RedisReply reply) {
+                if (reply.kind != net::RedisReply::Kind::array || reply.elements.size() != 2) {
+                  done(std::nullopt, false);
+                  return;
+                }
+                done(decode_placement(reply.elements[0]), reply.elements[1] == "1");
+              });
 }
 
 void PlacementStore::touch(std::uint64_t key_position, const Placement& cached,
                            std::chrono::milliseconds idle, Done done) {
-  std::vector<std::string> args{
-      options_.key_prefix + "p:" + position_member(key_position), std::to_string(idle.count()),
-      options_.key_prefix + "n:", position_member(key_position), encode_placement(cached)};
-  call_script(*client_, kTouchScript, touch_sha(), std::move(args), std::move(done));
+  touch_value(key_position, encode_placement(cached), idle, std::move(done));
+}
+
+void PlacementStore::touch_value(std::uint64_t key_position, std::string value,
+                                 std::chrono::milliseconds idle, Done done) {
+  std::vector<std::string> args{options_.key_prefix + "p:" + position_member(key_position),
+                                std::to_string(idle.count()), options_.key_prefix + "n:",
+                                position_member(key_position), std::move(value)};
+  call_script(*client_, kTouchScript, touch_sha(), std::move(args),
+              placement_reply(std::move(done)));
+}
+
+void PlacementStore::note_fallback(std::uint64_t key_position, const Placement& used,
+                                   std::chrono::milliseconds idle) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(fallbacks_mutex_);
+  if (fallbacks_.size() >= kMaxFallbacks) {
+    std::erase_if(fallbacks_, [&](const auto& entry) { return now >= entry.second.expires; });
+    if (fallbacks_.size() >= kMaxFallbacks) {
+      return;  // an outage longer than the table: the rest are placed afresh
+    }
+  }
+  fallbacks_[key_position] = {used, now + idle, idle};
+}
+
+std::string PlacementStore::take_fallback(std::uint64_t key_position) {
+  std::lock_guard lock(fallbacks_mutex_);
+  const auto it = fallbacks_.find(key_position);
+  if (it == fallbacks_.end()) {
+    return {};
+  }
+  Fallback fallback = std::move(it->second);
+  fallbacks_.erase(it);
+  return std::chrono::steady_clock::now() < fallback.expires ? fallback.used.home : std::string{};
+}
+
+void PlacementStore::write_fallbacks() {
+  std::unordered_map<std::uint64_t, Fallback> noted;
+  {
+    std::lock_guard lock(fallbacks_mutex_);
+    noted.swap(fallbacks_);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [position, fallback] : noted) {
+    if (now < fallback.expires) {  // tentative: a replica's cached placement replaces it
+      touch_value(position, "t" + fallback.used.home, fallback.idle,
+                  [](std::optional<Placement>) {});
+    }
+  }
+}
+
+void PlacementStore::claim(std::uint64_t key_position, const Placement& used, const Placement& late,
+                           std::chrono::milliseconds idle, Done done) {
+  std::vector<std::string> args{options_.key_prefix + "p:" + position_member(key_position),
+                                std::to_string(idle.count()),
+                                options_.key_prefix + "n:",
+                                position_member(key_position),
+                                encode_placement(used),
+                                encode_placement(late)};
+  call_script(*client_, kClaimScript, claim_sha(), std::move(args),
+              placement_reply(std::move(done)));
 }
 
 }  // namespace llmgw::routing

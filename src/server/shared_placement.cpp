@@ -28,7 +28,64 @@ struct PendingPlacement {
   asio::steady_timer timer;  // expires at the timeout; cancelled by the answer
   std::optional<routing::Placement> placement;
   bool answered = false;
+  // Set when the request stopped waiting and went by the plain ring: where it went.
+  std::optional<routing::Placement> used;
 };
+
+// The plain ring's node for the plan, as a placement (failover when it is not the owner because
+// the owner is unhealthy).
+std::optional<routing::Placement> placement_of(const Snapshot& snapshot,
+                                               const routing::RoutePlan& plan) {
+  if (plan.empty()) {
+    return std::nullopt;
+  }
+  return routing::Placement{snapshot.table.node(plan.first()).id,
+                            plan.kind == routing::RouteKind::failover};
+}
+
+// A request that went by the plain ring because the store's answer was late: this replica caches
+// where it went until the answer settles it (settle_late_answer), so its next turns stay there.
+void remember_fallback(const Snapshot& snapshot, std::uint64_t position,
+                       const routing::Placement& used, const routing::Eligibility& eligibility,
+                       std::chrono::steady_clock::time_point now) {
+  snapshot.sessions->adopt(snapshot.table, position, used, 0, snapshot.policy, now, eligibility);
+}
+
+// The store answered after the request had gone to `used`. A session the store has just placed
+// (new to the fleet) is rewritten to `used`, the node that now has its cache, unless another
+// replica moved it meanwhile. A session the store already had stays where it was: this replica
+// forgets its fallback, and the next turn goes back to the session's home.
+void settle_late_answer(routing::PlacementStore& store, metrics::GatewayMetrics& metrics,
+                        const std::shared_ptr<const Snapshot>& snapshot, std::uint64_t position,
+                        const routing::Placement& used,
+                        const std::optional<routing::Placement>& late, bool placed_now) {
+  using Outcome = metrics::GatewayMetrics::LateAnswer;
+  if (!late) {
+    metrics.count_placement_late_answer(Outcome::lost);
+    return;
+  }
+  if (*late == used) {
+    metrics.count_placement_late_answer(Outcome::agreed);
+    return;
+  }
+  if (!placed_now) {
+    metrics.count_placement_late_answer(Outcome::superseded);
+    snapshot->sessions->forget_unless(position, *late);
+    return;
+  }
+  store.claim(position, used, *late, snapshot->config().routing.session_idle,
+              [&metrics, sessions = snapshot->sessions, position,
+               used](std::optional<routing::Placement> stored) {
+                if (stored && *stored == used) {
+                  metrics.count_placement_late_answer(Outcome::claimed);
+                  return;
+                }
+                metrics.count_placement_late_answer(stored ? Outcome::superseded : Outcome::lost);
+                if (stored) {
+                  sessions->forget_unless(position, *stored);
+                }
+              });
+}
 
 // Touches a cached placement; forgets it when the store holds another one.
 void touch_cached(routing::PlacementStore& store, const Snapshot& snapshot, std::uint64_t position,
@@ -109,8 +166,15 @@ asio::awaitable<routing::RoutePlan> place_shared(SharedState& shared,
   routing::PlacementStore& store = *shared.placement_store;
   const auto in_flight = shared.total_in_flight.load(std::memory_order_relaxed);
   if (!store.available()) {
+    // Not cached: while the store is away every replica routes the session alike; once it is
+    // back, the session's stored home (if it had one) takes it again, and a session the store
+    // does not know is placed where it went now (note_fallback), where its cache is.
     shared.metrics.count_placement_fallback(/*timed_out=*/false);
-    co_return plain_ring(*snapshot, position, in_flight, eligibility);
+    auto plan = plain_ring(*snapshot, position, in_flight, eligibility);
+    if (const auto used = placement_of(*snapshot, plan)) {
+      store.note_fallback(position, *used, snapshot->config().routing.session_idle);
+    }
+    co_return plan;
   }
   const auto request = snapshot->sessions->placement_request(snapshot->table, position, in_flight,
                                                              snapshot->policy, eligibility);
@@ -119,18 +183,33 @@ asio::awaitable<routing::RoutePlan> place_shared(SharedState& shared,
   }
   auto pending = std::make_shared<PendingPlacement>(co_await asio::this_coro::executor);
   pending->timer.expires_after(store.timeout());
-  store.place(request, [pending](std::optional<routing::Placement> placement) {
-    asio::post(pending->timer.get_executor(),
-               [pending, placement = std::move(placement)]() mutable {
-                 pending->placement = std::move(placement);
-                 pending->answered = true;
-                 pending->timer.cancel();
-               });
+  store.place(request, [pending, &store, &metrics = shared.metrics, snapshot, position](
+                           std::optional<routing::Placement> placement, bool placed_now) {
+    // Runs on the worker that made the request, so `pending` needs no lock.
+    asio::post(pending->timer.get_executor(), [pending, &store, &metrics, snapshot, position,
+                                               placement = std::move(placement),
+                                               placed_now]() mutable {
+      if (pending->used) {
+        settle_late_answer(store, metrics, snapshot, position, *pending->used, placement,
+                           placed_now);
+        return;
+      }
+      pending->placement = std::move(placement);
+      pending->answered = true;
+      pending->timer.cancel();
+    });
   });
   co_await pending->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   if (!pending->answered || !pending->placement) {
     shared.metrics.count_placement_fallback(/*timed_out=*/!pending->answered);
-    co_return plain_ring(*snapshot, position, in_flight, eligibility);
+    auto plan = plain_ring(*snapshot, position, in_flight, eligibility);
+    if (const auto used = placement_of(*snapshot, plan)) {
+      remember_fallback(*snapshot, position, *used, eligibility, now);
+      if (!pending->answered) {
+        pending->used = used;  // the answer, when it comes, is settled against it
+      }
+    }
+    co_return plan;
   }
   co_return snapshot->sessions->adopt(snapshot->table, position, *pending->placement, in_flight,
                                       snapshot->policy, now, eligibility);

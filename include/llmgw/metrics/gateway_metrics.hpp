@@ -9,6 +9,7 @@
 // from the data path (prometheus-cpp counters and gauges are atomics).
 
 #include <array>
+#include <cstdint>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -128,6 +129,11 @@ class GatewayMetrics {
   // Shared placements (routing.placement_store): a session routed by the plain ring because the
   // store was unavailable (not asked) or did not answer within its timeout.
   void count_placement_fallback(bool timed_out) noexcept;
+  // What became of a placement the store answered after its request had gone by the plain
+  // ring: agreed (it was the node used), claimed (the store now records the node used),
+  // superseded (another replica had moved the session meanwhile), lost (no answer, an error).
+  enum class LateAnswer : std::uint8_t { agreed, claimed, superseded, lost };
+  void count_placement_late_answer(LateAnswer outcome) noexcept;
   // The store's availability; the series exists only with a store.
   void set_placement_store_up(bool up);
 

@@ -7,7 +7,10 @@
 // nodes. Here it lives in Redis:
 //
 //   <prefix>p:<position>   "h<node id>" or "f<node id>" (f: a failover placement, which ends
-//                          when the owner is healthy again), expiring after the session idle time
+//                          when the owner is healthy again), or "t<node id>" (tentative: where a
+//                          replica routed a session the store did not know while it was away;
+//                          a placement another replica has cached replaces it), expiring after
+//                          the session idle time
 //   <prefix>n:<node id>    sorted set of the session positions placed on the node, scored by
 //                          their last use (Redis' clock, ms): the node's live sessions are those
 //                          used within the idle time
@@ -30,8 +33,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "llmgw/net/redis_client.hpp"
@@ -46,7 +51,8 @@ struct Placement {
   bool operator==(const Placement&) const = default;
 };
 
-// "h<id>" / "f<id>", and back (nullopt for a value that is neither).
+// "h<id>" / "f<id>", and back (nullopt for a value that is none of h, f and t: "t<id>" is a home
+// written from a replica's note of a Redis outage, read as "h<id>").
 std::string encode_placement(const Placement& placement);
 std::optional<Placement> decode_placement(std::string_view value);
 
@@ -84,6 +90,8 @@ struct PlacementStoreOptions {
 class PlacementStore {
  public:
   using Done = std::function<void(std::optional<Placement>)>;
+  // The placement, and whether this call made it (no placement was kept).
+  using PlaceDone = std::function<void(std::optional<Placement>, bool placed_now)>;
 
   explicit PlacementStore(PlacementStoreOptions options);
   ~PlacementStore();
@@ -93,12 +101,30 @@ class PlacementStore {
   // The session's placement: the stored one if it may stay, else a new one (stored). nullopt
   // when the store is unavailable or answers with an error. The caller bounds its wait by
   // timeout(); a late answer is still stored in Redis.
-  void place(const PlacementRequest& request, Done done);
+  void place(const PlacementRequest& request, PlaceDone done);
 
   // After a cached turn: refreshes the placement's expiry (writes `cached` back when Redis has
   // none) and gives the stored placement.
   void touch(std::uint64_t key_position, const Placement& cached, std::chrono::milliseconds idle,
              Done done);
+
+  // A new placement answered after its request stopped waiting: the request went to `used` (the
+  // plain ring's node), while the store placed the session as `late` (which may differ under the
+  // session caps). Stores `used` if the session is still placed as `late`, so the next turn, on
+  // any replica, finds the node that has the session's cache; gives the stored placement (another
+  // replica's, when the session has moved meanwhile).
+  void claim(std::uint64_t key_position, const Placement& used, const Placement& late,
+             std::chrono::milliseconds idle, Done done);
+
+  // A session routed by the plain ring because the store could not be asked: where it went (that
+  // node has the session's cache now). When the store is available again, each noted session is
+  // written to it unless Redis holds a placement for it (another replica's), so every replica's
+  // next turn of the session finds that node; until then this replica's next placement of the
+  // session (place()) prefers it. At most kMaxFallbacks are kept (an outage longer than that:
+  // the rest are placed afresh), each for `idle`.
+  void note_fallback(std::uint64_t key_position, const Placement& used,
+                     std::chrono::milliseconds idle);
+  static constexpr std::size_t kMaxFallbacks = 100'000;
 
   // Connected and answering within timeout(); when false, callers do not ask (plain ring).
   bool available() const noexcept;
@@ -107,7 +133,19 @@ class PlacementStore {
   void stop();
 
  private:
+  struct Fallback {
+    Placement used;
+    std::chrono::steady_clock::time_point expires;
+    std::chrono::milliseconds idle{0};
+  };
+  std::string take_fallback(std::uint64_t key_position);
+  void write_fallbacks();  // on the client's thread, when the store is available again
+  void touch_value(std::uint64_t key_position, std::string value, std::chrono::milliseconds idle,
+                   Done done);
+
   PlacementStoreOptions options_;
+  std::mutex fallbacks_mutex_;
+  std::unordered_map<std::uint64_t, Fallback> fallbacks_;  // by session position
   std::unique_ptr<net::RedisClient> client_;
 };
 

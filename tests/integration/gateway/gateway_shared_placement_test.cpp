@@ -1,7 +1,8 @@
 // Several gateway replicas sharing session placements through a real redis-server
 // (routing.placement_store): every follow-up turn of a session reaches its turn-1 node whichever
 // replica it is sent to, with 1, 2, 4 and 8 replicas; through a Redis restart; and a Redis that
-// hangs never holds a request past the placement timeout (the plain ring routes it).
+// hangs never holds a request past the placement timeout (the plain ring routes it), and a session
+// routed that way keeps its node when Redis answers late or comes back.
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/gateway_fixture.hpp"
@@ -219,6 +221,53 @@ TEST_F(GatewaySharedPlacementFaults, AHungRedisDelaysNoRequestPastTheTimeout) {
                 replicas.metric(1, "llmgw_placement_store_fallbacks_total"),
             fallbacks)
       << "placement resumed: no new fallbacks";
+}
+
+// A placement that missed the timeout: the request went to the plain ring's node, and Redis's late
+// answer (which may have placed the session elsewhere under the session caps) must not move the
+// session's next turn on another replica. Before the fix, the late placement won and sessions
+// whose owner was at its cap moved.
+TEST_F(GatewaySharedPlacementFaults, SessionsRoutedWhileRedisWasSlowKeepTheirNodeOnEveryReplica) {
+  Replicas replicas(*redis_, 2, milliseconds{20});
+  ASSERT_TRUE(replicas.all_up());
+  // Balanced live sessions in Redis, so that new sessions' owners are often at their cap.
+  Conversations placed(replicas, 31, "placed-");
+  placed.turn(0, 0);
+
+  Conversations slow(replicas, 24, "slow-");
+  for (int round = 0; round < 3; ++round) {
+    redis_->pause();  // shorter than the client's 1 s hang limit: the commands run on resume
+    std::this_thread::sleep_for(milliseconds{50});
+    std::thread resume([this] {
+      std::this_thread::sleep_for(milliseconds{300});
+      redis_->resume();
+    });
+    slow.turn(round, 0);  // sessions of earlier rounds are cached on replica 0: no Redis asked
+    resume.join();
+    ASSERT_TRUE(replicas.all_up());
+  }
+  EXPECT_GE(replicas.metric(0, "llmgw_placement_store_fallbacks_total"), 1)
+      << "no placement timed out: the test proves nothing";
+  // Replica 1 has seen none of them: it asks Redis, which must give the node each session used.
+  const auto metrics = [&] {
+    std::string text;
+    for (const char* outcome : {"agreed", "claimed", "superseded", "lost"}) {
+      text += std::string{" "} + outcome + "=" +
+              std::to_string(replicas.metric(0, "llmgw_placement_store_late_answers_total",
+                                             {std::string{"outcome=\""} + outcome + "\""}));
+    }
+    for (const char* reason : {"timeout", "unavailable"}) {
+      text += std::string{" "} + reason + "=" +
+              std::to_string(replicas.metric(0, "llmgw_placement_store_fallbacks_total",
+                                             {std::string{"reason=\""} + reason + "\""}));
+    }
+    return text;
+  };
+  EXPECT_EQ(slow.turn(3, 1), 0)
+      << "follow-up turns on another replica moved off the node of the turn routed without "
+         "Redis;"
+      << metrics();
+  EXPECT_EQ(slow.turn(4), 0);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ std::future<std::optional<Placement>> place_async(PlacementStore& store,
                                                   const PlacementRequest& request) {
   auto promise = std::make_shared<std::promise<std::optional<Placement>>>();
   auto future = promise->get_future();
-  store.place(request, [promise](std::optional<Placement> placement) {
+  store.place(request, [promise](std::optional<Placement> placement, bool /*placed_now*/) {
     promise->set_value(std::move(placement));
   });
   return future;
@@ -174,6 +174,52 @@ TEST_F(PlacementStoreTest, ATouchWritesBackAPlacementThatRedisLost) {
   auto other = make_store(redis);
   wait_available(*other);
   EXPECT_EQ(place(*other, request_for(2, {"a", "b", "c"}))->home, "b");
+}
+
+// The placement a claim leaves in Redis (and the node sets), through the store's callback.
+std::optional<Placement> claim(PlacementStore& store, std::uint64_t position, const Placement& used,
+                               const Placement& late) {
+  std::promise<std::optional<Placement>> claimed;
+  store.claim(position, used, late, milliseconds{60'000},
+              [&claimed](std::optional<Placement> stored) { claimed.set_value(stored); });
+  auto future = claimed.get_future();
+  if (future.wait_for(std::chrono::seconds{5}) != std::future_status::ready) {
+    ADD_FAILURE() << "the store did not answer the claim within 5 s";
+    return std::nullopt;
+  }
+  return future.get();
+}
+
+TEST_F(PlacementStoreTest, AClaimRewritesALatePlacementToTheNodeUsedButNotAnotherReplicasMove) {
+  RedisServer& redis = *redis_;
+  ASSERT_EQ(place(*store, request_for(1, {"a", "b", "c"}))->home, "a");
+  // Session 2 (owner a) is placed on b; its request, tired of waiting, went to a.
+  const auto late = place(*store, request_for(2, {"a", "b", "c"}));
+  ASSERT_EQ(late->home, "b");
+  EXPECT_EQ(claim(*store, 2, Placement{"a", false}, *late), (Placement{"a", false}));
+  EXPECT_EQ(redis.cli({"ZCARD", "llmgw:n:a"}), "2");
+  EXPECT_EQ(redis.cli({"ZCARD", "llmgw:n:b"}), "0");
+  auto other = make_store(redis);
+  wait_available(*other);
+  EXPECT_EQ(place(*other, request_for(2, {"a", "b", "c"}))->home, "a");
+
+  // Session 3 went to c on another replica after the late answer b: that move stands.
+  const auto moved = place(*store, request_for(3, {"c", "a", "b"}));
+  ASSERT_EQ(moved->home, "c");
+  EXPECT_EQ(claim(*store, 3, Placement{"a", false}, Placement{"b", false}), moved);
+  EXPECT_EQ(redis.cli({"ZCARD", "llmgw:n:c"}), "1");
+}
+
+TEST_F(PlacementStoreTest, ASessionRoutedWhileTheStoreWasAwayIsPlacedWhereItWent) {
+  // Session 5 (owner a, which has room) went to c while Redis could not be asked: c has its cache.
+  store->note_fallback(5, Placement{"c", false}, milliseconds{60'000});
+  EXPECT_EQ(place(*store, request_for(5, {"a", "b", "c"})), (Placement{"c", false}));
+  // A session the store already holds keeps its placement whatever this replica routed.
+  store->note_fallback(5, Placement{"b", false}, milliseconds{60'000});
+  EXPECT_EQ(place(*store, request_for(5, {"a", "b", "c"})), (Placement{"c", false}));
+  // A node that may not keep placements (down, or without the model) is no hint.
+  store->note_fallback(6, Placement{"c", false}, milliseconds{60'000});
+  EXPECT_EQ(place(*store, request_for(6, {"a", "b", "c"}, /*down=*/{"c"}))->home, "a");
 }
 
 TEST_F(PlacementStoreTest, IsUnavailableWhileRedisIsDownAndPlacesAgainAfterItRestarts) {
