@@ -8,9 +8,15 @@ Reports, per replica count and with/without routing.placement_store: the share o
 that reached the session's turn-1 node, the max/mean sessions per node (turn-1 nodes), and failed
 requests.
 
+With --outage, redis-server is killed after the first turn and started again (empty, on the same
+port) before the last one: the failed column then counts the requests that failed while it was
+down or after it came back (the target is 0), and the fallbacks column the sessions routed without
+it. Latency columns: each request's time to the whole answer, p50/p99, first turns (which ask the
+store) apart from follow-ups (answered from the replica's cache).
+
 Usage: bench/run-replicas.py [--build build/release] [--replicas 1,2,4,8] [--sessions 60]
                              [--turns 4] [--nodes 4] [--concurrency 8] [--seed 1]
-                             [--stores none,redis] [--timeout-ms 20]
+                             [--stores none,redis] [--timeout-ms 20] [--outage]
 """
 
 import argparse
@@ -51,6 +57,7 @@ def start(argv):
 
 def run(args, replicas, store):
     procs = []
+    redis = {}
     try:
         nodes = []
         for i in range(args.nodes):
@@ -62,8 +69,9 @@ def run(args, replicas, store):
         settings = []
         if store:
             redis_port = free_port()
-            procs.append(start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"]))
+            redis_argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no"]
+            redis["proc"] = start(redis_argv)
             time.sleep(0.3)
             settings = ["--set", f"routing.placement_store=redis://127.0.0.1:{redis_port}/0",
                         "--set", f"routing.placement_store_timeout_ms={args.timeout_ms}"]
@@ -88,7 +96,17 @@ def run(args, replicas, store):
                     if (body["routing"].get("placement_store") or {}).get("available"):
                         break
                     time.sleep(0.05)
-        result = drive(args, ports)
+        def outage(turn_number):
+            if not (store and args.outage):
+                return
+            if turn_number == 1:  # before the second turn: Redis goes away
+                redis["proc"].kill()
+                redis["proc"].wait()
+            elif turn_number == args.turns - 1:  # before the last turn: back, empty
+                redis["proc"] = start(redis_argv)
+                time.sleep(2.5)  # the replicas reconnect (backoff up to 2 s)
+
+        result = drive(args, ports, outage)
         fallbacks = 0
         for port in ports:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -98,6 +116,8 @@ def run(args, replicas, store):
                     fallbacks += float(line.split()[-1])
         return result + (int(fallbacks),)
     finally:
+        if "proc" in redis:
+            procs.append(redis["proc"])
         for proc in reversed(procs):
             proc.terminate()
         for proc in procs:
@@ -107,33 +127,50 @@ def run(args, replicas, store):
                 proc.kill()
 
 
-def drive(args, ports):
+def percentile(values, q):
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def drive(args, ports, before_turn):
     rng = random.Random(args.seed)
     home = {}
     moved = follow_ups = failed = 0
     history = {s: [] for s in range(args.sessions)}
+    latency = {True: [], False: []}  # first turn or not -> seconds
 
     def turn(session, number, port):
         messages = history[session] + [{"role": "user", "content": f"turn {number} of {session}"}]
-        body = json.dumps({"model": "llama3.2", "messages": messages, "stream": False})
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        conn.request("POST", "/api/chat", body, {"Content-Type": "application/json",
-                                                 "X-Session-ID": f"bench-{args.seed}-{session}"})
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, response.getheader("X-Gateway-Node"), data, messages
+        body = json.dumps({"model": "llama3.2", "messages": messages, "stream": False,
+                           "options": {"num_predict": 8}})
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/api/chat", body,
+                         {"Content-Type": "application/json",
+                          "X-Session-ID": f"bench-{args.seed}-{session}"})
+            response = conn.getresponse()
+            data = response.read()
+        except OSError:
+            return 0, None, b"", messages, 0.0
+        return (response.status, response.getheader("X-Gateway-Node"), data, messages,
+                time.perf_counter() - started)
 
     with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
         for number in range(args.turns):
+            before_turn(number)
             order = list(range(args.sessions))
             rng.shuffle(order)
             jobs = {pool.submit(turn, s, number, rng.choice(ports)): s for s in order}
             for job in concurrent.futures.as_completed(jobs):
                 session = jobs[job]
-                status, node, data, messages = job.result()
+                status, node, data, messages, took = job.result()
                 if status != 200:
                     failed += 1
                     continue
+                latency[number == 0].append(took * 1000)
                 reply = json.loads(data).get("message", {"role": "assistant", "content": ""})
                 history[session] = messages + [reply]
                 if number == 0:
@@ -146,7 +183,9 @@ def drive(args, ports):
         per_node[node] = per_node.get(node, 0) + 1
     imbalance = max(per_node.values()) / (len(home) / args.nodes) if home else 0
     agreement = 100.0 * (follow_ups - moved) / follow_ups if follow_ups else 0
-    return agreement, imbalance, failed
+    return (agreement, imbalance, failed, percentile(latency[True], 0.5),
+            percentile(latency[True], 0.99), percentile(latency[False], 0.5),
+            percentile(latency[False], 0.99))
 
 
 def main():
@@ -161,19 +200,25 @@ def main():
     parser.add_argument("--stores", default="none,redis", help="none, redis or both")
     parser.add_argument("--timeout-ms", type=int, default=20,
                         help="routing.placement_store_timeout_ms")
+    parser.add_argument("--outage", action="store_true",
+                        help="kill redis-server after turn 1, start it again before the last")
     args = parser.parse_args()
     if not os.access(f"{args.build}/llmgw", os.X_OK):
         sys.exit(f"missing {args.build}/llmgw")
     print(f"{args.sessions} sessions x {args.turns} turns, {args.nodes} sims (4 KV slots), "
           f"concurrency {args.concurrency}, seed {args.seed}, random replica per turn")
+    if args.outage:
+        print("Redis killed before turn 2 and started again (empty) before the last turn")
     print("| replicas | placement store | follow-ups on turn-1 node | max/mean sessions per node "
-          "| failed | plain-ring fallbacks |")
-    print("|---|---|---|---|---|---|")
+          "| failed | plain-ring fallbacks | first turn p50 / p99 ms | follow-ups p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
     for replicas in [int(r) for r in args.replicas.split(",")]:
         for store in [name == "redis" for name in args.stores.split(",")]:
-            agreement, imbalance, failed, fallbacks = run(args, replicas, store)
+            agreement, imbalance, failed, p50_1, p99_1, p50_n, p99_n, fallbacks = \
+                run(args, replicas, store)
             print(f"| {replicas} | {'redis' if store else 'none'} | {agreement:.1f} % "
-                  f"| {imbalance:.2f} | {failed} | {fallbacks} |", flush=True)
+                  f"| {imbalance:.2f} | {failed} | {fallbacks} | {p50_1:.2f} / {p99_1:.2f} "
+                  f"| {p50_n:.2f} / {p99_n:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

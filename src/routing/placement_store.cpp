@@ -176,8 +176,7 @@ void call_script(net::RedisClient& client, const char* script, const std::string
 // A script answering one placement value.
 std::function<void(net::RedisReply)> placement_reply(PlacementStore::Done done) {
   return [done = std::move(done)](net::RedisReply reply) {
-    done(reply.kind == net::RedisReply::Kind::string ? decode_placement(reply.text)
-                                                     : std::nullopt);
+    done(reply.kind == net::RedisReply::Kind::string ? decode_placement(reply.text) : std::nullopt);
   };
 }
 
@@ -263,9 +262,9 @@ void PlacementStore::touch(std::uint64_t key_position, const Placement& cached,
 
 void PlacementStore::touch_value(std::uint64_t key_position, std::string value,
                                  std::chrono::milliseconds idle, Done done) {
-  std::vector<std::string> args{options_.key_prefix + "p:" + position_member(key_position),
-                                std::to_string(idle.count()), options_.key_prefix + "n:",
-                                position_member(key_position), std::move(value)};
+  std::vector<std::string> args{
+      options_.key_prefix + "p:" + position_member(key_position), std::to_string(idle.count()),
+      options_.key_prefix + "n:", position_member(key_position), std::move(value)};
   call_script(*client_, kTouchScript, touch_sha(), std::move(args),
               placement_reply(std::move(done)));
 }

@@ -203,7 +203,8 @@ asio::awaitable<ProxyResult> answer_rejected(Worker& worker, ClientConnection& c
   response.set("X-Gateway-Reject-Reason", reason);
   response.set("X-Gateway-Node", rejected.node);
   response.prepare_payload();
-  co_return co_await send_local_answer(worker, connection, idle_timeout, response, rejected.node);
+  co_return co_await send_local_answer(worker, connection, idle_timeout, std::move(response),
+                                       rejected.node);
 }
 
 asio::awaitable<ProxyResult> answer_refused(Worker& worker, ClientConnection& connection,
@@ -215,7 +216,7 @@ asio::awaitable<ProxyResult> answer_refused(Worker& worker, ClientConnection& co
   if (!retry_after.empty()) {
     response.set(http::field::retry_after, retry_after);
   }
-  co_return co_await send_local_answer(worker, connection, idle_timeout, response);
+  co_return co_await send_local_answer(worker, connection, idle_timeout, std::move(response));
 }
 
 }  // namespace llmgw::server::detail

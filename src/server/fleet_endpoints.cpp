@@ -14,6 +14,7 @@
 
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
+#include "request_identity.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -276,6 +277,7 @@ asio::awaitable<ProxyResult> send_fleet_response(FleetRequest& fleet,
   if (fleet.request.method() == http::verb::head) {
     response.body().clear();  // Content-Length stays that of the GET
   }
+  response.set(kRequestIdHeader, fleet.connection.request_id);
   fleet.worker.shared.metrics.count_unrouted(status);
   fleet.connection.watchdog->arm(Watchdog::Side::client, fleet.snapshot->config().timeouts.idle);
   auto [ec, n] = co_await http::async_write(*fleet.connection.client, response, kAsTuple);

@@ -28,6 +28,7 @@
 
 #include "fleet_endpoints.hpp"
 #include "llmgw/net/http_types.hpp"
+#include "request_identity.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -104,6 +105,7 @@ class MergedStream {
     head.set(http::field::server, "llmgw");
     head.set("X-Gateway-Route", "fleet");
     head.set("X-Gateway-Nodes", join_names(target_names(fleet_)));
+    head.set(kRequestIdHeader, fleet_.connection.request_id);
     head.keep_alive(keep_alive());
     if (chunked_) {
       head.chunked(true);

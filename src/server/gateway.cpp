@@ -38,6 +38,7 @@
 #include "local_endpoints.hpp"
 #include "open_files.hpp"
 #include "proxy.hpp"
+#include "request_identity.hpp"
 #include "request_reader.hpp"
 #include "watchdog.hpp"
 
@@ -50,7 +51,8 @@ namespace {
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 void access_log(const config::LogConfig& log, const std::string& client_ip, const Request& request,
-                const ProxyResult& result, Clock::time_point started) {
+                const RequestIdentity& identity, const ProxyResult& result,
+                Clock::time_point started) {
   const std::string_view path = net::target_path(request.target());
   if (!log.access_log || (!log.access_log_probes && is_probe_path(path))) {
     return;
@@ -65,12 +67,15 @@ void access_log(const config::LogConfig& log, const std::string& client_ip, cons
                               {"node", node},
                               {"route", result.route},
                               {"duration_ms", ms},
-                              {"bytes", result.bytes}};
+                              {"bytes", result.bytes},
+                              {"request_id", identity.request_id},
+                              {"trace_id", identity.trace_id}};
     access_logger().info("{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else {
-    access_logger().info("{} {} {} {} node={} route={} duration_ms={:.2f} bytes={}", client_ip,
-                         std::string_view{request.method_string()}, path, result.status, node,
-                         result.route, ms, result.bytes);
+    access_logger().info(
+        "{} {} {} {} node={} route={} duration_ms={:.2f} bytes={} request_id={} trace_id={}",
+        client_ip, std::string_view{request.method_string()}, path, result.status, node,
+        result.route, ms, result.bytes, identity.request_id, identity.trace_id);
   }
 }
 
@@ -220,7 +225,8 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   const auto open = shared.client_connections.fetch_add(1) + 1;
   // A plain socket, not a beast::tcp_stream: the watchdog keeps the time (watchdog.hpp).
   tcp::socket& stream = socket;
-  ClientConnection connection{&stream};
+  ClientConnection connection;
+  connection.client = &stream;
   const auto watchdog = Watchdog::start(worker.io, connection);
   connection.watchdog = watchdog.get();
   worker.connections.insert(&connection);
@@ -283,9 +289,14 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       break;  // the client left or went quiet
     }
     Request& request = *read.request;
+    const RequestIdentity identity = identify(request[kRequestIdHeader], request["traceparent"]);
+    request.set(kRequestIdHeader, identity.request_id);  // the node gets both
+    request.set("traceparent", identity.traceparent);
+    connection.request_id = identity.request_id;
     ProxyResult result;
     if (is_local_path(net::target_path(request.target()))) {
       auto response = handle_local(shared, request);
+      response.set(kRequestIdHeader, identity.request_id);
       result.status = response.result_int();
       result.bytes = response.body().size();
       result.reusable = response.keep_alive();
@@ -304,7 +315,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     } else {
       result = co_await proxy_request(worker, connection, request, client_ip, started);
     }
-    access_log(config.log, client_ip, request, result, started);
+    access_log(config.log, client_ip, request, identity, result, started);
     if (!result.reusable) {
       break;
     }

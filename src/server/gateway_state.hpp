@@ -197,6 +197,8 @@ struct ClientConnection {
   // (watchdog.hpp) or at the drain deadline, which wakes the waiter (admission_gate.hpp).
   asio::steady_timer* admission_wait = nullptr;
   bool idle = true;  // waiting for the next request head
+  // The current request's X-Request-ID (request_identity.hpp): every answer carries it.
+  std::string request_id;
 };
 
 struct Worker {

@@ -18,6 +18,7 @@
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "relay.hpp"
+#include "request_identity.hpp"
 #include "shared_placement.hpp"
 #include "upstream_attempt.hpp"
 #include "upstream_request.hpp"
@@ -258,7 +259,7 @@ asio::awaitable<ProxyResult> answer_locally(Worker& worker, ClientConnection& co
   if (!retry_after.empty()) {
     response.set(http::field::retry_after, retry_after);
   }
-  co_return co_await send_local_answer(worker, connection, idle_timeout, response);
+  co_return co_await send_local_answer(worker, connection, idle_timeout, std::move(response));
 }
 
 // A 404 from a node for a request that names a model: its body, when it is short enough to hold
@@ -308,7 +309,8 @@ asio::awaitable<ProxyResult> answer_with_body(Worker& worker, ClientConnection& 
   response.body() = std::move(body.text);
   response.keep_alive(keep_alive);
   response.prepare_payload();
-  co_return co_await send_local_answer(worker, connection, idle_timeout, response, node.id);
+  co_return co_await send_local_answer(worker, connection, idle_timeout, std::move(response),
+                                       node.id);
 }
 
 // admit, for a request that generates: its slot in `admitted`, or the answer that refuses it
@@ -340,8 +342,9 @@ asio::awaitable<std::optional<ProxyResult>> admit_request(Worker& worker,
 
 asio::awaitable<ProxyResult> send_local_answer(Worker& worker, ClientConnection& connection,
                                                std::chrono::milliseconds idle_timeout,
-                                               const http::response<http::string_body>& response,
+                                               http::response<http::string_body> response,
                                                std::string node) {
+  response.set(kRequestIdHeader, connection.request_id);
   const int status = static_cast<int>(response.result_int());
   worker.shared.metrics.count_unrouted(status);
   connection.watchdog->arm(Side::client, idle_timeout);
@@ -402,7 +405,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     auto response = json_error(404, {}, client_keep_alive);
     response.body() = body.text;
     response.prepare_payload();
-    co_return co_await send_local_answer(worker, connection, timeouts.idle, response);
+    co_return co_await send_local_answer(worker, connection, timeouts.idle, std::move(response));
   }
   const auto count_no_eligible = [&] {
     shared.metrics.admission()

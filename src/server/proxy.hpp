@@ -46,10 +46,11 @@ http::response<http::string_body> json_error(int status, const std::string& mess
                                              bool keep_alive);
 
 // Writes an answer the gateway made itself (no node's response relayed): counted as unrouted,
-// under the client's idle timeout. `node` names the node it speaks for, if any.
+// under the client's idle timeout, with the request's X-Request-ID. `node` names the node it
+// speaks for, if any.
 asio::awaitable<ProxyResult> send_local_answer(Worker& worker, ClientConnection& connection,
                                                std::chrono::milliseconds idle_timeout,
-                                               const http::response<http::string_body>& response,
+                                               http::response<http::string_body> response,
                                                std::string node = {});
 
 }  // namespace llmgw::server::detail

@@ -8,6 +8,7 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "request_identity.hpp"
 #include "upstream_request.hpp"
 #include "watchdog.hpp"
 #include "write_now.hpp"
@@ -113,6 +114,7 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   if (keep_alive && !request.client_accepts_chunks) {
     head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
   }
+  head.set(kRequestIdHeader, connection.request_id);
   const std::string content_type{parser.get()[http::field::content_type]};
   http::response_serializer<http::buffer_body> serializer{head};
 

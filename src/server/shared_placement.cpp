@@ -186,18 +186,18 @@ asio::awaitable<routing::RoutePlan> place_shared(SharedState& shared,
   store.place(request, [pending, &store, &metrics = shared.metrics, snapshot, position](
                            std::optional<routing::Placement> placement, bool placed_now) {
     // Runs on the worker that made the request, so `pending` needs no lock.
-    asio::post(pending->timer.get_executor(), [pending, &store, &metrics, snapshot, position,
-                                               placement = std::move(placement),
-                                               placed_now]() mutable {
-      if (pending->used) {
-        settle_late_answer(store, metrics, snapshot, position, *pending->used, placement,
-                           placed_now);
-        return;
-      }
-      pending->placement = std::move(placement);
-      pending->answered = true;
-      pending->timer.cancel();
-    });
+    asio::post(pending->timer.get_executor(),
+               [pending, &store, &metrics, snapshot, position, placement = std::move(placement),
+                placed_now]() mutable {
+                 if (pending->used) {
+                   settle_late_answer(store, metrics, snapshot, position, *pending->used, placement,
+                                      placed_now);
+                   return;
+                 }
+                 pending->placement = std::move(placement);
+                 pending->answered = true;
+                 pending->timer.cancel();
+               });
   });
   co_await pending->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   if (!pending->answered || !pending->placement) {

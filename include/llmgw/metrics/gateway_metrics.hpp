@@ -9,8 +9,8 @@
 // from the data path (prometheus-cpp counters and gauges are atomics).
 
 #include <array>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>

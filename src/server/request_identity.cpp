@@ -1,0 +1,76 @@
+#include "request_identity.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <random>
+
+namespace llmgw::server::detail {
+namespace {
+
+constexpr std::size_t kMaxRequestId = 200;
+
+bool lower_hex(std::string_view text) noexcept {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool all_zero(std::string_view text) noexcept {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c == '0'; });
+}
+
+// Random lowercase hex, never all zeros (both trace and span ids forbid that).
+std::string random_hex(std::size_t digits) {
+  thread_local std::mt19937_64 engine{std::random_device{}()};
+  std::string hex;
+  do {
+    hex.clear();
+    while (hex.size() < digits) {
+      hex += fmt::format("{:016x}", engine());
+    }
+    hex.resize(digits);
+  } while (all_zero(hex));
+  return hex;
+}
+
+}  // namespace
+
+bool valid_request_id(std::string_view value) noexcept {
+  return !value.empty() && value.size() <= kMaxRequestId &&
+         std::all_of(value.begin(), value.end(),
+                     [](char c) { return c > ' ' && c < 0x7f && c != '"' && c != '\\'; });
+}
+
+TraceParent parse_traceparent(std::string_view value) {
+  // version "-" trace-id "-" parent-id "-" flags: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55 characters.
+  if (value.size() < 55 || value[2] != '-' || value[35] != '-' || value[52] != '-') {
+    return {};
+  }
+  const auto version = value.substr(0, 2);
+  const auto trace_id = value.substr(3, 32);
+  const auto parent_id = value.substr(36, 16);
+  const auto flags = value.substr(53, 2);
+  if (!lower_hex(version) || version == "ff" || !lower_hex(trace_id) || all_zero(trace_id) ||
+      !lower_hex(parent_id) || all_zero(parent_id) || !lower_hex(flags)) {
+    return {};
+  }
+  if (version == "00" ? value.size() != 55 : (value.size() > 55 && value[55] != '-')) {
+    return {};
+  }
+  return {std::string{trace_id}, std::string{flags}};
+}
+
+RequestIdentity identify(std::string_view request_id, std::string_view traceparent) {
+  RequestIdentity identity;
+  identity.request_id = valid_request_id(request_id) ? std::string{request_id} : random_hex(32);
+  auto parent = parse_traceparent(traceparent);
+  identity.trace_id = parent.trace_id.empty() ? random_hex(32) : std::move(parent.trace_id);
+  identity.span_id = random_hex(16);
+  // A trace the gateway starts is not sampled: it records nothing itself, and leaves the
+  // decision to a caller that does.
+  const std::string flags = parent.flags.empty() ? "00" : parent.flags;
+  identity.traceparent = fmt::format("00-{}-{}-{}", identity.trace_id, identity.span_id, flags);
+  return identity;
+}
+
+}  // namespace llmgw::server::detail
