@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "llmgw/bench/class_report.hpp"
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/server/gateway.hpp"
 #include "llmgw/sim/ollama_sim.hpp"
@@ -28,6 +29,10 @@ struct ModeSpec {
   std::string key_sources = config::RoutingConfig{}.key_sources;
   // admission.warm_wait of the spawned gateway (docs/DESIGN.md §2.2).
   std::string warm_wait = config::AdmissionConfig{}.warm_wait;
+  // The batch flood beside the chats, when BenchOptions::flood has clients: sent as batch
+  // (admission's classes), sent without a class (everything interactive), or not at all.
+  enum class Flood { batch, no_class, none };
+  Flood flood = Flood::batch;
 };
 
 ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
@@ -51,12 +56,17 @@ ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
     spec.warm_wait = "never";
     return spec;
   }
+  if (name == kModeNoClasses || name == kModeUnloaded) {
+    ModeSpec spec{name, options.balance_factor, true, "sessions"};
+    spec.flood = name == kModeNoClasses ? ModeSpec::Flood::no_class : ModeSpec::Flood::none;
+    return spec;
+  }
   if (!options.spawn) {
     return {name, 0.0, true};  // a label for a running target; it decides only the header
   }
   throw std::invalid_argument(
       fmt::format("unknown mode '{}' (expected round_robin, consistent_hash, bounded, "
-                  "bounded_requests, bounded_spill or prefix)",
+                  "bounded_requests, bounded_spill, prefix, no_classes or unloaded)",
                   name));
 }
 
@@ -92,6 +102,17 @@ void check(const BenchOptions& options) {
   }
 }
 
+void apply(const SpawnAdmission& limits, config::AdmissionConfig& admission) {
+  admission.interactive.max_queue =
+      limits.interactive_max_queue.value_or(admission.interactive.max_queue);
+  admission.interactive.max_wait =
+      limits.interactive_max_wait.value_or(admission.interactive.max_wait);
+  admission.batch.max_queue = limits.batch_max_queue.value_or(admission.batch.max_queue);
+  admission.batch.max_wait = limits.batch_max_wait.value_or(admission.batch.max_wait);
+  admission.interactive_reserve =
+      limits.interactive_reserve.value_or(admission.interactive_reserve);
+}
+
 // The sims and the gateway of one (mode, seed) run; stopped (gateway first) on destruction.
 class SpawnedCluster {
  public:
@@ -104,6 +125,7 @@ class SpawnedCluster {
     gateway_config.routing.balance_by = mode.balance_by;
     gateway_config.routing.key_sources = mode.key_sources;
     gateway_config.admission.warm_wait = mode.warm_wait;
+    apply(spawn.admission, gateway_config.admission);
     gateway_config.log.access_log = false;
     gateway_config.drain = std::chrono::milliseconds{2'000};
     for (std::size_t i = 0; i < spawn.sims; ++i) {
@@ -124,6 +146,7 @@ class SpawnedCluster {
       node_config.max_in_flight = spawn.num_parallel;
       gateway_config.nodes.push_back(std::move(node_config));
       node_ids_.push_back(fmt::format("sim-{}", i));
+      caps_.push_back(node_config.max_in_flight);
       sims_.push_back(std::move(node));
     }
     config::validate(gateway_config);
@@ -157,11 +180,45 @@ class SpawnedCluster {
     return counts;
   }
 
+  std::vector<NodePeak> node_peaks() const {
+    std::vector<NodePeak> peaks;
+    for (std::size_t i = 0; i < sims_.size(); ++i) {
+      peaks.push_back({node_ids_[i], sims_[i]->stats().generations_peak, caps_[i]});
+    }
+    return peaks;
+  }
+
  private:
   std::vector<std::unique_ptr<sim::OllamaSim>> sims_;
   std::vector<std::string> node_ids_;
+  std::vector<std::size_t> caps_;
   std::unique_ptr<server::Gateway> gateway_;
 };
+
+// With a flood, the sims' natural replies are at least a summary long: each summary is then
+// exactly flood.output_tokens long and each chat reply its num_predict (workload.hpp).
+SpawnOptions spawn_options(const BenchOptions& options) {
+  SpawnOptions spawn = *options.spawn;
+  if (options.flood.clients > 0) {
+    spawn.min_output_tokens = std::max(spawn.min_output_tokens, options.flood.output_tokens);
+    spawn.max_output_tokens = std::max(spawn.max_output_tokens, spawn.min_output_tokens);
+  }
+  return spawn;
+}
+
+// The classes' effective max_wait in the spawned gateways (never past first_byte_total).
+ClassWaitLimits class_wait_limits(const BenchOptions& options) {
+  if (!options.spawn) {
+    return {};
+  }
+  config::AdmissionConfig admission;
+  apply(options.spawn->admission, admission);
+  const auto total = config::TimeoutsConfig{}.first_byte_total;
+  const auto seconds = [total](std::chrono::milliseconds wait) {
+    return std::chrono::duration<double>(std::min(wait, total)).count();
+  };
+  return {seconds(admission.interactive.max_wait), seconds(admission.batch.max_wait)};
+}
 
 std::string utc_now() {
   const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
@@ -210,6 +267,25 @@ nlohmann::json describe_workload(const BenchOptions& options) {
   if (options.prefill_tokens_per_s) {
     out["estimate_prefill_tokens_per_s"] = *options.prefill_tokens_per_s;
   }
+  if (options.flood.clients > 0) {
+    out["batch_flood"] = {{"clients", options.flood.clients},
+                          {"prompt_tokens", options.flood.prompt_tokens},
+                          {"output_tokens", options.flood.output_tokens},
+                          {"priority_header", options.flood.priority_header}};
+    if (options.spawn) {
+      const SpawnOptions& s = *options.spawn;
+      const auto capacity = s.sims * s.num_parallel;
+      out["batch_flood"]["fleet_capacity"] = capacity;
+      out["batch_flood"]["offered_over_capacity"] =
+          static_cast<double>(w.sessions + options.flood.clients) / static_cast<double>(capacity);
+      const auto limits = class_wait_limits(options);
+      out["batch_flood"]["interactive_max_wait_s"] = *limits.interactive_max_wait_s;
+      out["batch_flood"]["batch_max_wait_s"] = *limits.batch_max_wait_s;
+      config::AdmissionConfig admission;
+      apply(s.admission, admission);
+      out["batch_flood"]["interactive_reserve"] = admission.interactive_reserve;
+    }
+  }
   return out;
 }
 
@@ -241,16 +317,27 @@ BenchResult run_bench(const BenchOptions& options, BenchProgress* progress) {
       SeedRun seed_run;
       seed_run.mode = mode.name;
       seed_run.seed = seed;
+      std::optional<SpawnedCluster> cluster;
       if (options.spawn) {
-        SpawnedCluster cluster(*options.spawn, mode);
-        seed_run.run = run_workload(cluster.url(), options.workload, seed, mode.send_session_id,
-                                    progress != nullptr ? &progress->requests : nullptr);
-        seed_run.nodes = cluster.node_ids();
-        seed_run.measured_cache = cluster.cache_counts();
-      } else {
-        seed_run.run =
-            run_workload(options.target_url, options.workload, seed, mode.send_session_id,
-                         progress != nullptr ? &progress->requests : nullptr);
+        cluster.emplace(spawn_options(options), mode);
+      }
+      const std::string url = cluster ? cluster->url() : options.target_url;
+      ProgressCounter* counter = progress != nullptr ? &progress->requests : nullptr;
+      std::optional<BatchFlood> flood;
+      if (options.flood.clients > 0 && mode.flood != ModeSpec::Flood::none) {
+        flood.emplace(url, options.flood, seed, mode.flood == ModeSpec::Flood::batch, counter);
+      }
+      seed_run.run = run_workload(url, options.workload, seed, mode.send_session_id, counter);
+      if (flood) {
+        seed_run.batch = flood->stop();
+        if (progress != nullptr) {
+          progress->total += seed_run.batch.requests.size();
+        }
+      }
+      if (cluster) {
+        seed_run.nodes = cluster->node_ids();
+        seed_run.measured_cache = cluster->cache_counts();
+        seed_run.node_peaks = cluster->node_peaks();
       }
       result.runs_by_mode[m].push_back(std::move(seed_run));
       if (progress != nullptr) {
@@ -259,6 +346,9 @@ BenchResult run_bench(const BenchOptions& options, BenchProgress* progress) {
     }
   }
   result.report = build_report(workload, result.runs_by_mode, options.prefill_tokens_per_s);
+  if (options.flood.clients > 0) {
+    add_class_reports(result.report, result.runs_by_mode, class_wait_limits(options));
+  }
   return result;
 }
 
@@ -280,6 +370,9 @@ void write_report_files(const BenchResult& result, const std::string& directory)
   write("report.json", result.report.dump(2) + "\n");
   write("report.html", render_html(result.report));
   write("requests.csv", render_requests_csv(result.runs_by_mode));
+  if (const auto batch = render_batch_csv(result.runs_by_mode); !batch.empty()) {
+    write("batch_requests.csv", batch);
+  }
 }
 
 }  // namespace llmgw::bench

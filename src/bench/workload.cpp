@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstdlib>
 #include <latch>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -128,58 +129,20 @@ struct TurnResult {
 TurnResult send_turn(net::HttpClient& client, SharedRun& run, const std::string& session_id,
                      const nlohmann::json& messages, std::size_t session, std::size_t turn) {
   const WorkloadOptions& options = run.options;
-  net::ClientRequest request;
-  request.method = "POST";
-  request.url = run.base_url + "/api/chat";
-  request.headers.push_back({"Content-Type", "application/json"});
+  net::HttpHeaders headers;
   if (run.send_session_id) {
-    request.headers.push_back({options.session_header, session_id});
+    headers.push_back({options.session_header, session_id});
   }
-  request.body = nlohmann::json{{"model", options.model},
-                                {"messages", messages},
-                                {"stream", true},
-                                {"options", {{"num_predict", options.max_output_tokens}}}}
-                     .dump();
-
+  std::string body = nlohmann::json{{"model", options.model},
+                                    {"messages", messages},
+                                    {"stream", true},
+                                    {"options", {{"num_predict", options.max_output_tokens}}}}
+                         .dump();
   TurnResult result;
-  RequestRecord& record = result.record;
-  record.session = session;
-  record.turn = turn;
-  ChatStreamReader reader;
-  std::optional<Clock::time_point> first_byte;
-  const auto sent = Clock::now();
-  record.start_s = seconds_between(run.started, sent);
-  try {
-    const auto response = client.send(request, [&](std::string_view bytes) {
-      if (!first_byte && !bytes.empty()) {
-        first_byte = Clock::now();
-      }
-      return reader.feed(bytes);
-    });
-    reader.finish();
-    record.status = response.status;
-    record.node = std::string(response.header("X-Gateway-Node").value_or(""));
-    record.route = std::string(response.header("X-Gateway-Route").value_or(""));
-  } catch (const std::exception& e) {
-    record.error = e.what();
-  }
-  const auto ended = Clock::now();
-  record.latency_s = seconds_between(sent, ended);
-  record.ttft_s = seconds_between(sent, first_byte.value_or(ended));
-  record.prompt_tokens = reader.prompt_tokens();
-  record.output_tokens = reader.output_tokens();
-  record.prompt_eval_duration_s = reader.prompt_eval_duration_s();
-  if (record.error.empty()) {
-    if (!reader.error().empty()) {
-      record.error = reader.error();
-    } else if (record.status != 200) {
-      record.error = fmt::format("HTTP {}", record.status);
-    } else if (!reader.done()) {
-      record.error = "stream ended without a done record";
-    }
-  }
-  record.ok = record.error.empty();
-  result.reply = reader.reply();
+  result.record = send_chat(client, run.base_url, std::move(headers), std::move(body), run.started,
+                            &result.reply);
+  result.record.session = session;
+  result.record.turn = turn;
   return result;
 }
 
@@ -225,6 +188,61 @@ void run_session(SharedRun& run, const std::string& session_id, std::size_t sess
 }
 
 }  // namespace
+
+RequestRecord send_chat(net::HttpClient& client, const std::string& base_url,
+                        net::HttpHeaders headers, std::string body, Clock::time_point run_started,
+                        std::string* reply) {
+  net::ClientRequest request;
+  request.method = "POST";
+  request.url = base_url + "/api/chat";
+  request.headers = std::move(headers);
+  request.headers.push_back({"Content-Type", "application/json"});
+  request.body = std::move(body);
+
+  RequestRecord record;
+  ChatStreamReader reader;
+  std::optional<Clock::time_point> first_byte;
+  const auto sent = Clock::now();
+  record.start_s = seconds_between(run_started, sent);
+  try {
+    const auto response = client.send(request, [&](std::string_view bytes) {
+      if (!first_byte && !bytes.empty()) {
+        first_byte = Clock::now();
+      }
+      return reader.feed(bytes);
+    });
+    reader.finish();
+    record.status = response.status;
+    record.node = std::string(response.header("X-Gateway-Node").value_or(""));
+    record.route = std::string(response.header("X-Gateway-Route").value_or(""));
+    record.reject_reason = std::string(response.header("X-Gateway-Reject-Reason").value_or(""));
+    if (const auto retry_after = response.header("Retry-After")) {
+      record.retry_after_s = std::strtod(std::string(*retry_after).c_str(), nullptr);
+    }
+  } catch (const std::exception& e) {
+    record.error = e.what();
+  }
+  const auto ended = Clock::now();
+  record.latency_s = seconds_between(sent, ended);
+  record.ttft_s = seconds_between(sent, first_byte.value_or(ended));
+  record.prompt_tokens = reader.prompt_tokens();
+  record.output_tokens = reader.output_tokens();
+  record.prompt_eval_duration_s = reader.prompt_eval_duration_s();
+  if (record.error.empty()) {
+    if (!reader.error().empty()) {
+      record.error = reader.error();
+    } else if (record.status != 200) {
+      record.error = fmt::format("HTTP {}", record.status);
+    } else if (!reader.done()) {
+      record.error = "stream ended without a done record";
+    }
+  }
+  record.ok = record.error.empty();
+  if (reply != nullptr) {
+    *reply = reader.reply();
+  }
+  return record;
+}
 
 std::vector<std::string> session_ids(std::uint64_t seed, std::size_t count) {
   std::mt19937_64 rng(mix(seed));

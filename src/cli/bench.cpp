@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "llmgw/bench/class_report.hpp"
 #include "llmgw/cli/commands.hpp"
 
 namespace llmgw::cli {
@@ -33,7 +34,53 @@ struct BenchCliOptions {
   bench::WorkloadOptions workload;
   bench::SpawnOptions spawn;
   double balance_factor = 1.25;
+  bench::BatchFloodOptions flood;
+  // The spawned gateways' admission limits (0 / unset: the gateway's defaults).
+  std::optional<std::size_t> interactive_max_queue;
+  std::optional<unsigned> interactive_max_wait_ms;
+  std::optional<std::size_t> batch_max_queue;
+  std::optional<unsigned> batch_max_wait_ms;
+  std::optional<std::size_t> interactive_reserve;
 };
+
+void apply_admission_limits(const BenchCliOptions& cli, bench::SpawnAdmission& admission) {
+  admission.interactive_max_queue = cli.interactive_max_queue;
+  admission.batch_max_queue = cli.batch_max_queue;
+  admission.interactive_reserve = cli.interactive_reserve;
+  if (cli.interactive_max_wait_ms) {
+    admission.interactive_max_wait = std::chrono::milliseconds{*cli.interactive_max_wait_ms};
+  }
+  if (cli.batch_max_wait_ms) {
+    admission.batch_max_wait = std::chrono::milliseconds{*cli.batch_max_wait_ms};
+  }
+}
+
+// The flood's and the spawned gateways' admission options (issue 11; bench/README.md).
+void add_flood_options(CLI::App& cmd, BenchCliOptions& cli) {
+  cmd.add_option("--batch-clients", cli.flood.clients,
+                 "Closed-loop batch summarisation clients beside the chats (0 = none); modes "
+                 "no_classes and unloaded compare against bounded")
+      ->capture_default_str();
+  cmd.add_option("--batch-prompt-tokens", cli.flood.prompt_tokens,
+                 "Tokens of each document the batch clients summarise")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
+  cmd.add_option("--batch-output-tokens", cli.flood.output_tokens,
+                 "num_predict of each summary (spawned sims answer at least this long)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100'000));
+  cmd.add_option("--interactive-max-queue", cli.interactive_max_queue,
+                 "Spawned gateways' admission.interactive.max_queue");
+  cmd.add_option("--interactive-max-wait-ms", cli.interactive_max_wait_ms,
+                 "Spawned gateways' admission.interactive.max_wait_ms");
+  cmd.add_option("--batch-max-queue", cli.batch_max_queue,
+                 "Spawned gateways' admission.batch.max_queue");
+  cmd.add_option("--batch-max-wait-ms", cli.batch_max_wait_ms,
+                 "Spawned gateways' admission.batch.max_wait_ms");
+  cmd.add_option("--interactive-reserve", cli.interactive_reserve,
+                 "Spawned gateways' admission.interactive_reserve (slots per node batch leaves "
+                 "free)");
+}
 
 // Redraws a one-line bar on a terminal every 200 ms; elsewhere (CI logs) prints one line per run.
 class ProgressPrinter {
@@ -106,6 +153,9 @@ int run_bench_command(BenchCliOptions& cli) {
     options.seeds.push_back(cli.first_seed + i);
   }
   options.balance_factor = cli.balance_factor;
+  options.flood = cli.flood;
+  options.flood.model = cli.workload.model;
+  apply_admission_limits(cli, cli.spawn.admission);
   options.prefill_tokens_per_s = cli.estimate_prefill_tps;
   if (cli.spawn_sims > 0) {
     options.spawn = cli.spawn;
@@ -137,7 +187,8 @@ int run_bench_command(BenchCliOptions& cli) {
     std::cerr << "llmgw bench: " << e.what() << '\n';
     return kExitFailure;
   }
-  std::cout << bench::render_table(result.report) << std::flush;
+  std::cout << bench::render_table(result.report) << bench::render_class_table(result.report)
+            << std::flush;
   if (!cli.out_dir.empty()) {
     try {
       bench::write_report_files(result, cli.out_dir);
@@ -149,11 +200,22 @@ int run_bench_command(BenchCliOptions& cli) {
               << "/report.json, report.html, requests.csv\n";
   }
   std::size_t errors = 0;
+  bool dishonest = false;
   for (const auto& mode : result.report["modes"]) {
+    if (mode.contains("honest")) {
+      // A flood run: 429s with Retry-After are answers, not failures.
+      dishonest = dishonest || !mode["honest"].get<bool>();
+      continue;
+    }
     errors += mode.value("errors", std::size_t{0});
   }
   if (errors > 0) {
     std::cerr << "llmgw bench: " << errors << " requests failed (see requests.csv)\n";
+    return kExitFailure;
+  }
+  if (dishonest) {
+    std::cerr << "llmgw bench: a request failed, a 429 lacked Retry-After or came past its "
+                 "class's max_wait, or a node held more than its cap (see the class table)\n";
     return kExitFailure;
   }
   return kExitOk;
@@ -178,7 +240,7 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
   spawn->excludes(target);
   cmd->add_option("--mode", cli->modes,
                   "Modes to compare: round_robin, consistent_hash, bounded, bounded_requests, "
-                  "bounded_spill, prefix "
+                  "bounded_spill, prefix, no_classes, unloaded "
                   "(default: all four; with --target the label of the target's routing, default "
                   "bounded)")
       ->delimiter(',');
@@ -240,6 +302,7 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
                   "Prefill rate for the cache estimate from prompt_eval_duration (default: "
                   "inferred from first turns)")
       ->check(CLI::PositiveNumber);
+  add_flood_options(*cmd, *cli);
   cmd->add_option("-o,--out", cli->out_dir,
                   "Write report.json, report.html and requests.csv into this directory");
   cmd->add_flag("-q,--quiet", cli->quiet, "No progress on stderr");

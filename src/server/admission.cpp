@@ -150,7 +150,7 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
   auto& metrics = worker.shared.metrics.admission();
   const auto& config = snapshot.config().admission;
   UpstreamNode& first = snapshot.node(plan.first());
-  if (auto permit = first.admission.try_admit(request.model); permit.held()) {
+  if (auto permit = first.admission.try_admit(request.model, request.priority); permit.held()) {
     co_return admitted_at_once(metrics, request.priority, 0, false, std::move(permit));
   }
   // The first candidate is full. Another with room? Not for a keyed request on the plain ring
@@ -165,7 +165,7 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
     }
     wait_for_first = request.keyed && wait_for_warm_node(worker, config, first, other, request);
     if (!wait_for_first) {
-      if (auto permit = other.admission.try_admit(request.model); permit.held()) {
+      if (auto permit = other.admission.try_admit(request.model, request.priority); permit.held()) {
         co_return admitted_at_once(metrics, request.priority, i, true, std::move(permit));
       }
     }

@@ -19,24 +19,32 @@ struct AdmissionGate::Waiter {
 };
 
 AdmissionGate::AdmissionGate(metrics::NodeAdmissionMetrics& node_metrics,
-                             const config::NodeConfig& node, std::chrono::milliseconds batch_aging)
+                             const config::NodeConfig& node,
+                             const config::AdmissionConfig& admission)
     : metrics_(node_metrics),
       cap_(node.max_in_flight),
       per_model_cap_(node.max_in_flight_per_model),
-      queue_(batch_aging) {
+      interactive_reserve_(admission.interactive_reserve),
+      reserve_idle_(admission.interactive_reserve_idle),
+      // A new node holds its reserve until the idle time passed without chats: the first turns
+      // of a fleet that starts under a batch flood find their slot too.
+      last_interactive_(Clock::now()),
+      queue_(admission.batch_aging) {
   metrics_.max_in_flight->Set(static_cast<double>(cap_));
 }
 
 AdmissionGate::~AdmissionGate() = default;
 
 void AdmissionGate::configure(const config::NodeConfig& node,
-                              std::chrono::milliseconds batch_aging) {
+                              const config::AdmissionConfig& admission) {
   std::vector<std::shared_ptr<Waiter>> granted;
   {
     std::lock_guard lock(mutex_);
     cap_ = node.max_in_flight;
     per_model_cap_ = node.max_in_flight_per_model;
-    queue_.set_batch_aging(batch_aging);
+    interactive_reserve_ = admission.interactive_reserve;
+    reserve_idle_ = admission.interactive_reserve_idle;
+    queue_.set_batch_aging(admission.batch_aging);
     metrics_.max_in_flight->Set(static_cast<double>(cap_));
     granted = dispatch_locked(Clock::now());
   }
@@ -62,11 +70,21 @@ void AdmissionGate::Permit::release(bool completed) noexcept {
                                        : std::nullopt);
 }
 
-bool AdmissionGate::has_room_locked(const std::string& model) const {
+bool AdmissionGate::reserve_held_locked(Clock::time_point now) const {
+  return interactive_reserve_ > 0 && now - last_interactive_ < reserve_idle_;
+}
+
+bool AdmissionGate::has_room_locked(const std::string& model, Priority priority,
+                                    Clock::time_point now) const {
   if (cap_ == 0) {
     return true;
   }
   if (in_flight_ >= cap_) {
+    return false;
+  }
+  // Batch leaves the reserve free while interactive requests come (but always keeps one slot).
+  if (priority == Priority::batch && reserve_held_locked(now) &&
+      in_flight_ + std::min(interactive_reserve_, cap_ - 1) >= cap_) {
     return false;
   }
   if (per_model_cap_ == 0 || model.empty()) {
@@ -76,7 +94,11 @@ bool AdmissionGate::has_room_locked(const std::string& model) const {
   return it == model_in_flight_.end() || it->second < per_model_cap_;
 }
 
-void AdmissionGate::admit_locked(const std::string& model) {
+void AdmissionGate::admit_locked(const std::string& model, Priority priority,
+                                 Clock::time_point now) {
+  if (priority == Priority::interactive) {
+    last_interactive_ = now;
+  }
   ++in_flight_;
   if (!model.empty()) {
     ++model_in_flight_[model];
@@ -84,12 +106,13 @@ void AdmissionGate::admit_locked(const std::string& model) {
   metrics_.admitted->Set(static_cast<double>(in_flight_));
 }
 
-AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model) {
+AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model, Priority priority) {
   std::lock_guard lock(mutex_);
-  if (!has_room_locked(model)) {
+  const auto now = Clock::now();
+  if (!has_room_locked(model, priority, now)) {
     return {};
   }
-  admit_locked(model);
+  admit_locked(model, priority, now);
   return Permit{this, model};
 }
 
@@ -120,12 +143,13 @@ std::vector<std::shared_ptr<AdmissionGate::Waiter>> AdmissionGate::dispatch_lock
     Clock::time_point now) {
   std::vector<std::shared_ptr<Waiter>> granted;
   while (queue_.depth() > 0 && (cap_ == 0 || in_flight_ < cap_)) {
-    auto next = queue_.pop_next(
-        now, [this](const admission::QueuedRequest& r) { return has_room_locked(r.model); });
+    auto next = queue_.pop_next(now, [this, now](const admission::QueuedRequest& r) {
+      return has_room_locked(r.model, r.priority, now);
+    });
     if (!next) {
-      break;  // what waits is at its model's cap
+      break;  // what waits is at its model's cap, or batch facing the reserve
     }
-    admit_locked(next->model);
+    admit_locked(next->model, next->priority, now);
     const auto it = waiters_.find(next->ticket);
     it->second->granted = true;
     granted.push_back(std::move(it->second));
@@ -156,8 +180,9 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
   auto waiter = std::make_shared<Waiter>(io);
   const std::uint64_t ticket = [&] {
     std::lock_guard lock(mutex_);
-    if (has_room_locked(model)) {
-      admit_locked(model);
+    const auto now = Clock::now();
+    if (has_room_locked(model, priority, now)) {
+      admit_locked(model, priority, now);
       result.outcome = Outcome::admitted;
       result.permit = Permit{this, model};
       return std::uint64_t{0};
@@ -167,7 +192,10 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
       return std::uint64_t{0};
     }
     const std::uint64_t id = next_ticket_++;
-    queue_.push({id, priority, Clock::now(), model});
+    if (priority == Priority::interactive) {
+      last_interactive_ = now;  // the reserve holds from now on for the next ones
+    }
+    queue_.push({id, priority, now, model});
     waiters_.emplace(id, waiter);
     publish_depth_locked();
     return id;
@@ -222,12 +250,15 @@ AdmissionGate::View AdmissionGate::view(Priority priority, const std::string& mo
   View view;
   view.cap = cap_;
   view.per_model_cap = per_model_cap_;
+  view.interactive_reserve = interactive_reserve_;
+  const auto now = Clock::now();
+  view.reserve_held = reserve_held_locked(now);
   view.in_flight = in_flight_;
   for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
     view.queued[p] = queue_.depth(static_cast<Priority>(p));
   }
   view.ahead = queue_.ahead_of(priority);
-  view.room = has_room_locked(model);
+  view.room = has_room_locked(model, priority, now);
   view.service_seconds = timings_.service_seconds();
   view.prefill_seconds_per_token = timings_.prefill_seconds_per_token();
   return view;

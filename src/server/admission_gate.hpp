@@ -3,7 +3,10 @@
 // Internal: one node's admission (docs/DESIGN.md §2.2). At most `cap` generating requests hold a
 // slot on the node at once (and at most `per_model_cap` of one model); the rest wait here, in
 // the node's AdmissionQueue (llmgw/admission/admission_queue.hpp: interactive first, aged batch
-// by arrival), never on the node.
+// by arrival), never on the node. While the node has had an interactive request within
+// admission.interactive_reserve_idle_ms, batch requests hold at most cap - interactive_reserve
+// of its slots (at least one): a chat turn then finds a slot free instead of waiting for a
+// summary to end (slots are not preempted).
 //
 // Threads: a node's requests come from every worker thread, so one mutex guards the counts and
 // the queue. A waiting request sleeps on a steady_timer of its own worker; whoever frees a slot
@@ -44,13 +47,13 @@ class AdmissionGate {
   using Priority = admission::Priority;
 
   AdmissionGate(metrics::NodeAdmissionMetrics& node_metrics, const config::NodeConfig& node,
-                std::chrono::milliseconds batch_aging);
+                const config::AdmissionConfig& admission);
   ~AdmissionGate();
   AdmissionGate(const AdmissionGate&) = delete;
   AdmissionGate& operator=(const AdmissionGate&) = delete;
 
-  // A reload: new caps (a raised cap dispatches waiters at once) and aging.
-  void configure(const config::NodeConfig& node, std::chrono::milliseconds batch_aging);
+  // A reload: new caps (a raised cap dispatches waiters at once), aging and reserve.
+  void configure(const config::NodeConfig& node, const config::AdmissionConfig& admission);
 
   // One slot, held until release() or destruction. Move-only.
   class Permit {
@@ -73,8 +76,9 @@ class AdmissionGate {
     Clock::time_point granted_{};
   };
 
-  // A slot now if one is free (for `model`, under both caps), else none.
-  Permit try_admit(const std::string& model);
+  // A slot now if one is free (for `model` and `priority`, under the caps and the reserve), else
+  // none.
+  Permit try_admit(const std::string& model, Priority priority);
 
   enum class Outcome { admitted, queue_full, timed_out, client_gone, shutting_down };
   struct Waited {
@@ -95,6 +99,8 @@ class AdmissionGate {
   struct View {
     std::size_t cap = 0;  // 0: no cap
     std::size_t per_model_cap = 0;
+    std::size_t interactive_reserve = 0;  // configured
+    bool reserve_held = false;            // interactive traffic was seen recently
     std::size_t in_flight = 0;
     std::array<std::size_t, admission::kPriorityCount> queued{};
     std::size_t ahead = 0;  // ahead of a new request of the priority asked for
@@ -110,8 +116,9 @@ class AdmissionGate {
  private:
   struct Waiter;
 
-  bool has_room_locked(const std::string& model) const;
-  void admit_locked(const std::string& model);
+  bool reserve_held_locked(Clock::time_point now) const;
+  bool has_room_locked(const std::string& model, Priority priority, Clock::time_point now) const;
+  void admit_locked(const std::string& model, Priority priority, Clock::time_point now);
   void release_slot(const std::string& model, std::optional<Clock::duration> held) noexcept;
   // Grants every waiter that fits now; returns them, to be woken once the mutex is released.
   std::vector<std::shared_ptr<Waiter>> dispatch_locked(Clock::time_point now);
@@ -122,6 +129,9 @@ class AdmissionGate {
   mutable std::mutex mutex_;
   std::size_t cap_;
   std::size_t per_model_cap_;
+  std::size_t interactive_reserve_;
+  Clock::duration reserve_idle_;
+  Clock::time_point last_interactive_;  // admitted or queued; at first: creation
   std::size_t in_flight_ = 0;
   std::unordered_map<std::string, std::size_t> model_in_flight_;
   admission::AdmissionQueue queue_;

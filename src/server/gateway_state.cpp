@@ -146,10 +146,10 @@ void SharedState::publish_locked(config::GatewayConfig next) {
     }
     if (!existing) {
       existing = std::make_shared<UpstreamNode>(node_config, metrics.node(node_config.name),
-                                                gateway_config->admission.batch_aging);
+                                                gateway_config->admission);
       existing->metrics.healthy->Set(1);
     } else {
-      existing->admission.configure(node_config, gateway_config->admission.batch_aging);
+      existing->admission.configure(node_config, gateway_config->admission);
     }
     upstreams.push_back(std::move(existing));
   }

@@ -45,12 +45,12 @@ using tcp = asio::ip::tcp;
 // readmission with its reason.
 struct UpstreamNode final : routing::NodeState {
   UpstreamNode(const config::NodeConfig& node_config, metrics::NodeMetrics& node_metrics,
-               std::chrono::milliseconds batch_aging)
+               const config::AdmissionConfig& admission_config)
       : NodeState(node_config.name, node_config.weight),
         config(node_config),
         authority(node_config.host + ":" + std::to_string(node_config.port)),
         metrics(node_metrics),
-        admission(node_metrics.admission, node_config, batch_aging) {}
+        admission(node_metrics.admission, node_config, admission_config) {}
 
   // A failure (what counts: node_health.hpp). `reason` says what failed, for the log.
   void record_failure(NodeHealth::Source source, const OutlierPolicy& policy,

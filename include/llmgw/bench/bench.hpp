@@ -15,6 +15,7 @@
 // round_robin); cache reuse is then estimated from prompt_eval_duration.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -22,10 +23,21 @@
 #include <string>
 #include <vector>
 
+#include "llmgw/bench/batch_flood.hpp"
 #include "llmgw/bench/report.hpp"
 #include "llmgw/bench/workload.hpp"
 
 namespace llmgw::bench {
+
+// Admission limits of the spawned gateways (admission.<class>.max_queue / max_wait_ms and
+// admission.interactive_reserve in config/gateway.yaml); unset: the gateway's defaults.
+struct SpawnAdmission {
+  std::optional<std::size_t> interactive_max_queue;
+  std::optional<std::chrono::milliseconds> interactive_max_wait;
+  std::optional<std::size_t> batch_max_queue;
+  std::optional<std::chrono::milliseconds> batch_max_wait;
+  std::optional<std::size_t> interactive_reserve;
+};
 
 struct SpawnOptions {
   std::size_t sims = 4;
@@ -36,6 +48,7 @@ struct SpawnOptions {
   std::size_t min_output_tokens = 16;
   std::size_t max_output_tokens = 64;
   unsigned gateway_workers = 1;
+  SpawnAdmission admission;
 };
 
 inline constexpr const char* kModeRoundRobin = "round_robin";
@@ -45,6 +58,11 @@ inline constexpr const char* kModeBoundedRequests = "bounded_requests";
 // `bounded` with admission.warm_wait: never: a session whose node is at its cap spills at once
 // instead of waiting when the estimate says a cold prefill elsewhere costs more.
 inline constexpr const char* kModeBoundedSpill = "bounded_spill";
+// With a batch flood (BenchOptions::flood, batch_flood.hpp), `bounded` sends the flood as
+// `X-Request-Priority: batch`; these two are `bounded` too, the flood without the header (every
+// request interactive: admission without classes) and no flood at all (the unloaded baseline).
+inline constexpr const char* kModeNoClasses = "no_classes";
+inline constexpr const char* kModeUnloaded = "unloaded";
 // Clients that send no session header: the gateway keys them by the conversation's start
 // (routing.key_sources' `prefix`), with bounded placement over sessions.
 inline constexpr const char* kModePrefix = "prefix";
@@ -60,6 +78,9 @@ struct BenchOptions {
   // Prefill rate for the cache-reuse estimate from prompt_eval_duration (see report.hpp); by
   // default it is inferred from first turns.
   std::optional<double> prefill_tokens_per_s;
+  // Batch clients beside the chats (clients 0: none); the report then has per-class figures
+  // (class_report.hpp).
+  BatchFloodOptions flood;
 };
 
 // What a progress display reads while run_bench works (from another thread).
@@ -89,8 +110,9 @@ BenchResult run_bench(const BenchOptions& options, BenchProgress* progress = nul
 // The "workload" object of the report for these options.
 nlohmann::json describe_workload(const BenchOptions& options);
 
-// Writes report.json, report.html and requests.csv into `directory` (created if missing). Throws
-// std::runtime_error naming the file that could not be written.
+// Writes report.json, report.html, requests.csv (and batch_requests.csv after a flood) into
+// `directory` (created if missing). Throws std::runtime_error naming the file that could not be
+// written.
 void write_report_files(const BenchResult& result, const std::string& directory);
 
 }  // namespace llmgw::bench

@@ -15,8 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "llmgw/bench/batch_flood.hpp"
 #include "llmgw/bench/workload.hpp"
 
 namespace llmgw::bench {
@@ -45,6 +47,10 @@ struct SeedRun {
   WorkloadRun run;
   std::vector<std::string> nodes;             // every node behind the gateway, when known
   std::optional<CacheCounts> measured_cache;  // the sims' own counters, when the bench started them
+  // The batch flood that ran beside the chats (batch_flood.hpp; empty without one) and the
+  // spawned nodes' own peaks of requests in progress against their caps.
+  WorkloadRun batch;
+  std::vector<NodePeak> node_peaks;
 };
 
 // Cache reuse estimated from Ollama's final records, for nodes whose counters we cannot read:
@@ -73,6 +79,9 @@ std::string render_table(const nlohmann::json& report);
 
 // A self-contained HTML page (inline CSS and SVG charts, no external assets).
 std::string render_html(const nlohmann::json& report);
+
+// `text` with & < > " replaced by HTML entities.
+std::string html_escape(std::string_view text);
 
 // Every request of every run, one CSV row each, with a header row.
 std::string render_requests_csv(const std::vector<std::vector<SeedRun>>& runs_by_mode);

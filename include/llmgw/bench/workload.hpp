@@ -24,6 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "llmgw/net/http_types.hpp"
+
+namespace llmgw::net {
+class HttpClient;
+}
+
 namespace llmgw::bench {
 
 struct WorkloadOptions {
@@ -54,6 +60,10 @@ struct RequestRecord {
   int status = 0;     // HTTP status, 0 on a transport failure
   bool ok = false;    // a 200 stream that ended with a done record
   std::string error;  // why not ok
+  // The gateway's refusals (docs/DESIGN.md §2.2): X-Gateway-Reject-Reason (queue_full, max_wait,
+  // no_eligible_node, ...) and Retry-After in seconds (-1: none sent).
+  std::string reject_reason;
+  double retry_after_s = -1.0;
 };
 
 struct WorkloadRun {
@@ -72,6 +82,14 @@ struct ProgressCounter {
   std::atomic<std::size_t> completed{0};
   std::atomic<std::size_t> failed{0};
 };
+
+// One streamed /api/chat request (POST base_url + "/api/chat") with `body` and `headers`, measured
+// as above; start_s counts from `run_started`, session and turn are left 0. `reply` (optional)
+// receives the streamed content. Never throws: a transport failure is a record with status 0.
+RequestRecord send_chat(net::HttpClient& client, const std::string& base_url,
+                        net::HttpHeaders headers, std::string body,
+                        std::chrono::steady_clock::time_point run_started,
+                        std::string* reply = nullptr);
 
 // Runs the workload against base_url ("http://host:port"), blocking until every session finished
 // its turns (a failed turn is recorded and the session goes on with the history it has).

@@ -301,5 +301,45 @@ TEST(GatewayAdmission, ASessionWaitsForItsFullNodeWhenAColdPrefillElsewhereWould
       << "two decisions, each observed on both sides";
 }
 
+TEST(GatewayAdmission, BatchLeavesTheInteractiveReserveFreeWhileChatsComeAndUsesItOtherwise) {
+  // One node, cap 2, reserve 1 (the default) held 1.5 s after a chat; each request streams 8
+  // tokens 50 ms apart.
+  GatewayFixture fixture(one_node(2, 8, [](config::GatewayConfig& config) {
+    config.admission.interactive_reserve_idle = milliseconds{1'500};
+  }));
+  // A new node holds the reserve until the idle time passed without chats; then batch may take
+  // every slot.
+  EXPECT_TRUE(node_admission(fixture)["reserve_held"].get<bool>());
+  ASSERT_TRUE(wait_until([&] { return !node_admission(fixture)["reserve_held"].get<bool>(); }));
+  auto first_batch = post_async(fixture, "summary one", "batch");
+  auto second_batch = post_async(fixture, "summary two", "batch");
+  ASSERT_TRUE(wait_until([&] { return node_admission(fixture)["in_flight"] == 2; }))
+      << "without chats batch should use the reserve too: " << node_admission(fixture);
+  ASSERT_EQ(first_batch.get().status, 200);
+  ASSERT_EQ(second_batch.get().status, 200);
+
+  // A chat turn: from now on batch leaves one slot free.
+  net::HttpClient client;
+  ASSERT_EQ(post_json(client, fixture.url("/api/generate"), short_generation("hello", 1)).status,
+            200);
+  EXPECT_TRUE(node_admission(fixture)["reserve_held"].get<bool>());
+  auto third_batch = post_async(fixture, "summary three", "batch");
+  ASSERT_TRUE(wait_until([&] { return node_admission(fixture)["in_flight"] == 1; }));
+  auto fourth_batch = post_async(fixture, "summary four", "batch");
+  ASSERT_TRUE(wait_until([&] { return queued(fixture, "batch") == 1; }))
+      << "the second batch request took the reserved slot: " << node_admission(fixture);
+  EXPECT_EQ(node_admission(fixture)["in_flight"], 1);
+
+  // The next chat turn finds the reserved slot free: it is admitted at once, not after a summary.
+  const auto turn =
+      post_json(client, fixture.url("/api/generate"), short_generation("next turn", 1));
+  ASSERT_EQ(turn.status, 200) << turn.body;
+  EXPECT_EQ(fourth_batch.wait_for(milliseconds{0}), std::future_status::timeout)
+      << "the chat turn waited until a summary ended";
+  EXPECT_EQ(third_batch.get().status, 200);
+  EXPECT_EQ(fourth_batch.get().status, 200);
+  EXPECT_LE(fixture.sim(0).stats().generations_peak, 2U);
+}
+
 }  // namespace
 }  // namespace llmgw::testing

@@ -66,12 +66,16 @@ TEST(BenchReport, SharesAndSeedsAreAggregated) {
                 1,
                 {{record(0, 0, 10, 5, 0.0, "a"), record(1, 0, 10, 5, 0.0, "a")}, 2.0},
                 {"a", "b"},
-                CacheCounts{20, 0}};
+                CacheCounts{20, 0},
+                {},
+                {}};
   SeedRun second{"bounded",
                  2,
                  {{record(0, 0, 10, 5, 0.0, "b"), record(1, 0, 10, 5, 0.0, "a")}, 2.0},
                  {"a", "b"},
-                 CacheCounts{20, 10}};
+                 CacheCounts{20, 10},
+                 {},
+                 {}};
   const auto summary = summarise_mode({first, second}, std::nullopt);
   EXPECT_EQ(summary["mode"], "bounded");
   EXPECT_EQ(summary["seeds"], 2);

@@ -517,13 +517,17 @@ TEST(GatewayConfigAdmission, ParsesCapsClassesAndWarmWaitFromEverySource) {
   EXPECT_EQ(defaults.admission.warm_wait, "estimate");
   const GatewayConfig config = parse_gateway_config(
       "nodes:\n  - {url: 'http://a:1', max_in_flight: 8, max_in_flight_per_model: 2}\n"
-      "admission:\n  warm_wait: never\n  batch_aging_ms: 500\n"
+      "admission:\n  warm_wait: never\n  batch_aging_ms: 500\n  interactive_reserve: 2\n"
+      "  interactive_reserve_idle_ms: 900\n"
       "  interactive:\n    max_queue: 3\n    max_wait_ms: 700\n"
       "  batch:\n    max_queue: 9\n");
   EXPECT_EQ(config.nodes[0].max_in_flight, 8U);
   EXPECT_EQ(config.nodes[0].max_in_flight_per_model, 2U);
   EXPECT_EQ(config.admission.warm_wait, "never");
   EXPECT_EQ(config.admission.batch_aging.count(), 500);
+  EXPECT_EQ(defaults.admission.interactive_reserve, 1U);
+  EXPECT_EQ(config.admission.interactive_reserve, 2U);
+  EXPECT_EQ(config.admission.interactive_reserve_idle.count(), 900);
   EXPECT_EQ(config.admission.interactive.max_queue, 3U);
   EXPECT_EQ(config.admission.interactive.max_wait.count(), 700);
   EXPECT_EQ(config.admission.batch.max_queue, 9U);
