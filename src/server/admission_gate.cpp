@@ -93,6 +93,15 @@ AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model) {
   return Permit{this, model};
 }
 
+AdmissionGate::Permit AdmissionGate::try_admit_idle(const std::string& model) {
+  std::lock_guard lock(mutex_);
+  if (queue_.depth() > 0 || !has_room_locked(model)) {
+    return {};
+  }
+  admit_locked(model);
+  return Permit{this, model};
+}
+
 void AdmissionGate::release_slot(const std::string& model,
                                  std::optional<Clock::duration> held) noexcept {
   std::vector<std::shared_ptr<Waiter>> granted;

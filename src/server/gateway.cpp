@@ -28,6 +28,7 @@
 #include <sstream>
 
 #include "catalog.hpp"
+#include "preheat.hpp"
 #include "fleet_endpoints.hpp"
 #include "gateway_state.hpp"
 #include "health_checker.hpp"
@@ -104,6 +105,7 @@ struct Gateway::Impl {
   asio::io_context control{1};  // health checks, drain timer, signals, reloads
   HealthChecker health_checker{shared, control, stop_requested};
   CatalogRefresher catalog{shared, control, stop_requested};
+  Preheater preheater{shared, control};  // planned moves warm their new node (preheat.hpp)
   std::optional<asio::signal_set> signals;
   ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;

@@ -113,6 +113,9 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   if (keep_alive && !request.client_accepts_chunks) {
     head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
   }
+  if (request.preheated) {
+    head.set("X-Gateway-Preheated", "true");
+  }
   const std::string content_type{parser.get()[http::field::content_type]};
   http::response_serializer<http::buffer_body> serializer{head};
 
