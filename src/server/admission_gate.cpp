@@ -95,7 +95,10 @@ AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model) {
 
 AdmissionGate::Permit AdmissionGate::try_admit_idle(const std::string& model) {
   std::lock_guard lock(mutex_);
-  if (queue_.depth() > 0 || !has_room_locked(model)) {
+  // One slot stays free for a client: a preheat cannot be interrupted once it runs, so a client
+  // arriving while preheats fill the node would wait for them or spill away from its cache.
+  const bool headroom = cap_ == 0 || in_flight_ + 1 < cap_;
+  if (queue_.depth() > 0 || !headroom || !has_room_locked(model)) {
     return {};
   }
   admit_locked(model);

@@ -75,9 +75,9 @@ class AdmissionGate {
 
   // A slot now if one is free (for `model`, under both caps), else none.
   Permit try_admit(const std::string& model);
-  // The lowest class, below batch (the gateway's own preheats, preheat.hpp): a slot only when one
-  // is free and no client request waits in any class, so it never takes a slot a client could
-  // have; the caller polls. Never queued.
+  // The lowest class, below batch (the gateway's own preheats, preheat.hpp): a slot only when no
+  // client request waits in any class and another slot stays free after it (a cap of 1 takes no
+  // preheat), so a client arriving finds room; the caller polls. Never queued.
   Permit try_admit_idle(const std::string& model);
 
   enum class Outcome { admitted, queue_full, timed_out, client_gone, shutting_down };

@@ -28,7 +28,6 @@
 #include <sstream>
 
 #include "catalog.hpp"
-#include "preheat.hpp"
 #include "fleet_endpoints.hpp"
 #include "gateway_state.hpp"
 #include "health_checker.hpp"
@@ -38,6 +37,7 @@
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
 #include "open_files.hpp"
+#include "preheat.hpp"
 #include "proxy.hpp"
 #include "request_reader.hpp"
 #include "watchdog.hpp"

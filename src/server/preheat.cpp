@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "catalog.hpp"
 #include "fleet_upstream.hpp"
@@ -39,13 +40,17 @@ void count_skip(SharedState& shared, PreheatSkip reason) {
 
 // The node the session's next turn goes to in `snapshot`, planned as the proxy plans it. Under
 // balance_by: sessions a placement that may stay is kept untouched; one that may not (its home
-// drains, left, lacks the model, is down) is replaced now, so the turn finds the new placement.
+// drains, left, lacks the model, is down) is replaced now, so the turn finds the new placement;
+// a session without a placement is left alone (nullopt).
 std::optional<std::size_t> next_node(const Snapshot& snapshot, std::uint64_t position,
                                      const routing::Eligibility& eligibility,
                                      std::int64_t in_flight, Clock::time_point now) {
   if (snapshot.sessions) {
     const std::string home = snapshot.sessions->home_of(position, now);
-    for (std::size_t i = 0; i < snapshot.nodes.size() && !home.empty(); ++i) {
+    if (home.empty()) {
+      return std::nullopt;  // no placement (a fresh table): its next turn is placed afresh
+    }
+    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
       if (snapshot.nodes[i]->id == home && eligibility.holders.contains(i) &&
           snapshot.nodes[i]->healthy.load()) {
         return i;
@@ -166,6 +171,25 @@ Preheater::Preheater(SharedState& shared, asio::io_context& control)
   };
 }
 
+void Preheater::count_unkept_moves(
+    const Snapshot& after, const std::vector<std::pair<std::uint64_t, routing::StoredPrompt>>& kept,
+    Clock::time_point now) {
+  if (!after.sessions) {
+    return;  // without placements the sessions the gateway knows are those it kept
+  }
+  std::unordered_set<std::uint64_t> with_prompt;
+  for (const auto& entry : kept) {
+    with_prompt.insert(entry.first);
+  }
+  for (const auto& [position, placement] : after.sessions->placements(now)) {
+    const UpstreamNode* home = after.find(placement.home);
+    const bool moves = home == nullptr || home->draining.load(std::memory_order_relaxed);
+    if (moves && !with_prompt.contains(position)) {
+      count_skip(shared_, PreheatSkip::no_prompt);
+    }
+  }
+}
+
 void Preheater::plan_moves(const std::shared_ptr<const Snapshot>& after) {
   const auto& config = after->config();
   // With shared placements another replica may place the session: not preheated (DESIGN §2.4).
@@ -174,7 +198,9 @@ void Preheater::plan_moves(const std::shared_ptr<const Snapshot>& after) {
   }
   const auto now = Clock::now();
   const auto in_flight = shared_.total_in_flight.load(std::memory_order_relaxed);
-  for (auto& [position, prompt] : shared_.prompts.live(now)) {
+  auto kept = shared_.prompts.live(now);
+  count_unkept_moves(*after, kept, now);
+  for (auto& [position, prompt] : kept) {
     const auto fields = routing::scan_body(*prompt.body, config.routing.prefix_bytes, true);
     const ModelRoute model = route_model(*after, fields.model);
     const auto target = next_node(*after, position, model.eligibility, in_flight, now);

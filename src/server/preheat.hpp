@@ -35,6 +35,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gateway_state.hpp"
 
@@ -67,6 +69,10 @@ class Preheater {
  private:
   // On the control thread: the sessions `after` moves, each preheated or skipped.
   void plan_moves(const std::shared_ptr<const Snapshot>& after);
+  // Placed sessions that `after` moves (home draining or gone) but whose prompt is not kept.
+  void count_unkept_moves(const Snapshot& after,
+                          const std::vector<std::pair<std::uint64_t, routing::StoredPrompt>>& kept,
+                          std::chrono::steady_clock::time_point now);
   asio::awaitable<void> preheat(std::shared_ptr<const Snapshot> snapshot,
                                 std::shared_ptr<UpstreamNode> target, std::uint64_t position,
                                 routing::StoredPrompt prompt, std::string model);

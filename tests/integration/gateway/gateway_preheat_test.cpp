@@ -298,7 +298,7 @@ TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
   // Plain ring: a keyed request waits for its node (never spills), so node-b's queue is sure.
   PreheatFleet fleet(recording_nodes(2), [](config::GatewayConfig& config) {
     config.routing.balance_factor = 0;
-    config.nodes[1].max_in_flight = 1;
+    config.nodes[1].max_in_flight = 2;
   });
   std::vector<routing::RingMember> members{{"node-a", 1.0}, {"node-b", 1.0}};
   const routing::HashRing ring(members, fleet.config.routing.virtual_nodes);
@@ -329,10 +329,13 @@ TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
   };
   auto slow = client_in(session_owned_by(1, "slow-"), "slow one");
   ASSERT_TRUE(wait_until([&] { return node_b_admission()["in_flight"] == 1; }));
+  auto slower = client_in(session_owned_by(1, "slower-"), "slow two");
+  ASSERT_TRUE(wait_until([&] { return node_b_admission()["in_flight"] == 2; }));
   auto queued = client_in(session_owned_by(1, "queued-"), "queued one");
   ASSERT_TRUE(wait_until([&] { return node_b_admission()["queued"]["interactive"] == 1; }));
   ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
   slow.join();
+  slower.join();
   queued.join();
   ASSERT_TRUE(wait_until(
       [&] { return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) == 1; }));
@@ -341,7 +344,7 @@ TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
   for (const auto& seen : fleet.nodes[1]->seen()) {
     order.push_back(is_preheat(seen) ? "preheat" : first_message(seen));
   }
-  EXPECT_EQ(order, (std::vector<std::string>{"slow one", "queued one", "preheat"}))
+  EXPECT_EQ(order, (std::vector<std::string>{"slow one", "slow two", "queued one", "preheat"}))
       << "the client request waiting at the cap went after the preheat";
 }
 
@@ -413,6 +416,71 @@ TEST(GatewayPreheat, OllamaSimCachesThePreheatedPromptForTheNextTurn) {
   const auto& stats = fixture.sim(*fixture.node_index(next.node)).stats();
   // The preheat's prompt was evaluated cold; the turn found all of it cached.
   EXPECT_GE(stats.cached_prompt_tokens, 1'900U) << "prompt tokens: " << stats.prompt_tokens;
+}
+
+// On the plain ring a node that joins owns part of the ring at once: the sessions it now owns get
+// their preheat there before their next turn; the others none.
+TEST(GatewayPreheat, ANodeAddedWarmsTheSessionsItNowOwns) {
+  auto nodes = recording_nodes(3);
+  auto joining = std::make_unique<RecordingOllamaNode>();
+  const std::string joining_url = joining->base_url();
+  PreheatFleet fleet(std::move(nodes),
+                     [](config::GatewayConfig& config) { config.routing.balance_factor = 0; });
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 24; ++i) {
+    sessions.push_back("joined-" + std::to_string(i));
+    ASSERT_EQ(fleet.turn(sessions.back()).status, 200);
+  }
+  std::vector<routing::RingMember> members{
+      {"node-a", 1.0}, {"node-b", 1.0}, {"node-c", 1.0}, {"node-d", 1.0}};
+  const routing::HashRing ring(members, fleet.config.routing.virtual_nodes);
+  std::set<std::string> to_new;
+  for (const auto& session : sessions) {
+    if (ring.owner(routing::ring_position(session)) == 3) {
+      to_new.insert(session);
+    }
+  }
+  ASSERT_FALSE(to_new.empty());
+  net::ClientRequest add;
+  add.method = "POST";
+  add.url = fleet.url("/admin/nodes");
+  add.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}},
+                 {"Content-Type", "application/json"}};
+  add.body = json{{"name", "node-d"}, {"url", joining_url}}.dump();
+  ASSERT_EQ(fleet.client.send(add).status, 201);
+  ASSERT_TRUE(wait_until([&] {
+    return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) ==
+           static_cast<double>(to_new.size());
+  })) << to_new.size()
+      << " sessions now owned by node-d";
+  std::set<std::string> warmed;
+  for (const auto& seen : joining->seen()) {
+    EXPECT_TRUE(is_preheat(seen));
+    warmed.insert(first_message(seen).substr(std::string_view{"hello from "}.size()));
+  }
+  EXPECT_EQ(warmed, to_new);
+  for (const auto& session : to_new) {
+    const auto next = fleet.turn(session, "next");
+    EXPECT_EQ(next.node, "node-d");
+    EXPECT_EQ(next.response.header("X-Gateway-Preheated").value_or(""), "true");
+  }
+}
+
+TEST(GatewayPreheat, ASessionWhosePromptIsNotKeptIsCountedAsSkipped) {
+  PreheatFleet fleet(recording_nodes(3), [](config::GatewayConfig& config) {
+    config.preheat.max_bytes = 64;  // smaller than any entry: nothing is kept
+  });
+  const auto moved = sessions_on(fleet, "node-a", 12, "unkept-");
+  ASSERT_FALSE(moved.empty());
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  ASSERT_TRUE(wait_until([&] {
+    return fleet.metric("llmgw_preheats_skipped_total", {"reason=\"no_prompt\""}) ==
+           static_cast<double>(moved.size());
+  }));
+  EXPECT_EQ(fleet.metric("llmgw_preheats_total"), 0.0);
+  const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+  EXPECT_EQ(health["preheat"]["sessions"], 0);
+  EXPECT_EQ(health["preheat"]["max_bytes"], 64);
 }
 
 }  // namespace
