@@ -5,13 +5,13 @@ Starts NODES ollama-sim processes (4 KV slots each) and one `llmgw serve` in fro
 runs SESSIONS conversations of TURNS turns each, one thread per session (streamed /api/chat, the
 history growing by a user message of ~USER_BYTES and the reply each turn). When every session has
 finished turn DRAIN_AFTER, node-a is drained (PATCH /admin/nodes/node-a {"draining": true}); after
-THINK seconds of user think time the sessions go on. Reports, for the sessions that were on node-a
+THINK seconds of user think time the sessions go on, spread over another THINK seconds. Reports, for the sessions that were on node-a
 (moved) and for the others, the time to first token of the turn after the drain (p50, p99), and
 the prompt tokens the preheats cost. The modes (preheat.max_bytes 64 MiB and 0) alternate round by
 round (the machine is shared and noisy).
 
 Usage: bench/run-preheat.py [--build build/ci] [--rounds 4] [--sessions 16] [--turns 8]
-                            [--drain-after 4] [--think 0.3] [--time-scale 0.1]
+                            [--drain-after 4] [--think 0.5] [--time-scale 0.1]
 """
 
 import argparse
@@ -121,6 +121,8 @@ def run_round(args, preheat):
                 if t + 1 == args.drain_after:
                     barrier.wait()
                     resume.wait()
+                    # Users do not all come back at once: spread over another THINK seconds.
+                    time.sleep(args.think * index / args.sessions)
                 elif t == args.drain_after:
                     after = ttft
             results[index] = (nodes_seen, after)
@@ -144,7 +146,7 @@ def run_round(args, preheat):
             "moved": moved,
             "others": others,
             "preheat_tokens": metric(gateway_port, "llmgw_preheat_prompt_tokens_total"),
-            "preheats": metric(gateway_port, "llmgw_preheats_total"),
+            "completed": metric(gateway_port, 'llmgw_preheats_total{outcome="completed"}'),
         }
     finally:
         for p in procs:
@@ -166,25 +168,28 @@ def main():
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument("--nodes", type=int, default=4)
     parser.add_argument("--drain-after", type=int, default=4)
-    parser.add_argument("--think", type=float, default=0.3)
+    parser.add_argument("--think", type=float, default=0.5)
     parser.add_argument("--user-bytes", type=int, default=300)
     parser.add_argument("--time-scale", type=float, default=0.1)
     args = parser.parse_args()
-    totals = {True: {"moved": [], "others": [], "tokens": 0.0}, False: {"moved": [], "others": [], "tokens": 0.0}}
+    totals = {mode: {"moved": [], "others": [], "tokens": 0.0, "completed": 0.0}
+              for mode in (True, False)}
     for r in range(args.rounds):
         for preheat in (True, False) if r % 2 == 0 else (False, True):
             got = run_round(args, preheat)
             totals[preheat]["moved"] += got["moved"]
             totals[preheat]["others"] += got["others"]
             totals[preheat]["tokens"] += got["preheat_tokens"]
+            totals[preheat]["completed"] += got["completed"]
     print(f"{'mode':<12}{'moved n':>8}{'moved p50':>11}{'moved p99':>11}"
-          f"{'others n':>9}{'others p50':>12}{'others p99':>12}{'preheat tokens':>16}")
+          f"{'others n':>9}{'others p50':>12}{'others p99':>12}{'preheats':>10}{'preheat tokens':>16}")
     for preheat in (True, False):
         t = totals[preheat]
         print(f"{'preheat' if preheat else 'no preheat':<12}{len(t['moved']):>8}"
               f"{quantile(t['moved'], 0.5) * 1000:>9.0f}ms{quantile(t['moved'], 0.99) * 1000:>9.0f}ms"
               f"{len(t['others']):>9}{quantile(t['others'], 0.5) * 1000:>10.0f}ms"
-              f"{quantile(t['others'], 0.99) * 1000:>10.0f}ms{t['tokens']:>16.0f}")
+              f"{quantile(t['others'], 0.99) * 1000:>10.0f}ms{t['completed']:>10.0f}"
+              f"{t['tokens']:>16.0f}")
 
 
 if __name__ == "__main__":
