@@ -6,7 +6,8 @@ runs SESSIONS conversations of TURNS turns each, one thread per session (streame
 history growing by a user message of ~USER_BYTES and the reply each turn). When every session has
 finished turn DRAIN_AFTER, node-a is drained (PATCH /admin/nodes/node-a {"draining": true}); after
 THINK seconds of user think time the sessions go on, spread over another THINK seconds. Reports, for the sessions that were on node-a
-(moved) and for the others, the time to first token of the turn after the drain (p50, p99), and
+(moved) and for the others, the time to first token of the turn after the drain (moved) or of every turn after the drain
+(others: an eviction the moves cause shows in some later turn), p50 and p99, and
 the prompt tokens the preheats cost. The modes (preheat.max_bytes 64 MiB and 0) alternate round by
 round (the machine is shared and noisy).
 
@@ -113,6 +114,7 @@ def run_round(args, preheat):
             messages = [{"role": "system", "content": system}]
             nodes_seen = []
             after = None
+            later = []
             for t in range(args.turns):
                 messages.append({"role": "user", "content": f"turn {t}: " + "words " * args.user_bytes})
                 ttft, node, reply = turn(gateway_port, session, messages)
@@ -123,9 +125,10 @@ def run_round(args, preheat):
                     resume.wait()
                     # Users do not all come back at once: spread over another THINK seconds.
                     time.sleep(args.think * index / args.sessions)
-                elif t == args.drain_after:
-                    after = ttft
-            results[index] = (nodes_seen, after)
+                elif t >= args.drain_after:
+                    after = after or ttft
+                    later.append(ttft)
+            results[index] = (nodes_seen, after, later)
 
         with concurrent.futures.ThreadPoolExecutor(args.sessions) as pool:
             futures = [pool.submit(conversation, i) for i in range(args.sessions)]
@@ -138,10 +141,11 @@ def run_round(args, preheat):
             resume.set()
             for future in futures:
                 future.result()
-        moved = [after for nodes_seen, after in results.values()
+        moved = [after for nodes_seen, after, _ in results.values()
                  if nodes_seen[args.drain_after - 1] == "node-a"]
-        others = [after for nodes_seen, after in results.values()
-                  if nodes_seen[args.drain_after - 1] != "node-a"]
+        # Every turn after the drain: an eviction the moves cause shows in some later turn.
+        others = [ttft for nodes_seen, _, later in results.values()
+                  if nodes_seen[args.drain_after - 1] != "node-a" for ttft in later]
         return {
             "moved": moved,
             "others": others,
