@@ -48,19 +48,6 @@ std::vector<std::string> sessions_named(const std::string& prefix, int count) {
   return sessions;
 }
 
-// The node each session's turn lands on.
-std::vector<std::string> turn_nodes(GatewayFixture& fixture, net::HttpClient& client,
-                                    const std::vector<std::string>& sessions) {
-  std::vector<std::string> nodes;
-  for (const auto& session : sessions) {
-    const auto exchange =
-        post_json(client, fixture.url("/api/generate"), generate_body("hi", false), session);
-    EXPECT_EQ(exchange.status, 200) << exchange.body;
-    nodes.push_back(exchange.node);
-  }
-  return nodes;
-}
-
 json node_entry(GatewayFixture& fixture, net::HttpClient& client, std::string_view name) {
   const auto health = json::parse(get_url(client, fixture.url("/health")).body);
   for (const auto& node : health["nodes"]) {
@@ -76,7 +63,7 @@ TEST(GatewayDrain, ADrainedNodeKeepsNoSessionAndTakesNoNewRequestUntilUndrained)
   auto fixture = drain_fixture();
   net::HttpClient client;
   const auto sessions = sessions_named("drain-me-", 30);
-  const auto before = turn_nodes(fixture, client, sessions);
+  const auto before = session_nodes(fixture, client, sessions);
   ASSERT_GT(std::count(before.begin(), before.end(), "node-a"), 0);
 
   const auto drained = patch_node(client, fixture, "node-a", R"({"draining": true})");
@@ -86,14 +73,14 @@ TEST(GatewayDrain, ADrainedNodeKeepsNoSessionAndTakesNoNewRequestUntilUndrained)
   EXPECT_EQ(listed[0]["draining"], true);
   EXPECT_EQ(node_entry(fixture, client, "node-a")["draining"], true);
 
-  const auto after = turn_nodes(fixture, client, sessions);
+  const auto after = session_nodes(fixture, client, sessions);
   for (std::size_t i = 0; i < sessions.size(); ++i) {
     EXPECT_NE(after[i], "node-a") << sessions[i] << " stayed on the drained node";
     if (before[i] != "node-a") {
       EXPECT_EQ(after[i], before[i]) << sessions[i] << " moved although its node stays";
     }
   }
-  const auto fresh = turn_nodes(fixture, client, sessions_named("new-while-drained-", 20));
+  const auto fresh = session_nodes(fixture, client, sessions_named("new-while-drained-", 20));
   EXPECT_EQ(std::count(fresh.begin(), fresh.end(), "node-a"), 0);
   for (int i = 0; i < 6; ++i) {  // unkeyed: round robin over the others
     const auto exchange =
@@ -105,7 +92,7 @@ TEST(GatewayDrain, ADrainedNodeKeepsNoSessionAndTakesNoNewRequestUntilUndrained)
   EXPECT_GT(node_entry(fixture, client, "node-a")["requests"].get<int>(), 0);
 
   ASSERT_EQ(patch_node(client, fixture, "node-a", R"({"draining": false})").status, 200);
-  const auto back = turn_nodes(fixture, client, sessions_named("new-after-undrain-", 20));
+  const auto back = session_nodes(fixture, client, sessions_named("new-after-undrain-", 20));
   EXPECT_GT(std::count(back.begin(), back.end(), "node-a"), 0) << "undrained node took nothing";
 }
 
@@ -151,7 +138,7 @@ TEST(GatewayDrain, AWeightChangeKeepsTheNodeItsCountersAndItsSessions) {
   auto fixture = drain_fixture();
   net::HttpClient client;
   const auto sessions = sessions_named("weighted-", 20);
-  const auto before = turn_nodes(fixture, client, sessions);
+  const auto before = session_nodes(fixture, client, sessions);
   const auto requests_before = node_entry(fixture, client, "node-c")["requests"].get<int>();
   ASSERT_GT(requests_before, 0);
 
@@ -161,9 +148,9 @@ TEST(GatewayDrain, AWeightChangeKeepsTheNodeItsCountersAndItsSessions) {
   EXPECT_EQ(node["weight"], 3.0);
   EXPECT_EQ(node["virtual_nodes"], 3 * fixture.config().routing.virtual_nodes);
   EXPECT_EQ(node["requests"], requests_before) << "the node was replaced, not changed";
-  EXPECT_EQ(turn_nodes(fixture, client, sessions), before) << "placed sessions stay";
+  EXPECT_EQ(session_nodes(fixture, client, sessions), before) << "placed sessions stay";
   // A heavier node gets a larger share of new sessions.
-  const auto fresh = turn_nodes(fixture, client, sessions_named("after-weight-", 40));
+  const auto fresh = session_nodes(fixture, client, sessions_named("after-weight-", 40));
   EXPECT_GT(std::count(fresh.begin(), fresh.end(), "node-c"), 40 / 3);
 }
 
@@ -205,7 +192,7 @@ TEST(GatewayDrain, BadPatchesAre400WithTheReasonAnUnknownNode404AndNoTokenRefuse
 TEST(GatewayDrain, AReloadWithTheSameChangeGivesTheSameFleetAsThePatch) {
   auto fixture = drain_fixture();
   net::HttpClient client;
-  turn_nodes(fixture, client, sessions_named("reload-same-", 12));
+  session_nodes(fixture, client, sessions_named("reload-same-", 12));
   ASSERT_EQ(patch_node(client, fixture, "node-a", R"({"draining": true})").status, 200);
   ASSERT_EQ(patch_node(client, fixture, "node-b", R"({"weight": 2.5})").status, 200);
   const auto settled = [&] {

@@ -197,6 +197,11 @@ struct PreheatFleet {
     return metric_sum(get_url(client, url("/metrics")).body, name, labels);
   }
 
+  // Waits (bounded) until the series of `name` with `label` reaches `value`.
+  bool metric_reaches(std::string_view name, const std::string& label, std::size_t value) {
+    return wait_until([&] { return metric(name, {label}) == static_cast<double>(value); });
+  }
+
   std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
   config::GatewayConfig config;
   net::HttpClient client;
@@ -232,11 +237,10 @@ TEST(GatewayPreheat, ADrainedNodesSessionsGetExactlyOnePreheatEachBeforeTheirNex
   ASSERT_FALSE(moved.empty());
 
   ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
-  ASSERT_TRUE(wait_until([&] {
-    return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) ==
-           static_cast<double>(moved.size());
-  })) << "preheats completed: "
-      << fleet.metric("llmgw_preheats_total");
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", moved.size()))
+      << moved.size() << " moved; sent "
+      << fleet.metric("llmgw_preheats_total", {"outcome=\"sent\""}) << ", skipped "
+      << fleet.metric("llmgw_preheats_skipped_total");
 
   for (const auto& session : moved) {
     const auto next = fleet.turn(session, "and then?");
@@ -284,10 +288,7 @@ TEST(GatewayPreheat, APreheatNeverReachesANodeWithoutTheModel) {
   const auto moved = sessions_on(fleet, "node-a", 16, "model-");
   ASSERT_FALSE(moved.empty());
   ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
-  ASSERT_TRUE(wait_until([&] {
-    return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) ==
-           static_cast<double>(moved.size());
-  }));
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", moved.size()));
   EXPECT_TRUE(fleet.nodes[2]->seen().empty()) << "node-c holds no llama3.2 and got a request";
   for (const auto& session : moved) {
     EXPECT_EQ(fleet.turn(session, "next").node, "node-b");
@@ -337,8 +338,7 @@ TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
   slow.join();
   slower.join();
   queued.join();
-  ASSERT_TRUE(wait_until(
-      [&] { return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) == 1; }));
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", 1));
 
   std::vector<std::string> order;
   for (const auto& seen : fleet.nodes[1]->seen()) {
@@ -358,10 +358,7 @@ TEST(GatewayPreheat, AFailedPreheatChangesNothingForTheClient) {
   const auto moved = sessions_on(fleet, "node-a", 16, "failing-");
   ASSERT_FALSE(moved.empty());
   ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
-  ASSERT_TRUE(wait_until([&] {
-    return fleet.metric("llmgw_preheats_total", {"outcome=\"failed\""}) ==
-           static_cast<double>(moved.size());
-  }));
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"failed\"", moved.size()));
   for (const auto& session : moved) {
     const auto next = fleet.turn(session, "still there?");
     EXPECT_EQ(next.status, 200) << next.body;
@@ -448,11 +445,8 @@ TEST(GatewayPreheat, ANodeAddedWarmsTheSessionsItNowOwns) {
                  {"Content-Type", "application/json"}};
   add.body = json{{"name", "node-d"}, {"url", joining_url}}.dump();
   ASSERT_EQ(fleet.client.send(add).status, 201);
-  ASSERT_TRUE(wait_until([&] {
-    return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) ==
-           static_cast<double>(to_new.size());
-  })) << to_new.size()
-      << " sessions now owned by node-d";
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", to_new.size()))
+      << to_new.size() << " sessions now owned by node-d";
   std::set<std::string> warmed;
   for (const auto& seen : joining->seen()) {
     EXPECT_TRUE(is_preheat(seen));
@@ -473,10 +467,8 @@ TEST(GatewayPreheat, ASessionWhosePromptIsNotKeptIsCountedAsSkipped) {
   const auto moved = sessions_on(fleet, "node-a", 12, "unkept-");
   ASSERT_FALSE(moved.empty());
   ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
-  ASSERT_TRUE(wait_until([&] {
-    return fleet.metric("llmgw_preheats_skipped_total", {"reason=\"no_prompt\""}) ==
-           static_cast<double>(moved.size());
-  }));
+  ASSERT_TRUE(
+      fleet.metric_reaches("llmgw_preheats_skipped_total", "reason=\"no_prompt\"", moved.size()));
   EXPECT_EQ(fleet.metric("llmgw_preheats_total"), 0.0);
   const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
   EXPECT_EQ(health["preheat"]["sessions"], 0);
