@@ -275,6 +275,22 @@ std::optional<config::GatewayConfig> with_node_patched(const config::GatewayConf
   return next;
 }
 
+// PATCH /admin/nodes/NAME, published like every admin change (throws json::exception for a body
+// that is not JSON, config::ConfigError for a change the loader refuses).
+http::response<http::string_body> patch_node(SharedState& shared, const std::string& name,
+                                             const std::string& body, bool keep_alive) {
+  const auto patch = json::parse(body);
+  std::string problem;
+  int status = 400;
+  const auto published = shared.update([&](const config::GatewayConfig& running) {
+    return with_node_patched(running, name, patch, problem, status);
+  });
+  if (!problem.empty()) {
+    return json_error(status, problem, keep_alive);
+  }
+  return make_response(200, "application/json", nodes_json(*published).dump() + "\n", keep_alive);
+}
+
 http::response<http::string_body> admin(SharedState& shared,
                                         const http::request<http::string_body>& request,
                                         bool keep_alive) {
@@ -318,18 +334,8 @@ http::response<http::string_body> admin(SharedState& shared,
     const bool named =
         path.starts_with(kNodes) && path.size() > kNodes.size() + 1 && path[kNodes.size()] == '/';
     if (named && request.method() == http::verb::patch) {
-      const std::string name{path.substr(kNodes.size() + 1)};
-      const auto patch = json::parse(request.body());
-      std::string problem;
-      int status = 400;
-      const auto published = shared.update([&](const config::GatewayConfig& running) {
-        return with_node_patched(running, name, patch, problem, status);
-      });
-      if (!problem.empty()) {
-        return json_error(status, problem, keep_alive);
-      }
-      return make_response(200, "application/json", nodes_json(*published).dump() + "\n",
-                           keep_alive);
+      return patch_node(shared, std::string{path.substr(kNodes.size() + 1)}, request.body(),
+                        keep_alive);
     }
     if (named && request.method() == http::verb::delete_) {
       const std::string name{path.substr(kNodes.size() + 1)};
