@@ -112,6 +112,16 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                 "batch requests waiting per node; more -> 429"),
       LLMGW_KEY("admission.batch.max_wait_ms", admission.batch.max_wait, kNonNegative,
                 "longest wait of a batch request in a queue; then 429"),
+      LLMGW_KEY("preheat.max_bytes", preheat.max_bytes, kNonNegative,
+                "memory for the sessions' last prompts (LRU); 0 = no preheating"),
+      LLMGW_KEY("preheat.max_per_node", preheat.max_per_node, kPositive,
+                "preheats running or queued at once on one node; more are skipped"),
+      LLMGW_KEY("preheat.max_total", preheat.max_total, kPositive,
+                "preheats running or queued at once in the gateway; more are skipped"),
+      LLMGW_KEY("preheat.max_wait_ms", preheat.max_wait, kPositive,
+                "a preheat waits no longer for a slot on its node (then skipped: node busy)"),
+      LLMGW_KEY("preheat.timeout_ms", preheat.timeout, kPositive,
+                "one preheat request, connect to last byte"),
       LLMGW_KEY("shutdown.drain_ms", drain, kNonNegative,
                 "after SIGTERM, time in-flight requests get to finish"),
       LLMGW_KEY("log.level", log.level, kAny, "trace, debug, info, warn, error or off"),
@@ -145,6 +155,8 @@ const std::vector<KeySpec<NodeConfig>>& node_keys() {
       {"max_in_flight_per_model", LLMGW_FIELD(NodeConfig, max_in_flight_per_model),
        Bound::kNonNegative, false,
        "the same per model on the node (OLLAMA_NUM_PARALLEL); 0 = only max_in_flight"},
+      {"draining", LLMGW_FIELD(NodeConfig, draining), Bound::kAny, false,
+       "no new sessions; its sessions move (preheated) at their next turn"},
   };
   return keys;
 }
@@ -251,6 +263,7 @@ std::vector<ConfigKey> config_keys() {
       for (const auto& node_key : detail::node_keys()) {
         const detail::Target node_target = node_key.target(node_defaults);
         const bool has_default = node_key.path == "weight" || node_key.path == "api" ||
+                                 node_key.path == "draining" ||
                                  node_key.path.starts_with("max_in_flight");
         keys.push_back({"nodes[i]." + node_key.path, detail::type_name(node_target),
                         has_default ? detail::format_value(node_target) : "", "",

@@ -80,6 +80,20 @@ std::string_view to_string(AdmissionReject reason) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(PreheatSkip reason) noexcept {
+  switch (reason) {
+    case PreheatSkip::no_prompt:
+      return "no_prompt";
+    case PreheatSkip::no_model:
+      return "no_model";
+    case PreheatSkip::node_busy:
+      return "node_busy";
+    case PreheatSkip::cap:
+      return "cap";
+  }
+  return "unknown";
+}
+
 struct GatewayMetrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   prometheus::Family<prometheus::Counter>& requests =
@@ -253,6 +267,34 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_placement_store_up")
           .Help("1 while the placement store (routing.placement_store) answers in time")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& preheats =
+      prometheus::BuildCounter()
+          .Name("llmgw_preheats_total")
+          .Help("Cache preheats of a session's new node, by outcome: sent, completed, failed")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& preheats_skipped =
+      prometheus::BuildCounter()
+          .Name("llmgw_preheats_skipped_total")
+          .Help(
+              "Planned moves whose preheat was not sent, by reason: no_prompt, no_model, "
+              "node_busy, cap")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& preheat_tokens =
+      prometheus::BuildCounter()
+          .Name("llmgw_preheat_prompt_tokens_total")
+          .Help("Prompt tokens of completed preheats, as the nodes count them (the whole prompt)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& preheat_eval =
+      prometheus::BuildCounter()
+          .Name("llmgw_preheat_prompt_eval_seconds_total")
+          .Help("Time the nodes spent evaluating the preheats' prompts (the uncached part)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& preheat_store =
+      prometheus::BuildGauge()
+          .Name("llmgw_preheat_store")
+          .Help("The last-prompt store: sessions kept and bytes they cost (preheat.max_bytes)")
+          .Register(*registry);
+  PreheatMetrics preheat;
   std::array<prometheus::Counter*, kStatusClassCount> unrouted{};
   prometheus::Gauge* connection_gauge = nullptr;
   prometheus::Counter* fallback_unavailable = nullptr;
@@ -299,6 +341,18 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
   for (std::size_t i = 0; i < kLateOutcomes.size(); ++i) {
     impl_->late_answers[i] = &impl_->placement_late.Add({{"outcome", kLateOutcomes[i]}});
   }
+  PreheatMetrics& preheat = impl_->preheat;
+  preheat.sent = &impl_->preheats.Add({{"outcome", "sent"}});
+  preheat.completed = &impl_->preheats.Add({{"outcome", "completed"}});
+  preheat.failed = &impl_->preheats.Add({{"outcome", "failed"}});
+  for (std::size_t r = 0; r < kPreheatSkipCount; ++r) {
+    preheat.skipped[r] = &impl_->preheats_skipped.Add(
+        {{"reason", std::string{to_string(static_cast<PreheatSkip>(r))}}});
+  }
+  preheat.prompt_tokens = &impl_->preheat_tokens.Add({});
+  preheat.prompt_eval_seconds = &impl_->preheat_eval.Add({});
+  preheat.store_sessions = &impl_->preheat_store.Add({{"measure", "sessions"}});
+  preheat.store_bytes = &impl_->preheat_store.Add({{"measure", "bytes"}});
   impl_->build_info.Add({{"version", std::string{kVersion}}, {"compiler", compiler()}}).Set(1);
 }
 
@@ -358,6 +412,10 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
 
 AdmissionMetrics& GatewayMetrics::admission() noexcept {
   return impl_->admission;
+}
+
+PreheatMetrics& GatewayMetrics::preheat() noexcept {
+  return impl_->preheat;
 }
 
 void GatewayMetrics::count_routing_decision(routing::RouteKind kind) noexcept {

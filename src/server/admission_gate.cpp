@@ -116,6 +116,20 @@ AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model, Priorit
   return Permit{this, model};
 }
 
+AdmissionGate::Permit AdmissionGate::try_admit_idle(const std::string& model) {
+  std::lock_guard lock(mutex_);
+  // One slot stays free for a client: a preheat cannot be interrupted once it runs, so a client
+  // arriving while preheats fill the node would wait for them or spill away from its cache.
+  // Below batch, it also leaves batch's interactive reserve alone.
+  const bool headroom = cap_ == 0 || in_flight_ + 1 < cap_;
+  const auto now = Clock::now();
+  if (queue_.depth() > 0 || !headroom || !has_room_locked(model, Priority::batch, now)) {
+    return {};
+  }
+  admit_locked(model, Priority::batch, now);
+  return Permit{this, model};
+}
+
 void AdmissionGate::release_slot(const std::string& model,
                                  std::optional<Clock::duration> held) noexcept {
   std::vector<std::shared_ptr<Waiter>> granted;

@@ -79,6 +79,10 @@ class AdmissionGate {
   // A slot now if one is free (for `model` and `priority`, under the caps and the reserve), else
   // none.
   Permit try_admit(const std::string& model, Priority priority);
+  // The lowest class, below batch (the gateway's own preheats, preheat.hpp): a slot only when no
+  // client request waits in any class and another slot stays free after it (a cap of 1 takes no
+  // preheat), so a client arriving finds room; the caller polls. Never queued.
+  Permit try_admit_idle(const std::string& model);
 
   enum class Outcome { admitted, queue_full, timed_out, client_gone, shutting_down };
   struct Waited {

@@ -65,7 +65,47 @@ bool is_model_path(std::string_view path) noexcept {
   return false;
 }
 
+namespace {
+
+// Takes draining nodes (nodes[].draining) out of `eligibility`, unless that leaves no holder: a
+// fleet that drains every node holding a model still serves it rather than refuse.
+void leave_out_draining(const Snapshot& snapshot, routing::Eligibility& eligibility) {
+  const std::size_t size = snapshot.nodes.size();
+  bool any_draining = false;
+  bool any_left = false;
+  for (std::size_t i = 0; i < size; ++i) {
+    const bool draining = snapshot.nodes[i]->draining.load(std::memory_order_relaxed);
+    any_draining = any_draining || draining;
+    any_left = any_left || (!draining && eligibility.holders.contains(i));
+  }
+  if (!any_draining || !any_left) {
+    return;
+  }
+  routing::NodeMask holders(size);
+  routing::NodeMask preferred(size);
+  for (std::size_t i = 0; i < size; ++i) {
+    if (snapshot.nodes[i]->draining.load(std::memory_order_relaxed)) {
+      continue;
+    }
+    if (eligibility.holders.contains(i)) {
+      holders.add(i);
+    }
+    if (eligibility.preferred.contains(i)) {
+      preferred.add(i);
+    }
+  }
+  eligibility = {std::move(holders), std::move(preferred)};
+}
+
+}  // namespace
+
 ModelRoute route_model(const Snapshot& snapshot, std::string_view model) {
+  ModelRoute route = route_model_held(snapshot, model);
+  leave_out_draining(snapshot, route.eligibility);
+  return route;
+}
+
+ModelRoute route_model_held(const Snapshot& snapshot, std::string_view model) {
   ModelRoute route;
   if (model.empty() || !catalog_on(snapshot)) {
     return route;

@@ -50,7 +50,11 @@ struct ModelRoute {
 // models comes after them, as a load there would evict one (Ollama's max loaded models). With one
 // model per fleet, or a fleet that has loaded nothing yet, every holder is preferred and the plain
 // ring order applies.
+// Draining nodes (nodes[].draining) are left out of the holders, unless only draining nodes hold
+// the model.
 ModelRoute route_model(const Snapshot& snapshot, std::string_view model);
+// The same with draining nodes kept (where a session was: preheat.hpp).
+ModelRoute route_model_held(const Snapshot& snapshot, std::string_view model);
 
 // The 404 body a node gives for a model it does not hold, in the shape of the path's API: Ollama's
 // {"error":"model \"x\" not found, try pulling it first"} for /api/*, the OpenAI error object for

@@ -37,6 +37,7 @@
 #include "llmgw/util/log_exception.hpp"
 #include "local_endpoints.hpp"
 #include "open_files.hpp"
+#include "preheat.hpp"
 #include "proxy.hpp"
 #include "request_identity.hpp"
 #include "request_reader.hpp"
@@ -109,6 +110,7 @@ struct Gateway::Impl {
   asio::io_context control{1};  // health checks, drain timer, signals, reloads
   HealthChecker health_checker{shared, control, stop_requested};
   CatalogRefresher catalog{shared, control, stop_requested};
+  Preheater preheater{shared, control};  // planned moves warm their new node (preheat.hpp)
   std::optional<asio::signal_set> signals;
   ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;

@@ -106,22 +106,37 @@ void resolve_admin_token(config::AdminConfig& admin) {
   admin.token = std::move(token);
 }
 
+routing::PromptStoreOptions prompt_options(const config::GatewayConfig& gateway_config) {
+  return {gateway_config.preheat.max_bytes, gateway_config.routing.session_idle};
+}
+
 }  // namespace
 
 SharedState::SharedState(config::GatewayConfig gateway_config)
-    : config(restart_only(gateway_config)) {
+    : config(restart_only(gateway_config)), prompts(prompt_options(gateway_config)) {
   placement_store = make_placement_store(gateway_config, *this);
   std::lock_guard lock(membership_mutex_);
   publish_locked(std::move(gateway_config));
 }
 
 std::shared_ptr<const Snapshot> SharedState::update(const ConfigChange& change) {
-  std::lock_guard lock(membership_mutex_);
-  auto next = change(current()->config());
-  if (next) {
+  std::shared_ptr<const Snapshot> before;
+  std::shared_ptr<const Snapshot> after;
+  {
+    std::lock_guard lock(membership_mutex_);
+    before = current();
+    auto next = change(before->config());
+    if (!next) {
+      return before;
+    }
     publish_locked(std::move(*next));
+    after = current();
   }
-  return current();
+  prompts.set_options(prompt_options(after->config()));
+  if (on_published) {
+    on_published(std::move(before), after);
+  }
+  return after;
 }
 
 void SharedState::publish_locked(config::GatewayConfig next) {
@@ -137,8 +152,10 @@ void SharedState::publish_locked(config::GatewayConfig next) {
     std::shared_ptr<UpstreamNode> existing;
     if (previous) {
       for (const auto& node : previous->nodes) {
+        // Weight and draining are not part of the identity: a node whose weight changes or that
+        // drains stays the same node (its in-flight counts, health, queue and sessions).
         if (node->id == node_config.name && node->config.url == node_config.url &&
-            node->config.weight == node_config.weight && node->config.api == node_config.api &&
+            node->config.api == node_config.api &&
             node->config.health_path == node_config.health_path) {
           existing = node;
         }
@@ -150,7 +167,9 @@ void SharedState::publish_locked(config::GatewayConfig next) {
       existing->metrics.healthy->Set(1);
     } else {
       existing->admission.configure(node_config, gateway_config->admission);
+      existing->weight.store(node_config.weight, std::memory_order_relaxed);
     }
+    existing->draining.store(node_config.draining, std::memory_order_relaxed);
     upstreams.push_back(std::move(existing));
   }
 

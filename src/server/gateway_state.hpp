@@ -26,6 +26,7 @@
 #include "llmgw/metrics/gateway_metrics.hpp"
 #include "llmgw/routing/model_catalog.hpp"
 #include "llmgw/routing/placement_store.hpp"
+#include "llmgw/routing/prompt_store.hpp"
 #include "llmgw/routing/router.hpp"
 #include "llmgw/routing/session_key.hpp"
 #include "llmgw/routing/session_table.hpp"
@@ -66,6 +67,10 @@ struct UpstreamNode final : routing::NodeState {
   std::atomic<std::shared_ptr<const routing::NodeModels>> models;
   std::atomic<bool> catalog_fetching{false};  // a fetch is running
   std::atomic<bool> catalog_again{false};     // asked for during it: fetch once more after it
+  // nodes[].draining of the configuration in force (a node that stays across a change keeps its
+  // object, so this follows the configuration rather than `config`): no new sessions, no unkeyed
+  // requests (catalog.hpp's route_model takes it out of the holders).
+  std::atomic<bool> draining{false};
   NodeEvents events;  // recent failures, ejections, readmissions with reasons (/health)
   // The node's cap and queue (admission_gate.hpp). Its caps follow reloads (configure), not
   // `config`, so a reload that changes only caps keeps the node and its waiters.
@@ -148,6 +153,13 @@ struct SharedState {
   // routing.placement_store's client (shared_placement.hpp), null without one. Stopped by the
   // gateway once its workers are joined: its answers are posted to their io_contexts.
   std::unique_ptr<routing::PlacementStore> placement_store;
+  // The sessions' last prompts (preheat.hpp), bounded by preheat.max_bytes (0: keeps nothing).
+  routing::PromptStore prompts;
+  // Called by update() after it published a change, outside the membership lock, with the
+  // snapshots before and after (preheat.hpp's planned moves). Set once by the gateway before its
+  // threads start; empty before.
+  std::function<void(std::shared_ptr<const Snapshot> before, std::shared_ptr<const Snapshot> after)>
+      on_published;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
  private:

@@ -4,6 +4,8 @@
 #include <openssl/evp.h>
 #include <prometheus/gauge.h>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "catalog.hpp"
@@ -82,7 +84,8 @@ json admission_json(const UpstreamNode& node) {
 json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
   return {{"name", node.id},
           {"url", net::redact_url(node.config.url)},
-          {"weight", node.weight},
+          {"weight", node.weight.load()},
+          {"draining", node.draining.load()},
           {"healthy", node.healthy.load()},
           {"in_flight", node.in_flight.load()},
           {"sessions", node.sessions.load()},
@@ -133,6 +136,11 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
                                 ? json{{"url", net::redact_url(shared.config.placement_store)},
                                        {"available", shared.placement_store->available()}}
                                 : json(nullptr)}}},
+      {"preheat",
+       {{"max_bytes", snapshot->config().preheat.max_bytes},
+        {"sessions", shared.prompts.size(std::chrono::steady_clock::now())},
+        {"bytes", shared.prompts.bytes()},
+        {"evictions", shared.prompts.evictions()}}},
       {"admission",
        {{"priority_header", snapshot->config().admission.priority_header},
         {"warm_wait", snapshot->config().admission.warm_wait},
@@ -228,6 +236,66 @@ config::GatewayConfig with_node_added(const config::GatewayConfig& running, cons
   return next;
 }
 
+// PATCH /admin/nodes/NAME: the running configuration with the node's `draining` and/or `weight`
+// changed as `patch` says. Refuses (`problem` set, nullopt) what is not exactly that.
+std::optional<config::GatewayConfig> with_node_patched(const config::GatewayConfig& running,
+                                                       const std::string& name, const json& patch,
+                                                       std::string& problem, int& status) {
+  status = 400;
+  if (!patch.is_object() || patch.empty()) {
+    problem = "expected a JSON object with \"draining\" (true or false) and/or \"weight\" (> 0)";
+    return std::nullopt;
+  }
+  for (const auto& [key, value] : patch.items()) {
+    if (key != "draining" && key != "weight") {
+      problem = "unknown field \"" + key + "\": a node's draining and weight can be changed";
+      return std::nullopt;
+    }
+  }
+  if (patch.contains("draining") && !patch["draining"].is_boolean()) {
+    problem = "\"draining\" must be true or false, got " + patch["draining"].dump();
+    return std::nullopt;
+  }
+  if (patch.contains("weight") &&
+      (!patch["weight"].is_number() || !(patch["weight"].get<double>() > 0) ||
+       !std::isfinite(patch["weight"].get<double>()))) {
+    problem = "\"weight\" must be a number > 0, got " + patch["weight"].dump();
+    return std::nullopt;
+  }
+  auto next = running;
+  const auto it = std::find_if(next.nodes.begin(), next.nodes.end(),
+                               [&](const config::NodeConfig& node) { return node.name == name; });
+  if (it == next.nodes.end()) {
+    status = 404;
+    problem = "no node named \"" + name + "\"";
+    return std::nullopt;
+  }
+  if (patch.contains("draining")) {
+    it->draining = patch["draining"].get<bool>();
+  }
+  if (patch.contains("weight")) {
+    it->weight = patch["weight"].get<double>();
+  }
+  config::validate(next);
+  return next;
+}
+
+// PATCH /admin/nodes/NAME, published like every admin change (throws json::exception for a body
+// that is not JSON, config::ConfigError for a change the loader refuses).
+http::response<http::string_body> patch_node(SharedState& shared, const std::string& name,
+                                             const std::string& body, bool keep_alive) {
+  const auto patch = json::parse(body);
+  std::string problem;
+  int status = 400;
+  const auto published = shared.update([&](const config::GatewayConfig& running) {
+    return with_node_patched(running, name, patch, problem, status);
+  });
+  if (!problem.empty()) {
+    return json_error(status, problem, keep_alive);
+  }
+  return make_response(200, "application/json", nodes_json(*published).dump() + "\n", keep_alive);
+}
+
 http::response<http::string_body> admin(SharedState& shared,
                                         const http::request<http::string_body>& request,
                                         bool keep_alive) {
@@ -262,11 +330,19 @@ http::response<http::string_body> admin(SharedState& shared,
       const auto published = shared.update([&](const config::GatewayConfig& running) {
         return std::optional{with_node_added(running, body)};
       });
+      // Its models at once (as a reload asks), not at the next catalog round: routing by model
+      // and preheats (preheat.hpp) wait for them.
+      request_catalog_refresh(shared, published->nodes.back()->id);
       return make_response(201, "application/json", nodes_json(*published).dump() + "\n",
                            keep_alive);
     }
-    if (path.starts_with(kNodes) && path.size() > kNodes.size() + 1 && path[kNodes.size()] == '/' &&
-        request.method() == http::verb::delete_) {
+    const bool named =
+        path.starts_with(kNodes) && path.size() > kNodes.size() + 1 && path[kNodes.size()] == '/';
+    if (named && request.method() == http::verb::patch) {
+      return patch_node(shared, std::string{path.substr(kNodes.size() + 1)}, request.body(),
+                        keep_alive);
+    }
+    if (named && request.method() == http::verb::delete_) {
       const std::string name{path.substr(kNodes.size() + 1)};
       std::optional<http::response<http::string_body>> refused;
       const auto published = shared.update(
@@ -335,6 +411,10 @@ http::response<http::string_body> handle_local(SharedState& shared,
     for (const auto& node : snapshot->nodes) {
       node->metrics.sessions->Set(static_cast<double>(node->sessions.load()));
     }
+    auto& preheat = shared.metrics.preheat();
+    preheat.store_sessions->Set(
+        static_cast<double>(shared.prompts.size(std::chrono::steady_clock::now())));
+    preheat.store_bytes->Set(static_cast<double>(shared.prompts.bytes()));
     return make_response(200, "text/plain; version=0.0.4; charset=utf-8",
                          shared.metrics.serialize(), keep_alive);
   }

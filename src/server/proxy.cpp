@@ -17,6 +17,7 @@
 #include "admission.hpp"
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
+#include "preheat.hpp"
 #include "relay.hpp"
 #include "request_identity.hpp"
 #include "shared_placement.hpp"
@@ -74,6 +75,8 @@ struct Plan {
   ModelRoute model;             // the request's model and the nodes that hold it (catalog.hpp)
   // Set when the placement store must place the session (shared_placement.hpp): its position.
   std::optional<std::uint64_t> shared_position{};
+  // A keyed request's ring position (the last-prompt store's key, preheat.hpp).
+  std::optional<std::uint64_t> position{};
 };
 
 // The request's model and its holders; the body is scanned at most once per request: the key
@@ -81,7 +84,7 @@ struct Plan {
 ModelRoute model_of(const Snapshot& snapshot, std::string_view path, const std::string& body,
                     std::optional<routing::BodyFields>& fields) {
   if (snapshot.config().catalog.interval.count() == 0 || body.empty() || !is_model_path(path)) {
-    return {};
+    return route_model(snapshot, {});  // every node but the draining ones
   }
   if (!fields) {
     fields = routing::scan_body(body, snapshot.config().routing.prefix_bytes, /*model_only=*/true);
@@ -127,15 +130,15 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
   const auto position = routing::ring_position(chosen.key);
   if (shared.placement_store && snapshot.sessions) {
     if (auto cached = cached_shared(shared, snapshot, position, eligibility, started)) {
-      return {*cached, chosen.source, std::move(model)};
+      return {*cached, chosen.source, std::move(model), {}, position};
     }
-    return {{}, chosen.source, std::move(model), position};
+    return {{}, chosen.source, std::move(model), position, position};
   }
   auto route = snapshot.sessions ? snapshot.sessions->plan(snapshot.table, position, in_flight,
                                                            snapshot.policy, started, eligibility)
                                  : routing::plan_keyed(snapshot.table, position, in_flight,
                                                        snapshot.policy, eligibility);
-  return {route, chosen.source, std::move(model)};
+  return {route, chosen.source, std::move(model), {}, position};
 }
 
 // The request's priority class: the configured header's value, interactive without one; nullopt
@@ -534,13 +537,19 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     relay_request.client_keep_alive = client_keep_alive;
     relay_request.client_accepts_chunks = client_accepts_chunks;
     relay_request.started = started;
+    relay_request.preheated = planned.position && lands_preheated(shared, *planned.position, node);
     relay_request.on_upstream_complete = [&in_flight] { in_flight.release(true); };
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account
-    if (!planned.model.model.empty() && relayed.status >= 200 && relayed.status < 300 &&
+    const bool succeeded = relayed.status >= 200 && relayed.status < 300;
+    if (!planned.model.model.empty() && succeeded &&
         net::target_path(request.target()) != "/api/show") {
       note_loaded(node, planned.model.model);  // it is loaded there now
+    }
+    if (planned.position && succeeded && relayed.end == RelayEnd::complete) {
+      remember_turn(shared, *snapshot, *planned.position, net::target_path(request.target()),
+                    request.body(), node);  // the next turn starts with it (preheat.hpp)
     }
     co_return account_relayed(worker, config, node, route, generates, exchange, relayed, started);
   }

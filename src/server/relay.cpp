@@ -115,6 +115,9 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
   }
   head.set(kRequestIdHeader, connection.request_id);
+  if (request.preheated) {
+    head.set("X-Gateway-Preheated", "true");
+  }
   const std::string content_type{parser.get()[http::field::content_type]};
   http::response_serializer<http::buffer_body> serializer{head};
 

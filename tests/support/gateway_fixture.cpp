@@ -158,6 +158,18 @@ Exchange post_json(net::HttpClient& client, const std::string& url, const std::s
   return to_exchange(client.send(request, on_body));
 }
 
+std::vector<std::string> session_nodes(GatewayFixture& fixture, net::HttpClient& client,
+                                       const std::vector<std::string>& sessions) {
+  std::vector<std::string> nodes;
+  for (const auto& session : sessions) {
+    const auto exchange =
+        post_json(client, fixture.url("/api/generate"), generate_body("hi", false), session);
+    EXPECT_EQ(exchange.status, 200) << exchange.body;
+    nodes.push_back(exchange.node);
+  }
+  return nodes;
+}
+
 Exchange get_url(net::HttpClient& client, const std::string& url, const net::HttpHeaders& headers) {
   net::ClientRequest request;
   request.url = url;

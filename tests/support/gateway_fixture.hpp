@@ -97,6 +97,11 @@ Exchange post_json(net::HttpClient& client, const std::string& url, const std::s
                    std::string_view session = {}, const net::HttpHeaders& extra = {},
                    const net::BodyCallback& on_body = {});
 
+// The node (X-Gateway-Node) each session's turn lands on: one non-streamed /api/generate per
+// session, in order; each must answer 200.
+std::vector<std::string> session_nodes(GatewayFixture& fixture, net::HttpClient& client,
+                                       const std::vector<std::string>& sessions);
+
 Exchange get_url(net::HttpClient& client, const std::string& url,
                  const net::HttpHeaders& headers = {});
 

@@ -39,6 +39,11 @@ struct NodeConfig {
   // The same per model on the node (Ollama's OLLAMA_NUM_PARALLEL is per loaded model); 0 = only
   // max_in_flight. Needs the model of the request (catalog.interval_ms > 0).
   std::size_t max_in_flight_per_model = 0;
+  // Draining (PATCH /admin/nodes/NAME or the config): the node takes no new session and no
+  // unkeyed request; its sessions finish the request in flight and move at their next turn (with
+  // a preheat of their new node first, docs/DESIGN.md §2.4). It stays in the node list, health
+  // checked and counted.
+  bool draining = false;
 };
 
 struct ListenConfig {
@@ -139,6 +144,20 @@ struct AdmissionConfig {
   ClassLimits batch{256, std::chrono::milliseconds{120'000}};
 };
 
+// Cache preheating (docs/DESIGN.md §2.4): when a session must move for a planned reason, its last
+// prompt is sent to its new node before its next turn, so that turn finds its history cached.
+struct PreheatConfig {
+  // Memory for the sessions' last prompts (request bodies), all sessions together; the least
+  // recently used go first. 0 = no store, no preheating.
+  std::size_t max_bytes = 64 * 1024 * 1024;
+  std::size_t max_per_node = 8;  // preheats running or waiting at once for one node
+  std::size_t max_total = 64;    // preheats running or waiting at once in the whole gateway
+  // A preheat waits at most this long for a slot on its node (it yields to every client
+  // request); past it, it is skipped (node busy).
+  std::chrono::milliseconds max_wait{10'000};
+  std::chrono::milliseconds timeout{120'000};  // one preheat request, connect to last byte
+};
+
 struct LogConfig {
   std::string level = "info";   // trace|debug|info|warn|error|off
   std::string format = "text";  // text|json
@@ -169,6 +188,7 @@ struct GatewayConfig {
   HealthConfig health;
   CatalogConfig catalog;
   AdmissionConfig admission;
+  PreheatConfig preheat;
   std::chrono::milliseconds drain{30'000};  // shutdown.drain_ms
   LogConfig log;
   AdminConfig admin;

@@ -73,6 +73,28 @@ struct AdmissionMetrics {
   prometheus::Histogram* estimated_cold_prefill_seconds = nullptr;
 };
 
+// Why a planned move's preheat was not sent (server/preheat.hpp).
+enum class PreheatSkip : std::uint8_t {
+  no_prompt,  // the session's last prompt is not kept (store cap, too large, never seen)
+  no_model,   // the new node does not hold the session's model (or its catalog never answered)
+  node_busy,  // no slot on the new node within preheat.max_wait_ms (client requests go first)
+  cap,        // preheat.max_per_node or preheat.max_total preheats already running or queued
+};
+inline constexpr std::size_t kPreheatSkipCount = 4;
+std::string_view to_string(PreheatSkip reason) noexcept;
+
+// Cache preheating (server/preheat.hpp): what was sent, what it cost, what was skipped.
+struct PreheatMetrics {
+  prometheus::Counter* sent = nullptr;       // requests sent to a node
+  prometheus::Counter* completed = nullptr;  // the node answered 2xx
+  prometheus::Counter* failed = nullptr;     // anything else (the client never notices)
+  std::array<prometheus::Counter*, kPreheatSkipCount> skipped{};
+  prometheus::Counter* prompt_tokens = nullptr;        // the preheats' prompts, as nodes count them
+  prometheus::Counter* prompt_eval_seconds = nullptr;  // the nodes' prefill time for them
+  prometheus::Gauge* store_sessions = nullptr;         // sessions whose last prompt is kept
+  prometheus::Gauge* store_bytes = nullptr;            // what they cost (preheat.max_bytes)
+};
+
 // Per-node admission children.
 struct NodeAdmissionMetrics {
   std::array<prometheus::Gauge*, admission::kPriorityCount> queue_depth{};
@@ -118,6 +140,7 @@ class GatewayMetrics {
   NodeMetrics& node(const std::string& node_id);
 
   AdmissionMetrics& admission() noexcept;
+  PreheatMetrics& preheat() noexcept;
 
   void count_routing_decision(routing::RouteKind kind) noexcept;
   // The counter of routing decisions whose session key came from `source` (a configured key

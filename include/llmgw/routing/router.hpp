@@ -66,7 +66,10 @@ struct NodeState {
   NodeState& operator=(const NodeState&) = delete;
 
   const std::string id;
-  const double weight;
+  // Scales the node's share of the ring and of the caps. Atomic so that a weight change
+  // (PATCH /admin/nodes/NAME, a reload) keeps the node's live state: the next table's ring is
+  // built with the new weight; a table built before keeps its ring but reads the new weight.
+  std::atomic<double> weight;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::int64_t> sessions{0};  // live sessions placed here (SessionTable)
   std::atomic<bool> healthy{true};

@@ -67,19 +67,6 @@ net::ClientResponse admin_call(net::HttpClient& client, const std::string& metho
   return client.send(request);
 }
 
-// The node each session lands on through the gateway.
-std::vector<std::string> nodes_of(GatewayFixture& fixture, net::HttpClient& client,
-                                  const std::vector<std::string>& sessions) {
-  std::vector<std::string> nodes;
-  for (const auto& session : sessions) {
-    const auto exchange =
-        post_json(client, fixture.url("/api/generate"), generate_body("hi", false), session);
-    EXPECT_EQ(exchange.status, 200) << exchange.body;
-    nodes.push_back(exchange.node);
-  }
-  return nodes;
-}
-
 TEST(GatewayAdmin, RequiresTheBearerTokenAndNeverLogsIt) {
   LogCapture logs;
   GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
@@ -121,7 +108,7 @@ TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
   for (int i = 0; i < 60; ++i) {
     sessions.push_back("admin-session-" + std::to_string(i));
   }
-  const auto before = nodes_of(fixture, client, sessions);
+  const auto before = session_nodes(fixture, client, sessions);
 
   const auto added = admin_call(client, "POST", fixture.url("/admin/nodes"),
                                 json{{"name", "node-d"}, {"url", extra.base_url()}}.dump());
@@ -136,7 +123,7 @@ TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
   members.push_back({"node-d", 1.0});
   const routing::HashRing ring(members);
 
-  const auto after = nodes_of(fixture, client, sessions);
+  const auto after = session_nodes(fixture, client, sessions);
   int moved = 0;
   for (std::size_t i = 0; i < sessions.size(); ++i) {
     const auto owner = ring.owner(routing::ring_position(sessions[i]));
@@ -153,7 +140,7 @@ TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
   const auto removed = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-d"));
   ASSERT_EQ(removed.status, 200) << removed.body;
   EXPECT_EQ(json::parse(removed.body)["nodes"].size(), 3U);
-  EXPECT_EQ(nodes_of(fixture, client, sessions), before);
+  EXPECT_EQ(session_nodes(fixture, client, sessions), before);
 
   const auto unknown = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-z"));
   EXPECT_EQ(unknown.status, 404);
@@ -176,24 +163,25 @@ TEST(GatewayAdmin, UnderSessionPlacementAJoiningNodeTakesNewSessionsAndALeavingO
     return sessions;
   };
   const auto old_sessions = make_sessions("placed-before-");
-  const auto before = nodes_of(fixture, client, old_sessions);
+  const auto before = session_nodes(fixture, client, old_sessions);
 
   const auto added = admin_call(client, "POST", fixture.url("/admin/nodes"),
                                 json{{"name", "node-d"}, {"url", extra.base_url()}}.dump());
   ASSERT_EQ(added.status, 201) << added.body;
-  EXPECT_EQ(nodes_of(fixture, client, old_sessions), before) << "a live session moved";
+  EXPECT_EQ(session_nodes(fixture, client, old_sessions), before) << "a live session moved";
 
   // 30 live sessions, 10 per old node: the fair share on 4 nodes stays <= 10 + 1 while the next 10
   // arrive, so the old nodes are full and every new session goes to node-d until it catches up.
   const auto new_sessions = make_sessions("placed-after-");
-  const auto placed = nodes_of(fixture, client, new_sessions);
+  const auto placed = session_nodes(fixture, client, new_sessions);
   const auto on_new = std::count(placed.begin(), placed.end(), "node-d");
   EXPECT_GE(on_new, 10) << "the new node did not take the new sessions";
 
   const auto removed = admin_call(client, "DELETE", fixture.url("/admin/nodes/node-d"));
   ASSERT_EQ(removed.status, 200) << removed.body;
-  EXPECT_EQ(nodes_of(fixture, client, old_sessions), before) << "a session of an old node moved";
-  const auto replaced = nodes_of(fixture, client, new_sessions);
+  EXPECT_EQ(session_nodes(fixture, client, old_sessions), before)
+      << "a session of an old node moved";
+  const auto replaced = session_nodes(fixture, client, new_sessions);
   for (std::size_t i = 0; i < new_sessions.size(); ++i) {
     EXPECT_NE(replaced[i], "node-d") << new_sessions[i];
     if (placed[i] != "node-d") {

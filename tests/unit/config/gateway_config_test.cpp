@@ -177,6 +177,22 @@ TEST(GatewayConfig, ShippedGatewayYamlDocumentsEveryKey) {
   }
 }
 
+TEST(GatewayConfig, PreheatKeysAndANodesDrainingFlagParseAndAreBounded) {
+  const GatewayConfig config = parse_gateway_config(
+      "preheat:\n  max_bytes: 1000\n  max_per_node: 3\n  max_wait_ms: 50\n"
+      "nodes:\n  - {url: 'http://a:1', draining: true}\n  - http://b:1\n");
+  EXPECT_EQ(config.preheat.max_bytes, 1000U);
+  EXPECT_EQ(config.preheat.max_per_node, 3U);
+  EXPECT_EQ(config.preheat.max_wait.count(), 50);
+  EXPECT_EQ(config.preheat.max_total, GatewayConfig{}.preheat.max_total);
+  EXPECT_TRUE(config.nodes[0].draining);
+  EXPECT_FALSE(config.nodes[1].draining);
+  EXPECT_THAT(problems_of("preheat:\n  max_per_node: 0\n"),
+              Contains(HasSubstr("preheat.max_per_node")));
+  EXPECT_THAT(problems_of("nodes:\n  - {url: 'http://a:1', draining: maybe}\n"),
+              Contains(HasSubstr("nodes[0].draining")));
+}
+
 TEST(GatewayConfig, ShippedDemoYamlFrontsThreeSims) {
   const GatewayConfig config = load_gateway_config({LLMGW_SOURCE_DIR "/config/demo.yaml", {}, {}});
   EXPECT_EQ(config.listen.address, "127.0.0.1");

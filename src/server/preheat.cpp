@@ -1,0 +1,268 @@
+// Cache preheating (preheat.hpp): the planned moves of a published change, and one preheat each.
+
+#include "preheat.hpp"
+
+#include <fmt/format.h>
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "catalog.hpp"
+#include "fleet_upstream.hpp"
+#include "llmgw/routing/session_key.hpp"
+
+namespace llmgw::server::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using metrics::PreheatSkip;
+using nlohmann::json;
+constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
+// How often a waiting preheat looks for an idle slot on its node.
+constexpr std::chrono::milliseconds kPollInterval{10};
+
+bool is_openai_path(std::string_view path) noexcept {
+  return path.starts_with("/v1/");
+}
+
+void count_skip(SharedState& shared, PreheatSkip reason) {
+  shared.metrics.preheat().skipped[static_cast<std::size_t>(reason)]->Increment();
+}
+
+// The node the session's next turn goes to in `snapshot`, planned as the proxy plans it. Under
+// balance_by: sessions a placement that may stay is kept untouched; one that may not (its home
+// drains, left, lacks the model, is down) is replaced now, so the turn finds the new placement;
+// a session without a placement is left alone (nullopt).
+std::optional<std::size_t> next_node(const Snapshot& snapshot, std::uint64_t position,
+                                     const routing::Eligibility& eligibility,
+                                     std::int64_t in_flight, Clock::time_point now) {
+  if (snapshot.sessions) {
+    const std::string home = snapshot.sessions->home_of(position, now);
+    if (home.empty()) {
+      return std::nullopt;  // no placement (a fresh table): its next turn is placed afresh
+    }
+    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+      if (snapshot.nodes[i]->id == home && eligibility.holders.contains(i) &&
+          snapshot.nodes[i]->healthy.load()) {
+        return i;
+      }
+    }
+    const auto plan = snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy,
+                                              now, eligibility);
+    return plan.empty() ? std::nullopt : std::optional{std::size_t{plan.first()}};
+  }
+  const auto plan =
+      routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy, eligibility);
+  return plan.empty() ? std::nullopt : std::optional{std::size_t{plan.first()}};
+}
+
+// What a completed preheat cost the node: its prompt tokens and prefill time (Ollama's
+// prompt_eval_count and prompt_eval_duration in ns; OpenAI's usage.prompt_tokens).
+void count_cost(SharedState& shared, const std::string& answer) {
+  const auto parsed = json::parse(answer, nullptr, false);
+  if (!parsed.is_object()) {
+    return;
+  }
+  auto& preheat = shared.metrics.preheat();
+  const auto number = [](const json& value) {
+    return value.is_number() ? value.get<double>() : 0.0;
+  };
+  if (parsed.contains("prompt_eval_count")) {
+    preheat.prompt_tokens->Increment(number(parsed["prompt_eval_count"]));
+    preheat.prompt_eval_seconds->Increment(number(parsed.value("prompt_eval_duration", json{})) /
+                                           1e9);
+  } else if (parsed.contains("usage") && parsed["usage"].is_object()) {
+    preheat.prompt_tokens->Increment(number(parsed["usage"].value("prompt_tokens", json{})));
+  }
+}
+
+// Waits (bounded by `deadline`) for the node's catalog entry: true when the node holds `model`
+// (or nothing can be known: the catalog is off, no model named).
+asio::awaitable<bool> node_holds(asio::io_context& io, const Snapshot& snapshot,
+                                 const UpstreamNode& node, const std::string& model,
+                                 Clock::time_point deadline) {
+  if (model.empty() || snapshot.config().catalog.interval.count() == 0) {
+    co_return true;
+  }
+  asio::steady_timer timer(io);
+  for (;;) {
+    const auto models = node.models.load(std::memory_order_acquire);
+    if (models && models->current) {
+      co_return models->holds(model);
+    }
+    if (Clock::now() >= deadline) {
+      co_return false;  // a node whose models are unknown gets no preheat
+    }
+    timer.expires_after(kPollInterval * 5);
+    co_await timer.async_wait(kAsTuple);
+  }
+}
+
+// A slot of the lowest class (AdmissionGate::try_admit_idle), polled until `deadline`.
+asio::awaitable<AdmissionGate::Permit> idle_slot(asio::io_context& io, UpstreamNode& node,
+                                                 const std::string& model,
+                                                 Clock::time_point deadline) {
+  asio::steady_timer timer(io);
+  for (;;) {
+    auto permit = node.admission.try_admit_idle(model);
+    if (permit.held() || Clock::now() >= deadline) {
+      co_return permit;
+    }
+    timer.expires_after(kPollInterval);
+    co_await timer.async_wait(kAsTuple);
+  }
+}
+
+}  // namespace
+
+bool is_preheatable_path(std::string_view path) noexcept {
+  return path == "/api/chat" || path == "/api/generate" || path == "/v1/chat/completions" ||
+         path == "/v1/completions";
+}
+
+std::optional<std::string> preheat_body(std::string_view path, const std::string& body) {
+  auto parsed = json::parse(body, nullptr, false);
+  if (!parsed.is_object()) {
+    return std::nullopt;
+  }
+  parsed["stream"] = false;
+  if (is_openai_path(path)) {
+    parsed.erase("stream_options");
+    parsed["max_tokens"] = 1;
+    if (parsed.contains("max_completion_tokens")) {
+      parsed["max_completion_tokens"] = 1;
+    }
+  } else {
+    if (!parsed.contains("options") || !parsed["options"].is_object()) {
+      parsed["options"] = json::object();
+    }
+    parsed["options"]["num_predict"] = 1;  // Ollama: 0 would mean "no limit"
+  }
+  return parsed.dump();
+}
+
+void remember_turn(SharedState& shared, const Snapshot& snapshot, std::uint64_t position,
+                   std::string_view path, const std::string& body, const UpstreamNode& node) {
+  if (snapshot.config().preheat.max_bytes == 0 || !is_preheatable_path(path)) {
+    return;
+  }
+  const auto now = Clock::now();
+  shared.prompts.remember(position, std::string{path}, body, node.id, now);
+}
+
+bool lands_preheated(SharedState& shared, std::uint64_t position, const UpstreamNode& node) {
+  return shared.prompts.preheated_on(position, node.id);
+}
+
+Preheater::Preheater(SharedState& shared, asio::io_context& control)
+    : shared_(shared), control_(control) {
+  shared_.on_published = [this](std::shared_ptr<const Snapshot>,
+                                std::shared_ptr<const Snapshot> after) {
+    asio::post(control_, [this, after = std::move(after)] { plan_moves(after); });
+  };
+}
+
+void Preheater::count_unkept_moves(
+    const Snapshot& after, const std::vector<std::pair<std::uint64_t, routing::StoredPrompt>>& kept,
+    Clock::time_point now) {
+  if (!after.sessions) {
+    return;  // without placements the sessions the gateway knows are those it kept
+  }
+  std::unordered_set<std::uint64_t> with_prompt;
+  for (const auto& entry : kept) {
+    with_prompt.insert(entry.first);
+  }
+  for (const auto& [position, placement] : after.sessions->placements(now)) {
+    const UpstreamNode* home = after.find(placement.home);
+    const bool moves = home == nullptr || home->draining.load(std::memory_order_relaxed);
+    if (moves && !with_prompt.contains(position)) {
+      count_skip(shared_, PreheatSkip::no_prompt);
+    }
+  }
+}
+
+void Preheater::plan_moves(const std::shared_ptr<const Snapshot>& after) {
+  const auto& config = after->config();
+  // With shared placements another replica may place the session: not preheated (DESIGN §2.4).
+  if (config.preheat.max_bytes == 0 || shared_.placement_store || after != shared_.current()) {
+    return;  // (a newer change is queued behind this one and plans from its own snapshot)
+  }
+  const auto now = Clock::now();
+  const auto in_flight = shared_.total_in_flight.load(std::memory_order_relaxed);
+  auto kept = shared_.prompts.live(now);
+  count_unkept_moves(*after, kept, now);
+  for (auto& [position, prompt] : kept) {
+    const auto fields = routing::scan_body(*prompt.body, config.routing.prefix_bytes, true);
+    const ModelRoute model = route_model(*after, fields.model);
+    const auto target = next_node(*after, position, model.eligibility, in_flight, now);
+    if (!target || after->node(*target).id == prompt.node ||
+        after->node(*target).id == prompt.preheat_node) {
+      continue;  // stays, or is already being warmed there
+    }
+    auto node = after->nodes[*target];
+    if (per_node_[node->id] >= config.preheat.max_per_node || total_ >= config.preheat.max_total) {
+      count_skip(shared_, PreheatSkip::cap);
+      continue;
+    }
+    if (!shared_.prompts.begin_preheat(position, node->id)) {
+      continue;
+    }
+    ++per_node_[node->id];
+    ++total_;
+    asio::co_spawn(control_, preheat(after, std::move(node), position, prompt, model.model),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> Preheater::preheat(std::shared_ptr<const Snapshot> snapshot,
+                                         std::shared_ptr<UpstreamNode> target,
+                                         std::uint64_t position, routing::StoredPrompt prompt,
+                                         std::string model) {
+  const auto& config = snapshot->config().preheat;
+  auto& metrics = shared_.metrics.preheat();
+  const auto started = Clock::now();
+  const auto deadline = started + config.max_wait;
+  bool completed = false;
+  const auto body = preheat_body(prompt.path, *prompt.body);
+  if (!(co_await node_holds(control_, *snapshot, *target, model, deadline))) {
+    count_skip(shared_, PreheatSkip::no_model);
+  } else if (!body) {
+    metrics.failed->Increment();
+  } else if (auto permit = co_await idle_slot(control_, *target, model, deadline); !permit.held()) {
+    count_skip(shared_, PreheatSkip::node_busy);
+  } else {
+    metrics.sent->Increment();
+    FleetCallLimits limits;
+    limits.connect = snapshot->config().timeouts.connect;
+    limits.head = config.timeout;
+    limits.idle = config.timeout;
+    limits.deadline = Clock::now() + config.timeout;
+    FleetCancel cancel;
+    const auto answer =
+        co_await call_node(*target, beast::http::verb::post, prompt.path, *body, limits, cancel);
+    permit.release(false);  // not a client's service time: the warm-wait estimate ignores it
+    completed = answer.answered() && answer.status / 100 == 2;
+    if (completed) {
+      metrics.completed->Increment();
+      count_cost(shared_, answer.body);
+    } else {
+      metrics.failed->Increment();
+      // The node's problem, never the prompt.
+      spdlog::debug("preheat of node {} failed: {}", target->id, answer.problem());
+    }
+  }
+  shared_.prompts.end_preheat(position, target->id, completed);
+  --per_node_[target->id];
+  --total_;
+}
+
+}  // namespace llmgw::server::detail

@@ -1,0 +1,87 @@
+#pragma once
+
+// Internal: cache preheating (docs/DESIGN.md §2.4). When a published change (PATCH /admin/nodes
+// draining or weight, a node added or removed, a reload) moves a session to another node, its
+// next turn would pay a cold prefill of its whole history there. The gateway knows the move
+// before the turn, and the turn starts with the session's last prompt (routing/prompt_store.hpp),
+// so it sends that prompt to the new node in the background first:
+//
+// - which sessions: every session with a kept prompt whose next turn, planned on the new snapshot
+//   as the proxy would plan it, goes to another node than the one that served its last turn.
+//   Under balance_by: sessions a session whose home may no longer keep it (draining, removed,
+//   without its model) is placed now, so the preheat and the next turn go to the same node.
+// - what: the kept body with generation cut to one token and no stream (Ollama:
+//   options.num_predict 1, stream false; Ollama reads num_predict 0 as "no limit", so 1 is its
+//   minimum; OpenAI-compatible: max_tokens 1, stream false), to the same path, without any of
+//   the client's headers. The answer is read and discarded; only its token counts are kept.
+// - never to a node without the model: with the catalog on, the new node's entry must be current
+//   and list the model (a node just added is waited for, up to preheat.max_wait_ms).
+// - as the lowest priority class (admission::Priority::preheat): a preheat waits behind every
+//   client request for a slot on its node, up to preheat.max_wait_ms (then skipped: node_busy).
+//   It does not count as in flight for bounded loads. A slot it holds is held to its end (a node
+//   cannot be interrupted mid-prefill): max_per_node bounds that.
+// - bounded: at most preheat.max_per_node preheats running or queued per node and
+//   preheat.max_total in all; more are skipped (cap). One preheat per session and new node.
+// - a failure changes nothing: the session's next turn goes where it would have gone, cold.
+//
+// Thread safety: the store and the metrics are thread-safe; the Preheater runs on the control
+// thread (changes are posted to it).
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gateway_state.hpp"
+
+namespace llmgw::server::detail {
+
+// The paths whose bodies are kept and preheated: /api/chat, /api/generate,
+// /v1/chat/completions, /v1/completions.
+bool is_preheatable_path(std::string_view path) noexcept;
+
+// The body a preheat sends for a client's `body` on `path`: generation cut to one token, no
+// stream. nullopt when `body` is not a JSON object.
+std::optional<std::string> preheat_body(std::string_view path, const std::string& body);
+
+// The proxy's account step, after a relayed 2xx turn of a keyed request: keeps its body as the
+// session's last prompt (a no-op for other paths, or with preheat.max_bytes 0).
+void remember_turn(SharedState& shared, const Snapshot& snapshot, std::uint64_t position,
+                   std::string_view path, const std::string& body, const UpstreamNode& node);
+
+// True when `node` was preheated for this session's next turn (the turn about to be relayed
+// from it says X-Gateway-Preheated: true).
+bool lands_preheated(SharedState& shared, std::uint64_t position, const UpstreamNode& node);
+
+class Preheater {
+ public:
+  // Registers SharedState::on_published (construct it before the workers run).
+  Preheater(SharedState& shared, asio::io_context& control);
+  Preheater(const Preheater&) = delete;
+  Preheater& operator=(const Preheater&) = delete;
+
+ private:
+  // On the control thread: the sessions `after` moves, each preheated or skipped.
+  void plan_moves(const std::shared_ptr<const Snapshot>& after);
+  // Placed sessions that `after` moves (home draining or gone) but whose prompt is not kept.
+  void count_unkept_moves(const Snapshot& after,
+                          const std::vector<std::pair<std::uint64_t, routing::StoredPrompt>>& kept,
+                          std::chrono::steady_clock::time_point now);
+  asio::awaitable<void> preheat(std::shared_ptr<const Snapshot> snapshot,
+                                std::shared_ptr<UpstreamNode> target, std::uint64_t position,
+                                routing::StoredPrompt prompt, std::string model);
+
+  SharedState& shared_;
+  asio::io_context& control_;
+  // Preheats running or queued, per node id and in all (control thread only).
+  std::map<std::string, std::size_t, std::less<>> per_node_;
+  std::size_t total_ = 0;
+};
+
+}  // namespace llmgw::server::detail

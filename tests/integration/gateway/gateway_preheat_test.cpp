@@ -1,0 +1,479 @@
+// Cache preheating (docs/DESIGN.md §2.4): when a node drains, each of its sessions' last prompts
+// is sent once to the session's new node before the session's next turn, cut to one token, without
+// the client's headers, never to a node without the model, behind every client request; a
+// preheat that fails changes nothing for the client; ollama-sim caches what a preheat sent.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llmgw/net/http_server.hpp"
+#include "llmgw/routing/hash_ring.hpp"
+#include "support/gateway_fixture.hpp"
+#include "support/wait.hpp"
+
+namespace llmgw::testing {
+namespace {
+
+using nlohmann::json;
+constexpr std::string_view kPreheatToken = "preheat-admin-token";
+
+net::ServerOptions recording_server_options() {
+  net::ServerOptions options;
+  options.threads = 4;
+  return options;
+}
+
+// An Ollama-like node that records every generation request it receives, in order. It lists
+// `models`; a chat whose last message says "slow" takes 600 ms; with `fail_preheats` a
+// one-token request (a preheat) gets a 500.
+class RecordingOllamaNode {
+ public:
+  struct Seen {
+    std::string path;
+    json body;
+    bool authorization = false;  // the request carried an Authorization header
+  };
+
+  explicit RecordingOllamaNode(std::vector<std::string> models = {"llama3.2:latest"},
+                               bool fail_preheats = false)
+      : models_(std::move(models)),
+        fail_preheats_(fail_preheats),
+        server_(recording_server_options(),
+                [this](const net::ServerRequest& request, net::ResponseStream& stream) {
+                  return handle(request, stream);
+                }) {
+    server_.start();
+  }
+
+  std::string base_url() const { return server_.base_url(); }
+
+  std::vector<Seen> seen() const {
+    std::lock_guard lock(mutex_);
+    return seen_;
+  }
+
+ private:
+  struct Reply {
+    int status = 200;
+    std::string body;
+    bool slow = false;
+  };
+
+  // Everything but the I/O (GCC 12 miscompiles some initializer lists inside coroutines).
+  Reply reply_to(const net::ServerRequest& request) {
+    if (request.path() == "/api/tags") {
+      json list = json::array();
+      for (const auto& model : models_) {
+        list.push_back({{"name", model}, {"model", model}});
+      }
+      return {200, json{{"models", list}}.dump()};
+    }
+    if (request.path() == "/api/ps") {
+      return {200, R"({"models":[]})"};
+    }
+    if (request.path() != "/api/chat") {
+      return {200, R"({"version":"0.9.0"})"};
+    }
+    const auto body = json::parse(request.body, nullptr, false);
+    {
+      std::lock_guard lock(mutex_);
+      seen_.push_back(
+          {std::string{request.path()}, body, request.header("Authorization").has_value()});
+    }
+    const bool preheat = body.contains("options") && body["options"].value("num_predict", 0) == 1;
+    if (preheat && fail_preheats_) {
+      return {500, R"({"error":"preheat refused"})"};
+    }
+    const json answer{{"model", body.value("model", "")},
+                      {"message", {{"role", "assistant"}, {"content", "ok"}}},
+                      {"done", true},
+                      {"done_reason", "stop"},
+                      {"prompt_eval_count", 100},
+                      {"prompt_eval_duration", 2'000'000},
+                      {"eval_count", 1},
+                      {"eval_duration", 1'000'000}};
+    const bool slow =
+        body["messages"].back().value("content", std::string{}).find("slow") != std::string::npos;
+    return {200, answer.dump(), slow};
+  }
+
+  boost::asio::awaitable<void> handle(const net::ServerRequest& request,
+                                      net::ResponseStream& stream) {
+    Reply reply = reply_to(request);
+    if (reply.slow) {
+      co_await stream.sleep(std::chrono::milliseconds{600});
+    }
+    net::HttpHeaders headers;
+    headers.push_back({"Content-Type", "application/json"});
+    co_await stream.respond(reply.status, std::move(headers), std::move(reply.body));
+  }
+
+  std::vector<std::string> models_;
+  bool fail_preheats_;
+  mutable std::mutex mutex_;
+  std::vector<Seen> seen_;
+  net::HttpServer server_;
+};
+
+bool is_preheat(const RecordingOllamaNode::Seen& seen) {
+  return seen.body.contains("options") && seen.body["options"].value("num_predict", 0) == 1 &&
+         seen.body.value("stream", true) == false;
+}
+
+std::string first_message(const RecordingOllamaNode::Seen& seen) {
+  return seen.body["messages"][0].value("content", std::string{});
+}
+
+// A gateway in front of recording nodes node-a, node-b, ...
+struct PreheatFleet {
+  explicit PreheatFleet(std::vector<std::unique_ptr<RecordingOllamaNode>> fleet_nodes,
+                        const std::function<void(config::GatewayConfig&)>& configure = {})
+      : nodes(std::move(fleet_nodes)) {
+    std::vector<config::NodeConfig> configs;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      configs.push_back(
+          test_node(std::string{"node-"} + static_cast<char>('a' + i), nodes[i]->base_url()));
+    }
+    config = test_gateway_config(configs);
+    config.admin.token = std::string{kPreheatToken};
+    config.catalog.interval = std::chrono::milliseconds{200};
+    if (configure) {
+      configure(config);
+    }
+    config::validate(config);
+    gateway = std::make_unique<server::Gateway>(config);
+    gateway->start();
+    // Routing by model needs every catalog entry.
+    EXPECT_TRUE(wait_until([&] {
+      const auto health = json::parse(get_url(client, url("/health")).body);
+      return std::all_of(health["nodes"].begin(), health["nodes"].end(),
+                         [](const json& node) { return node["catalog"]["current"] == true; });
+    }));
+  }
+  ~PreheatFleet() { gateway.reset(); }
+
+  std::string url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(gateway->port()) + std::string{path};
+  }
+
+  std::size_t index_of(std::string_view name) const {
+    return static_cast<std::size_t>(name.back() - 'a');
+  }
+
+  // One chat turn of `session`: its history is the first message, then `then` if given.
+  Exchange turn(const std::string& session, const std::string& then = {}) {
+    json messages = json::array({{{"role", "user"}, {"content", "hello from " + session}}});
+    if (!then.empty()) {
+      messages.push_back({{"role", "assistant"}, {"content", "ok"}});
+      messages.push_back({{"role", "user"}, {"content", then}});
+    }
+    const json body{{"model", "llama3.2"}, {"messages", messages}, {"stream", false}};
+    return post_json(client, url("/api/chat"), body.dump(), session,
+                     {{"Authorization", "Bearer client-secret-never-kept"}});
+  }
+
+  int patch(const std::string& name, const std::string& body) {
+    net::ClientRequest request;
+    request.method = "PATCH";
+    request.url = url("/admin/nodes/" + name);
+    request.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}},
+                       {"Content-Type", "application/json"}};
+    request.body = body;
+    return client.send(request).status;
+  }
+
+  double metric(std::string_view name, const std::vector<std::string>& labels = {}) {
+    return metric_sum(get_url(client, url("/metrics")).body, name, labels);
+  }
+
+  // Waits (bounded) until the series of `name` with `label` reaches `value`.
+  bool metric_reaches(std::string_view name, const std::string& label, std::size_t value) {
+    return wait_until([&] { return metric(name, {label}) == static_cast<double>(value); });
+  }
+
+  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
+  config::GatewayConfig config;
+  net::HttpClient client;
+  std::unique_ptr<server::Gateway> gateway;
+};
+
+std::vector<std::unique_ptr<RecordingOllamaNode>> recording_nodes(std::size_t count) {
+  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
+  for (std::size_t i = 0; i < count; ++i) {
+    nodes.push_back(std::make_unique<RecordingOllamaNode>());
+  }
+  return nodes;
+}
+
+// The sessions whose first turn landed on `node`, out of `count` tried.
+std::vector<std::string> sessions_on(PreheatFleet& fleet, std::string_view node, int count,
+                                     const std::string& prefix) {
+  std::vector<std::string> on_node;
+  for (int i = 0; i < count; ++i) {
+    const std::string session = prefix + std::to_string(i);
+    const auto first = fleet.turn(session);
+    EXPECT_EQ(first.status, 200) << first.body;
+    if (first.node == node) {
+      on_node.push_back(session);
+    }
+  }
+  return on_node;
+}
+
+TEST(GatewayPreheat, ADrainedNodesSessionsGetExactlyOnePreheatEachBeforeTheirNextTurn) {
+  PreheatFleet fleet(recording_nodes(3));
+  const auto moved = sessions_on(fleet, "node-a", 18, "drained-");
+  ASSERT_FALSE(moved.empty());
+
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", moved.size()))
+      << moved.size() << " moved; sent "
+      << fleet.metric("llmgw_preheats_total", {"outcome=\"sent\""}) << ", skipped "
+      << fleet.metric("llmgw_preheats_skipped_total");
+
+  for (const auto& session : moved) {
+    const auto next = fleet.turn(session, "and then?");
+    ASSERT_EQ(next.status, 200) << next.body;
+    EXPECT_NE(next.node, "node-a");
+    EXPECT_EQ(next.response.header("X-Gateway-Preheated").value_or(""), "true") << session;
+    // On the new node: one preheat of the last turn's messages, then the turn; nowhere else.
+    std::vector<std::string> order;
+    for (std::size_t n = 0; n < fleet.nodes.size(); ++n) {
+      for (const auto& seen : fleet.nodes[n]->seen()) {
+        if (first_message(seen) != "hello from " + session) {
+          continue;
+        }
+        if (is_preheat(seen)) {
+          EXPECT_EQ(seen.body["messages"].size(), 1U) << "the preheat is the last prompt";
+          EXPECT_FALSE(seen.authorization) << "the client's Authorization was kept";
+        }
+        if (fleet.nodes[n].get() != fleet.nodes[fleet.index_of(next.node)].get()) {
+          EXPECT_FALSE(is_preheat(seen)) << session << ": preheat on another node";
+          continue;
+        }
+        order.push_back(is_preheat(seen) ? "preheat" : "turn");
+      }
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{"preheat", "turn"})) << session;
+  }
+  // The second turn on the warmed node says nothing more.
+  const auto again = fleet.turn(moved.front(), "more");
+  EXPECT_FALSE(again.response.header("X-Gateway-Preheated").has_value());
+  EXPECT_EQ(fleet.metric("llmgw_preheats_total", {"outcome=\"sent\""}),
+            static_cast<double>(moved.size()))
+      << "sessions of the other nodes did not move and get none";
+  EXPECT_EQ(fleet.metric("llmgw_preheat_prompt_tokens_total"), 100.0 * moved.size());
+  const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+  EXPECT_EQ(health["preheat"]["sessions"], 18);
+  EXPECT_GT(health["preheat"]["bytes"].get<double>(), 0);
+}
+
+TEST(GatewayPreheat, APreheatNeverReachesANodeWithoutTheModel) {
+  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
+  nodes.push_back(std::make_unique<RecordingOllamaNode>());
+  nodes.push_back(std::make_unique<RecordingOllamaNode>());
+  nodes.push_back(std::make_unique<RecordingOllamaNode>(std::vector<std::string>{"qwen2.5:0.5b"}));
+  PreheatFleet fleet(std::move(nodes));
+  const auto moved = sessions_on(fleet, "node-a", 16, "model-");
+  ASSERT_FALSE(moved.empty());
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", moved.size()));
+  EXPECT_TRUE(fleet.nodes[2]->seen().empty()) << "node-c holds no llama3.2 and got a request";
+  for (const auto& session : moved) {
+    EXPECT_EQ(fleet.turn(session, "next").node, "node-b");
+  }
+}
+
+TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
+  // Plain ring: a keyed request waits for its node (never spills), so node-b's queue is sure.
+  PreheatFleet fleet(recording_nodes(2), [](config::GatewayConfig& config) {
+    config.routing.balance_factor = 0;
+    config.nodes[1].max_in_flight = 2;
+  });
+  std::vector<routing::RingMember> members{{"node-a", 1.0}, {"node-b", 1.0}};
+  const routing::HashRing ring(members, fleet.config.routing.virtual_nodes);
+  const auto session_owned_by = [&](std::size_t owner, const std::string& prefix) {
+    for (int i = 0;; ++i) {
+      const std::string session = prefix + std::to_string(i);
+      if (ring.owner(routing::ring_position(session)) == owner) {
+        return session;
+      }
+    }
+  };
+  const auto moving = session_owned_by(0, "moving-");
+  ASSERT_EQ(fleet.turn(moving).node, "node-a");
+
+  const auto client_in = [&](const std::string& session, const std::string& text) {
+    return std::thread([&fleet, session, text] {
+      PreheatFleet& f = fleet;
+      net::HttpClient own;
+      const json body{{"model", "llama3.2"},
+                      {"messages", json::array({{{"role", "user"}, {"content", text}}})},
+                      {"stream", false}};
+      EXPECT_EQ(post_json(own, f.url("/api/chat"), body.dump(), session).status, 200);
+    });
+  };
+  const auto node_b_admission = [&] {
+    const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+    return health["nodes"][1]["admission"];
+  };
+  auto slow = client_in(session_owned_by(1, "slow-"), "slow one");
+  ASSERT_TRUE(wait_until([&] { return node_b_admission()["in_flight"] == 1; }));
+  auto slower = client_in(session_owned_by(1, "slower-"), "slow two");
+  ASSERT_TRUE(wait_until([&] { return node_b_admission()["in_flight"] == 2; }));
+  auto queued = client_in(session_owned_by(1, "queued-"), "queued one");
+  ASSERT_TRUE(wait_until([&] { return node_b_admission()["queued"]["interactive"] == 1; }));
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  slow.join();
+  slower.join();
+  queued.join();
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", 1));
+
+  std::vector<std::string> order;
+  for (const auto& seen : fleet.nodes[1]->seen()) {
+    order.push_back(is_preheat(seen) ? "preheat" : first_message(seen));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"slow one", "slow two", "queued one", "preheat"}))
+      << "the client request waiting at the cap went after the preheat";
+}
+
+TEST(GatewayPreheat, AFailedPreheatChangesNothingForTheClient) {
+  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
+  for (int i = 0; i < 3; ++i) {
+    nodes.push_back(std::make_unique<RecordingOllamaNode>(
+        std::vector<std::string>{"llama3.2:latest"}, /*fail_preheats=*/true));
+  }
+  PreheatFleet fleet(std::move(nodes));
+  const auto moved = sessions_on(fleet, "node-a", 16, "failing-");
+  ASSERT_FALSE(moved.empty());
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"failed\"", moved.size()));
+  for (const auto& session : moved) {
+    const auto next = fleet.turn(session, "still there?");
+    EXPECT_EQ(next.status, 200) << next.body;
+    EXPECT_NE(next.node, "node-a");
+    EXPECT_FALSE(next.response.header("X-Gateway-Preheated").has_value());
+  }
+  const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+  for (const auto& node : health["nodes"]) {
+    EXPECT_EQ(node["healthy"], true) << "a preheat's 500 counted against " << node["name"];
+    EXPECT_EQ(node["consecutive_failures"], 0);
+  }
+}
+
+// ollama-sim keeps what a preheat prefilled in a KV slot: the moved session's next turn finds its
+// history cached on the new node.
+TEST(GatewayPreheat, OllamaSimCachesThePreheatedPromptForTheNextTurn) {
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kPreheatToken};
+  }});
+  net::HttpClient client;
+  const std::string history(8'000, 'h');  // ~2,000 tokens
+  const auto body_for = [&](const std::string& session, bool next) {
+    json messages = json::array({{{"role", "user"}, {"content", session + history}}});
+    if (next) {
+      messages.push_back({{"role", "assistant"}, {"content", "fine"}});
+      messages.push_back({{"role", "user"}, {"content", "next"}});
+    }
+    return json{{"model", "llama3.2"}, {"messages", messages}, {"stream", false}}.dump();
+  };
+  std::string session;
+  for (int i = 0; session.empty(); ++i) {
+    const std::string candidate = "cached-" + std::to_string(i);
+    if (fixture.ring_owner(candidate) == 0) {
+      session = candidate;
+    }
+  }
+  ASSERT_EQ(post_json(client, fixture.url("/api/chat"), body_for(session, false), session).node,
+            "node-a");
+  net::ClientRequest drain;
+  drain.method = "PATCH";
+  drain.url = fixture.url("/admin/nodes/node-a");
+  drain.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}}};
+  drain.body = R"({"draining": true})";
+  ASSERT_EQ(client.send(drain).status, 200);
+  ASSERT_TRUE(wait_until([&] {
+    return metric_sum(get_url(client, fixture.url("/metrics")).body, "llmgw_preheats_total",
+                      {"outcome=\"completed\""}) == 1;
+  }));
+  const auto next = post_json(client, fixture.url("/api/chat"), body_for(session, true), session);
+  ASSERT_EQ(next.status, 200);
+  EXPECT_EQ(next.response.header("X-Gateway-Preheated").value_or(""), "true");
+  const auto& stats = fixture.sim(*fixture.node_index(next.node)).stats();
+  // The preheat's prompt was evaluated cold; the turn found all of it cached.
+  EXPECT_GE(stats.cached_prompt_tokens, 1'900U) << "prompt tokens: " << stats.prompt_tokens;
+}
+
+// On the plain ring a node that joins owns part of the ring at once: the sessions it now owns get
+// their preheat there before their next turn; the others none.
+TEST(GatewayPreheat, ANodeAddedWarmsTheSessionsItNowOwns) {
+  auto nodes = recording_nodes(3);
+  auto joining = std::make_unique<RecordingOllamaNode>();
+  const std::string joining_url = joining->base_url();
+  PreheatFleet fleet(std::move(nodes),
+                     [](config::GatewayConfig& config) { config.routing.balance_factor = 0; });
+  std::vector<std::string> sessions;
+  for (int i = 0; i < 24; ++i) {
+    sessions.push_back("joined-" + std::to_string(i));
+    ASSERT_EQ(fleet.turn(sessions.back()).status, 200);
+  }
+  std::vector<routing::RingMember> members{
+      {"node-a", 1.0}, {"node-b", 1.0}, {"node-c", 1.0}, {"node-d", 1.0}};
+  const routing::HashRing ring(members, fleet.config.routing.virtual_nodes);
+  std::set<std::string> to_new;
+  for (const auto& session : sessions) {
+    if (ring.owner(routing::ring_position(session)) == 3) {
+      to_new.insert(session);
+    }
+  }
+  ASSERT_FALSE(to_new.empty());
+  net::ClientRequest add;
+  add.method = "POST";
+  add.url = fleet.url("/admin/nodes");
+  add.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}},
+                 {"Content-Type", "application/json"}};
+  add.body = json{{"name", "node-d"}, {"url", joining_url}}.dump();
+  ASSERT_EQ(fleet.client.send(add).status, 201);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", to_new.size()))
+      << to_new.size() << " sessions now owned by node-d";
+  std::set<std::string> warmed;
+  for (const auto& seen : joining->seen()) {
+    EXPECT_TRUE(is_preheat(seen));
+    warmed.insert(first_message(seen).substr(std::string_view{"hello from "}.size()));
+  }
+  EXPECT_EQ(warmed, to_new);
+  for (const auto& session : to_new) {
+    const auto next = fleet.turn(session, "next");
+    EXPECT_EQ(next.node, "node-d");
+    EXPECT_EQ(next.response.header("X-Gateway-Preheated").value_or(""), "true");
+  }
+}
+
+TEST(GatewayPreheat, ASessionWhosePromptIsNotKeptIsCountedAsSkipped) {
+  PreheatFleet fleet(recording_nodes(3), [](config::GatewayConfig& config) {
+    config.preheat.max_bytes = 64;  // smaller than any entry: nothing is kept
+  });
+  const auto moved = sessions_on(fleet, "node-a", 12, "unkept-");
+  ASSERT_FALSE(moved.empty());
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  ASSERT_TRUE(
+      fleet.metric_reaches("llmgw_preheats_skipped_total", "reason=\"no_prompt\"", moved.size()));
+  EXPECT_EQ(fleet.metric("llmgw_preheats_total"), 0.0);
+  const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+  EXPECT_EQ(health["preheat"]["sessions"], 0);
+  EXPECT_EQ(health["preheat"]["max_bytes"], 64);
+}
+
+}  // namespace
+}  // namespace llmgw::testing
