@@ -45,7 +45,13 @@ struct SeedRun {
   WorkloadRun run;
   std::vector<std::string> nodes;             // every node behind the gateway, when known
   std::optional<CacheCounts> measured_cache;  // the sims' own counters, when the bench started them
+  std::optional<std::uint64_t> model_loads{};  // the sims' model loads, when the bench started them
 };
+
+// Cache reuse from what the servers said in their answers (OpenAI-compatible usage, llama.cpp's
+// timings): cached over prompt tokens of the ok requests that reported a cached count; nullopt
+// when none did (Ollama's native API).
+std::optional<double> reported_cache_reuse(const std::vector<RequestRecord>& requests);
 
 // Cache reuse estimated from Ollama's final records, for nodes whose counters we cannot read:
 // a request evaluated about prompt_eval_duration × rate tokens, the rest came from the cache.
