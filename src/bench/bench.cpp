@@ -224,6 +224,9 @@ class SpawnedCluster {
       sims_.push_back(std::move(node));
     }
     config::validate(gateway_config);
+    if (spawn.preload) {
+      preload(inventories);
+    }
     const bool wait_for_catalog = mode.catalog && !inventories.empty();
     gateway_ = std::make_unique<server::Gateway>(std::move(gateway_config));
     gateway_->start();
@@ -248,6 +251,7 @@ class SpawnedCluster {
   std::string url() const { return fmt::format("http://127.0.0.1:{}", gateway_->port()); }
   const std::vector<std::string>& node_ids() const { return node_ids_; }
 
+  // The run's counts: the sims' counters since the start, less what the preload cost.
   CacheCounts cache_counts() const {
     CacheCounts counts;
     for (const auto& node : sims_) {
@@ -255,6 +259,8 @@ class SpawnedCluster {
       counts.prompt_tokens += stats.prompt_tokens;
       counts.cached_prompt_tokens += stats.cached_prompt_tokens;
     }
+    counts.prompt_tokens -= before_.prompt_tokens;
+    counts.cached_prompt_tokens -= before_.cached_prompt_tokens;
     return counts;
   }
 
@@ -263,7 +269,7 @@ class SpawnedCluster {
     for (const auto& node : sims_) {
       loads += node->stats().model_loads;
     }
-    return loads;
+    return loads - loads_before_;
   }
 
  private:
@@ -294,6 +300,29 @@ class SpawnedCluster {
     throw std::runtime_error("the spawned gateway did not list its nodes' models within 10 s");
   }
 
+  // One tiny chat per sim, straight to it, for its first model; then the counters' baseline.
+  void preload(const std::vector<std::vector<sim::ModelSpec>>& inventories) {
+    net::HttpClient client;
+    for (std::size_t i = 0; i < sims_.size() && i < inventories.size(); ++i) {
+      const auto response =
+          client.send({"POST",
+                       sims_[i]->base_url() + "/api/chat",
+                       {{"Content-Type", "application/json"}},
+                       nlohmann::json{{"model", inventories[i].front().name},
+                                      {"stream", false},
+                                      {"messages", {{{"role", "user"}, {"content", "warm up"}}}},
+                                      {"options", {{"num_predict", 1}}}}
+                           .dump()});
+      if (response.status != 200) {
+        throw std::runtime_error(fmt::format("preloading sim-{} answered {}", i, response.status));
+      }
+    }
+    before_ = cache_counts();
+    loads_before_ = model_loads();
+  }
+
+  CacheCounts before_{};
+  std::uint64_t loads_before_ = 0;
   std::vector<std::unique_ptr<sim::OllamaSim>> sims_;
   std::vector<std::string> node_ids_;
   std::unique_ptr<server::Gateway> gateway_;
@@ -358,6 +387,7 @@ nlohmann::json describe_workload(const BenchOptions& options) {
     }
     out["spawn"]["max_loaded_models"] = s.max_loaded_models;
     out["spawn"]["load_seconds_per_gb"] = s.load_seconds_per_gb;
+    out["spawn"]["preload"] = s.preload;
   } else {
     out["target"] = options.target_url;
   }

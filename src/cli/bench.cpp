@@ -241,6 +241,9 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
                   "Spawned sims' model load time per GB, before --time-scale (0 = instant)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--preload", cli->spawn.preload,
+                "Load each spawned sim's first --fleet-models model before the run (a fleet that "
+                "has been running; not counted)");
   cmd->add_option("--num-parallel", cli->spawn.num_parallel, "KV slots per spawned sim")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));

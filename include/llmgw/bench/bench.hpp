@@ -45,6 +45,10 @@ struct SpawnOptions {
   std::size_t max_loaded_models = 3;  // each sim's OLLAMA_MAX_LOADED_MODELS
   // Seconds to load one GB of model (before time_scale); 0 = instant loads (still counted).
   double load_seconds_per_gb = 0.0;
+  // Before the run, each sim serves one tiny request for its first fleet model, so the run starts
+  // on a fleet that has been running (a model loaded on every node), the same for every mode.
+  // What it costs is not counted (the counters are read relative to after it).
+  bool preload = false;
 };
 
 inline constexpr const char* kModeRoundRobin = "round_robin";
