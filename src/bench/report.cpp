@@ -482,13 +482,12 @@ std::string render_table(const json& report) {
         number_at(mode, "cache_reuse"), number_at(mode, "node_share_max_over_mean"),
         mode.value("errors", 0));
   }
-  // The multi-model workload's figures, when the bench counted them: model loads (the sims'
-  // counters) and 404s (a node without the model answered).
-  bool fleet = false;
+  // The multi-model workload's figures (with --fleet-models, or when a node answered 404): model
+  // loads (the sims' counters) and 404s (a node without the model answered).
+  const auto& spawn = object_at(object_at(report, "workload"), "spawn");
+  bool fleet = spawn.contains("fleet_models");
   for (const auto& mode : report.value("modes", json::array())) {
-    const auto loads = mode.find("model_loads");
-    fleet = fleet || mode.value("not_found", std::size_t{0}) > 0 ||
-            (loads != mode.end() && loads->is_number() && loads->get<std::uint64_t>() > 0);
+    fleet = fleet || mode.value("not_found", std::size_t{0}) > 0;
   }
   if (fleet) {
     out += fmt::format("\n{:<16} {:>12} {:>12}\n", "mode", "404s", "model loads");

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -73,6 +74,25 @@ TEST(BenchFleet, RefusesAnUnusableFleet) {
   options = two_model_options();
   options.spawn->max_loaded_models = 0;
   EXPECT_THROW(run_bench(options), std::invalid_argument);
+}
+
+TEST(BenchFleet, SessionsOfTwoModelsDoNotMakeANodeSwapModels) {
+  // Both sims hold both models and can keep one loaded: a burst of new sessions of both models
+  // must not land both models on one node (each turn there would unload the other model).
+  auto options = two_model_options();
+  options.modes = {kModeBounded};
+  options.spawn->models_per_node = 2;
+  const BenchResult result = run_bench(options);
+  const json& aware = result.report["modes"][0];
+  EXPECT_EQ(aware["errors"], 0) << aware.dump();
+  EXPECT_EQ(aware["model_loads"], 2) << aware.dump();
+  std::map<std::string, std::set<std::string>> models_by_node;
+  for (const auto& request : result.runs_by_mode[0][0].run.requests) {
+    models_by_node[request.node].insert(request.model);
+  }
+  for (const auto& [node, models] : models_by_node) {
+    EXPECT_EQ(models.size(), 1U) << node << " served " << ::testing::PrintToString(models);
+  }
 }
 
 }  // namespace

@@ -69,10 +69,15 @@ TEST(BenchReportFleet, SummaryCounts404sAndModelLoadsAndPrefersTheSimsCounters) 
   EXPECT_DOUBLE_EQ(summary["cache_reuse_reported"].get<double>(), 0.5);
 }
 
-TEST(BenchReportFleet, TheTableShows404sAndLoadsOnlyWhenThereAreAny) {
-  const auto plain = build_report({}, {{fleet_run({fleet_record(0, 100, 1)}, 0)}}, std::nullopt);
+TEST(BenchReportFleet, TheTableShows404sAndLoadsForAFleetOrWhenThereAre404s) {
+  const auto plain = build_report({}, {{fleet_run({fleet_record(0, 100, 1)}, 4)}}, std::nullopt);
   EXPECT_EQ(render_table(plain).find("model loads"), std::string::npos);
-  const auto fleet = build_report({}, {{fleet_run({fleet_record(0, 100, 1)}, 7)}}, std::nullopt);
+  const auto missing =
+      build_report({}, {{fleet_run({fleet_record(0, 100, 1, 404)}, 4)}}, std::nullopt);
+  EXPECT_NE(render_table(missing).find("model loads"), std::string::npos);
+  const nlohmann::json workload{{"spawn", {{"fleet_models", {"a", "b"}}}}};
+  const auto fleet =
+      build_report(workload, {{fleet_run({fleet_record(0, 100, 1)}, 7)}}, std::nullopt);
   const auto table = render_table(fleet);
   EXPECT_NE(table.find("model loads"), std::string::npos) << table;
   EXPECT_NE(table.find(" 7\n"), std::string::npos) << table;
