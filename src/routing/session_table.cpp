@@ -230,8 +230,10 @@ std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clo
   // the cap it computes says nothing about the node (two replicas spilled 5 % of follow-up
   // turns on it at 8 concurrent sessions).
   const std::int64_t own = entry.home->sessions.load(std::memory_order_relaxed);
+  // Not to a node that would have to swap models for it (may_take_new): the wait is cheaper.
   if (spill_when_busy && !decision.below_request_cap(*entry.home) &&
-      entry.home->in_flight.load(std::memory_order_relaxed) >= own) {
+      entry.home->in_flight.load(std::memory_order_relaxed) >= own &&
+      decision.may_take_new(decision.base.first())) {
     return decision.base;
   }
   return lead_with(decision.base, *home, decision.kind_of(*home, entry.failover), decision.policy);
@@ -261,7 +263,15 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
   };
   const auto order = decision.new_placement_order();
   const auto chosen = std::find_if(order.begin(), order.end(), fits);
-  const std::size_t home = chosen != order.end() ? *chosen : decision.base.first();
+  std::size_t home = chosen != order.end() ? *chosen : decision.base.first();
+  if (!decision.may_take_new(home)) {
+    // base's first is a holder that must swap models (every preferred one is full of requests):
+    // the session still goes to a preferred one, the first in order, and waits there.
+    const auto preferred = std::find_if(order.begin(), order.end(), [&](std::size_t index) {
+      return decision.may_take_new(index) && decision.may_keep(index);
+    });
+    home = preferred != order.end() ? *preferred : home;
+  }
   const bool failover = !decision.owner_healthy && home != decision.owner;
   impl_->insert(key_position, table.nodes()[home], failover, now);
   return lead_with(decision.base, home, decision.kind_of(home, failover), policy);
