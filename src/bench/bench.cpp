@@ -10,9 +10,11 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <variant>
 
 #include "llmgw/bench/class_report.hpp"
 #include "llmgw/config/gateway_config.hpp"
+#include "llmgw/net/http_client.hpp"
 #include "llmgw/server/gateway.hpp"
 #include "llmgw/sim/ollama_sim.hpp"
 
@@ -33,6 +35,9 @@ struct ModeSpec {
   // (admission's classes), sent without a class (everything interactive), or not at all.
   enum class Flood { batch, no_class, none };
   Flood flood = Flood::batch;
+  bool catalog = true;           // false: catalog.interval_ms 0 (model-blind routing)
+  std::string session_header{};  // non-empty: the client sends its key in this header instead
+  bool key_in_body = false;      // the client sends its key as the body's prompt_cache_key
 };
 
 ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
@@ -61,13 +66,89 @@ ModeSpec mode_spec(const std::string& name, const BenchOptions& options) {
     spec.flood = name == kModeNoClasses ? ModeSpec::Flood::no_class : ModeSpec::Flood::none;
     return spec;
   }
+  if (name == kModeModelBlind) {
+    ModeSpec spec{name, options.balance_factor, true, "sessions"};
+    spec.catalog = false;
+    return spec;
+  }
+  if (name == kModeAgentHeader) {
+    ModeSpec spec{name, options.balance_factor, true, "sessions"};
+    spec.session_header = "x-claude-code-session-id";
+    return spec;
+  }
+  if (name == kModePromptCacheKey) {
+    ModeSpec spec{name, options.balance_factor, true, "sessions"};
+    spec.key_in_body = true;
+    return spec;
+  }
   if (!options.spawn) {
     return {name, 0.0, true};  // a label for a running target; it decides only the header
   }
   throw std::invalid_argument(
       fmt::format("unknown mode '{}' (expected round_robin, consistent_hash, bounded, "
-                  "bounded_requests, bounded_spill, prefix, no_classes or unloaded)",
+                  "bounded_requests, bounded_spill, prefix, no_classes, unloaded, model_blind, "
+                  "agent_header or prompt_cache_key)",
                   name));
+}
+
+// The inventory of every sim of the multi-model fleet (SpawnOptions::fleet_models); empty when the
+// sims keep their default inventory. Throws std::invalid_argument for a bad model spec.
+std::vector<std::vector<sim::ModelSpec>> fleet_inventories(const SpawnOptions& spawn) {
+  std::vector<sim::ModelSpec> models;
+  for (const auto& text : spawn.fleet_models) {
+    auto parsed = sim::parse_model_spec(text);
+    if (const auto* error = std::get_if<std::string>(&parsed)) {
+      throw std::invalid_argument(fmt::format("--fleet-models: {}", *error));
+    }
+    models.push_back(std::get<sim::ModelSpec>(std::move(parsed)));
+  }
+  std::vector<std::vector<sim::ModelSpec>> inventories(models.empty() ? 0 : spawn.sims);
+  const std::size_t per_node =
+      spawn.models_per_node == 0 ? models.size() : std::min(spawn.models_per_node, models.size());
+  for (std::size_t node = 0; node < inventories.size(); ++node) {
+    for (std::size_t j = 0; j < per_node; ++j) {
+      inventories[node].push_back(models[(node + j) % models.size()]);
+    }
+  }
+  return inventories;
+}
+
+void check_fleet(const SpawnOptions& spawn) {
+  if (spawn.max_loaded_models == 0) {
+    throw std::invalid_argument("--max-loaded-models must be at least 1");
+  }
+  if (spawn.load_seconds_per_gb < 0.0) {
+    throw std::invalid_argument("--load-s-per-gb must not be negative");
+  }
+  if (spawn.models_per_node > 0 && spawn.fleet_models.empty()) {
+    throw std::invalid_argument("--models-per-node needs --fleet-models");
+  }
+  fleet_inventories(spawn);  // throws for a bad spec
+}
+
+// The models the sessions ask for in turn: the workload's own list, else the fleet's.
+std::vector<std::string> session_models(const BenchOptions& options) {
+  std::vector<std::string> models = options.workload.models;
+  if (models.empty() && options.spawn) {
+    for (const auto& text : options.spawn->fleet_models) {
+      const auto parsed = sim::parse_model_spec(text);
+      if (const auto* spec = std::get_if<sim::ModelSpec>(&parsed)) {
+        models.push_back(spec->name);  // check() refuses the others
+      }
+    }
+  }
+  return models;
+}
+
+// The workload as `mode`'s clients send it.
+WorkloadOptions workload_for(const BenchOptions& options, const ModeSpec& mode) {
+  WorkloadOptions workload = options.workload;
+  workload.models = session_models(options);
+  if (!mode.session_header.empty()) {
+    workload.session_header = mode.session_header;
+  }
+  workload.session_id_in_body = workload.session_id_in_body || mode.key_in_body;
+  return workload;
 }
 
 void check(const BenchOptions& options) {
@@ -96,6 +177,13 @@ void check(const BenchOptions& options) {
       throw std::invalid_argument(
           "with --target the gateway's routing is fixed: give exactly one --mode");
     }
+  }
+  if (workload.api != kApiOllama && workload.api != kApiOpenAi) {
+    throw std::invalid_argument(
+        fmt::format("--api must be ollama or openai, not '{}'", workload.api));
+  }
+  if (options.spawn) {
+    check_fleet(*options.spawn);
   }
   if (options.balance_factor != 0.0 && options.balance_factor < 1.0) {
     throw std::invalid_argument("--balance-factor must be 0 or at least 1");
@@ -126,6 +214,10 @@ class SpawnedCluster {
     gateway_config.routing.key_sources = mode.key_sources;
     gateway_config.admission.warm_wait = mode.warm_wait;
     apply(spawn.admission, gateway_config.admission);
+    if (!mode.catalog) {
+      gateway_config.catalog.interval = std::chrono::milliseconds{0};
+    }
+    const auto inventories = fleet_inventories(spawn);
     gateway_config.log.access_log = false;
     gateway_config.drain = std::chrono::milliseconds{2'000};
     for (std::size_t i = 0; i < spawn.sims; ++i) {
@@ -136,6 +228,11 @@ class SpawnedCluster {
       sim_options.latency.time_scale = spawn.time_scale;
       sim_options.output.min_tokens = spawn.min_output_tokens;
       sim_options.output.max_tokens = spawn.max_output_tokens;
+      sim_options.max_loaded_models = spawn.max_loaded_models;
+      sim_options.load_seconds_per_gb = spawn.load_seconds_per_gb;
+      if (!inventories.empty()) {
+        sim_options.models = inventories[i];
+      }
       auto node = std::make_unique<sim::OllamaSim>(std::move(sim_options));
       node->start();
       config::NodeConfig node_config;
@@ -150,8 +247,15 @@ class SpawnedCluster {
       sims_.push_back(std::move(node));
     }
     config::validate(gateway_config);
+    if (spawn.preload) {
+      preload(inventories);
+    }
+    const bool wait_for_catalog = mode.catalog && !inventories.empty();
     gateway_ = std::make_unique<server::Gateway>(std::move(gateway_config));
     gateway_->start();
+    if (wait_for_catalog) {
+      wait_for_models();
+    }
   }
 
   ~SpawnedCluster() {
@@ -170,6 +274,7 @@ class SpawnedCluster {
   std::string url() const { return fmt::format("http://127.0.0.1:{}", gateway_->port()); }
   const std::vector<std::string>& node_ids() const { return node_ids_; }
 
+  // The run's counts: the sims' counters since the start, less what the preload cost.
   CacheCounts cache_counts() const {
     CacheCounts counts;
     for (const auto& node : sims_) {
@@ -177,6 +282,8 @@ class SpawnedCluster {
       counts.prompt_tokens += stats.prompt_tokens;
       counts.cached_prompt_tokens += stats.cached_prompt_tokens;
     }
+    counts.prompt_tokens -= before_.prompt_tokens;
+    counts.cached_prompt_tokens -= before_.cached_prompt_tokens;
     return counts;
   }
 
@@ -188,7 +295,65 @@ class SpawnedCluster {
     return peaks;
   }
 
+  std::uint64_t model_loads() const {
+    std::uint64_t loads = 0;
+    for (const auto& node : sims_) {
+      loads += node->stats().model_loads;
+    }
+    return loads - loads_before_;
+  }
+
  private:
+  // A fleet that has been running knows its models: the run starts once the gateway's first
+  // catalog round has listed every node (/health), not while it still counts every node as a
+  // holder of every model. Throws std::runtime_error after 10 s.
+  void wait_for_models() const {
+    net::HttpClient client;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (std::chrono::steady_clock::now() < deadline) {
+      try {
+        const auto response = client.send({"GET", url() + "/health", {}, {}});
+        const auto health = nlohmann::json::parse(response.body, nullptr, false);
+        const auto nodes = health.is_object() ? health.value("nodes", nlohmann::json::array())
+                                              : nlohmann::json::array();
+        const bool current =
+            !nodes.empty() && std::all_of(nodes.begin(), nodes.end(), [](const auto& node) {
+              return node.value("catalog", nlohmann::json::object()).value("current", false);
+            });
+        if (current) {
+          return;
+        }
+      } catch (const std::exception&) {
+        // not answering yet
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    }
+    throw std::runtime_error("the spawned gateway did not list its nodes' models within 10 s");
+  }
+
+  // One tiny chat per sim, straight to it, for its first model; then the counters' baseline.
+  void preload(const std::vector<std::vector<sim::ModelSpec>>& inventories) {
+    net::HttpClient client;
+    for (std::size_t i = 0; i < sims_.size() && i < inventories.size(); ++i) {
+      const auto response =
+          client.send({"POST",
+                       sims_[i]->base_url() + "/api/chat",
+                       {{"Content-Type", "application/json"}},
+                       nlohmann::json{{"model", inventories[i].front().name},
+                                      {"stream", false},
+                                      {"messages", {{{"role", "user"}, {"content", "warm up"}}}},
+                                      {"options", {{"num_predict", 1}}}}
+                           .dump()});
+      if (response.status != 200) {
+        throw std::runtime_error(fmt::format("preloading sim-{} answered {}", i, response.status));
+      }
+    }
+    before_ = cache_counts();
+    loads_before_ = model_loads();
+  }
+
+  CacheCounts before_{};
+  std::uint64_t loads_before_ = 0;
   std::vector<std::unique_ptr<sim::OllamaSim>> sims_;
   std::vector<std::string> node_ids_;
   std::vector<std::size_t> caps_;
@@ -249,7 +414,11 @@ nlohmann::json describe_workload(const BenchOptions& options) {
       {"max_output_tokens", w.max_output_tokens},
       {"model", w.model},
       {"seeds", options.seeds},
+      {"api", w.api},
   };
+  if (const auto models = session_models(options); !models.empty()) {
+    out["models"] = models;
+  }
   if (options.spawn) {
     const SpawnOptions& s = *options.spawn;
     out["spawn"] = {{"sims", s.sims},
@@ -261,6 +430,21 @@ nlohmann::json describe_workload(const BenchOptions& options) {
                     {"max_output_tokens", s.max_output_tokens},
                     {"gateway_workers", s.gateway_workers},
                     {"balance_factor", options.balance_factor}};
+    if (!s.fleet_models.empty()) {
+      nlohmann::json inventories = nlohmann::json::array();
+      for (const auto& inventory : fleet_inventories(s)) {
+        nlohmann::json names = nlohmann::json::array();
+        for (const auto& spec : inventory) {
+          names.push_back(spec.name);
+        }
+        inventories.push_back(std::move(names));
+      }
+      out["spawn"]["fleet_models"] = s.fleet_models;
+      out["spawn"]["node_models"] = std::move(inventories);
+    }
+    out["spawn"]["max_loaded_models"] = s.max_loaded_models;
+    out["spawn"]["load_seconds_per_gb"] = s.load_seconds_per_gb;
+    out["spawn"]["preload"] = s.preload;
   } else {
     out["target"] = options.target_url;
   }
@@ -327,7 +511,8 @@ BenchResult run_bench(const BenchOptions& options, BenchProgress* progress) {
       if (options.flood.clients > 0 && mode.flood != ModeSpec::Flood::none) {
         flood.emplace(url, options.flood, seed, mode.flood == ModeSpec::Flood::batch, counter);
       }
-      seed_run.run = run_workload(url, options.workload, seed, mode.send_session_id, counter);
+      seed_run.run = run_workload(url, workload_for(options, mode), seed, mode.send_session_id,
+                                  counter);
       if (flood) {
         seed_run.batch = flood->stop();
         if (progress != nullptr) {
@@ -338,6 +523,7 @@ BenchResult run_bench(const BenchOptions& options, BenchProgress* progress) {
         seed_run.nodes = cluster->node_ids();
         seed_run.measured_cache = cluster->cache_counts();
         seed_run.node_peaks = cluster->node_peaks();
+        seed_run.model_loads = cluster->model_loads();
       }
       result.runs_by_mode[m].push_back(std::move(seed_run));
       if (progress != nullptr) {

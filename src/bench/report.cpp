@@ -27,6 +27,8 @@ struct Pooled {
   std::vector<double> latency_s;
   std::vector<RequestRecord> requests;
   std::size_t errors = 0;
+  std::size_t not_found = 0;  // 404s: the node holds no such model
+  std::optional<std::uint64_t> model_loads = 0;
   std::uint64_t output_tokens = 0;
   double wall_time_s = 0.0;
   std::map<std::string, std::size_t> node_requests;
@@ -54,6 +56,7 @@ struct Pooled {
       }
       if (!request.ok) {
         ++errors;
+        not_found += request.status == 404 ? 1 : 0;
         continue;
       }
       ttft_s.push_back(request.ttft_s);
@@ -62,6 +65,11 @@ struct Pooled {
       output_tokens += request.output_tokens;
     }
     wall_time_s += seed_run.run.wall_time_s;
+    if (model_loads && seed_run.model_loads) {
+      *model_loads += *seed_run.model_loads;
+    } else {
+      model_loads.reset();
+    }
     if (measured_cache && seed_run.measured_cache) {
       measured_cache->prompt_tokens += seed_run.measured_cache->prompt_tokens;
       measured_cache->cached_prompt_tokens += seed_run.measured_cache->cached_prompt_tokens;
@@ -84,13 +92,20 @@ void fill_common(json& out, const Pooled& pooled, std::optional<double> prefill_
       {"tokens_per_s", ratio(static_cast<double>(pooled.output_tokens), pooled.wall_time_s)}};
   out["requests"] = pooled.requests.size();
   out["errors"] = pooled.errors;
+  out["not_found"] = pooled.not_found;
+  out["model_loads"] = pooled.model_loads ? json(*pooled.model_loads) : json(nullptr);
   out["output_tokens"] = pooled.output_tokens;
 
   const auto estimated = estimate_cache_reuse(pooled.requests, prefill_tokens_per_s);
+  const auto reported = reported_cache_reuse(pooled.requests);
+  out["cache_reuse_reported"] = reported ? json(*reported) : json(nullptr);
   if (pooled.measured_cache && pooled.measured_cache->prompt_tokens > 0) {
     out["cache_reuse"] = ratio(static_cast<double>(pooled.measured_cache->cached_prompt_tokens),
                                static_cast<double>(pooled.measured_cache->prompt_tokens));
     out["cache_reuse_source"] = "sim_metrics";
+  } else if (reported) {
+    out["cache_reuse"] = *reported;
+    out["cache_reuse_source"] = "usage";
   } else {
     out["cache_reuse"] = estimated.value_or(0.0);
     out["cache_reuse_source"] = estimated ? "prompt_eval_duration" : "none";
@@ -364,6 +379,23 @@ std::optional<double> estimate_cache_reuse(const std::vector<RequestRecord>& req
   return cached / prompt;
 }
 
+std::optional<double> reported_cache_reuse(const std::vector<RequestRecord>& requests) {
+  std::uint64_t prompt = 0;
+  std::uint64_t cached = 0;
+  bool any = false;
+  for (const auto& request : requests) {
+    if (request.ok && request.cached_prompt_tokens) {
+      any = true;
+      prompt += request.prompt_tokens;
+      cached += std::min(*request.cached_prompt_tokens, request.prompt_tokens);
+    }
+  }
+  if (!any || prompt == 0) {
+    return std::nullopt;
+  }
+  return static_cast<double>(cached) / static_cast<double>(prompt);
+}
+
 double ideal_cache_reuse(const std::vector<RequestRecord>& requests) {
   // (session, turn) -> prompt + output tokens, to find each turn's predecessor.
   std::map<std::pair<std::size_t, std::size_t>, const RequestRecord*> by_turn;
@@ -452,6 +484,22 @@ std::string render_table(const json& report) {
         number_at(mode, "cache_reuse"), number_at(mode, "node_share_max_over_mean"),
         mode.value("errors", 0));
   }
+  // The multi-model workload's figures (with --fleet-models, or when a node answered 404): model
+  // loads (the sims' counters) and 404s (a node without the model answered).
+  const auto& spawn = object_at(object_at(report, "workload"), "spawn");
+  bool fleet = spawn.contains("fleet_models");
+  for (const auto& mode : report.value("modes", json::array())) {
+    fleet = fleet || mode.value("not_found", std::size_t{0}) > 0;
+  }
+  if (fleet) {
+    out += fmt::format("\n{:<16} {:>12} {:>12}\n", "mode", "404s", "model loads");
+    for (const auto& mode : report.value("modes", json::array())) {
+      const auto loads = mode.find("model_loads");
+      out += fmt::format("{:<16} {:>12} {:>12}\n", mode.value("mode", ""),
+                         mode.value("not_found", std::size_t{0}),
+                         loads != mode.end() && loads->is_number() ? loads->dump() : "-");
+    }
+  }
   return out;
 }
 
@@ -534,14 +582,15 @@ std::string render_html(const json& report) {
 std::string render_requests_csv(const std::vector<std::vector<SeedRun>>& runs_by_mode) {
   std::string csv =
       "mode,seed,session,turn,start_s,ttft_s,latency_s,prompt_tokens,output_tokens,"
-      "prompt_eval_duration_s,node,route,status,ok\n";
+      "prompt_eval_duration_s,node,route,status,ok,model,cached_prompt_tokens\n";
   for (const auto& runs : runs_by_mode) {
     for (const auto& seed_run : runs) {
       for (const auto& r : seed_run.run.requests) {
-        csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{},{},{:.6f},{},{},{},{}\n",
+        csv += fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{},{},{:.6f},{},{},{},{},{},{}\n",
                            seed_run.mode, seed_run.seed, r.session, r.turn, r.start_s, r.ttft_s,
                            r.latency_s, r.prompt_tokens, r.output_tokens, r.prompt_eval_duration_s,
-                           r.node, r.route, r.status, r.ok ? 1 : 0);
+                           r.node, r.route, r.status, r.ok ? 1 : 0, r.model,
+                           r.cached_prompt_tokens ? std::to_string(*r.cached_prompt_tokens) : "");
       }
     }
   }

@@ -38,17 +38,24 @@ std::uint64_t user_message_stream(std::size_t session, std::size_t turn) {
   return (static_cast<std::uint64_t>(session + 1) << 20U) | static_cast<std::uint64_t>(turn);
 }
 
-// Reads Ollama's NDJSON stream: content pieces, the final record's counters, or an error record.
+// Reads a chat stream: Ollama's NDJSON (content pieces, the final record's counters, or an error
+// record), or an OpenAI-compatible SSE stream ("data: {chunk}" lines, a usage chunk, "data:
+// [DONE]"), with the cache counters vLLM and llama.cpp's llama-server report.
 class ChatStreamReader {
  public:
+  explicit ChatStreamReader(bool openai = false) : openai_(openai) {}
+
   // Returns false to stop reading (an unparsable line).
   bool feed(std::string_view bytes) {
     pending_.append(bytes);
     std::size_t start = 0;
     for (std::size_t end = pending_.find('\n'); end != std::string::npos;
          end = pending_.find('\n', start)) {
-      const std::string_view line(pending_.data() + start, end - start);
+      std::string_view line(pending_.data() + start, end - start);
       start = end + 1;
+      if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+      }
       if (!line.empty() && !consume(line)) {
         return false;
       }
@@ -71,9 +78,25 @@ class ChatStreamReader {
   std::uint64_t prompt_tokens() const { return prompt_tokens_; }
   std::uint64_t output_tokens() const { return output_tokens_; }
   double prompt_eval_duration_s() const { return prompt_eval_duration_s_; }
+  std::optional<std::uint64_t> cached_prompt_tokens() const { return cached_prompt_tokens_; }
 
  private:
   bool consume(std::string_view line) {
+    if (openai_) {
+      // SSE: only data lines carry chunks; "event:", "id:" and comments are skipped.
+      constexpr std::string_view kData = "data:";
+      if (!line.starts_with(kData)) {
+        return true;
+      }
+      line.remove_prefix(kData.size());
+      while (!line.empty() && line.front() == ' ') {
+        line.remove_prefix(1);
+      }
+      if (line == "[DONE]") {
+        done_ = true;
+        return true;
+      }
+    }
     const auto record = nlohmann::json::parse(line, nullptr, false);
     if (record.is_discarded() || !record.is_object()) {
       error_ = "unparsable stream record";
@@ -81,6 +104,10 @@ class ChatStreamReader {
     }
     if (const auto it = record.find("error"); it != record.end()) {
       error_ = it->is_string() ? it->get<std::string>() : it->dump();
+      return true;
+    }
+    if (openai_) {
+      consume_openai(record);
       return true;
     }
     if (const auto message = record.find("message");
@@ -100,6 +127,51 @@ class ChatStreamReader {
     return true;
   }
 
+  // One chunk of /v1/chat/completions: choices[0].delta.content; `usage` (the last chunk with
+  // stream_options.include_usage) with prompt_tokens_details.cached_tokens (vLLM, newer
+  // llama-server); llama-server's `timings` (prompt_n evaluated, cache_n reused, prompt_ms).
+  void consume_openai(const nlohmann::json& chunk) {
+    if (const auto choices = chunk.find("choices");
+        choices != chunk.end() && choices->is_array() && !choices->empty()) {
+      const auto& delta = (*choices)[0].value("delta", nlohmann::json::object());
+      if (const auto content = delta.find("content");
+          content != delta.end() && content->is_string()) {
+        reply_ += content->get_ref<const std::string&>();
+      }
+    }
+    const auto count = [](const nlohmann::json& object,
+                          std::string_view key) -> std::optional<std::uint64_t> {
+      const auto it = object.find(key);
+      if (it == object.end() || !it->is_number_integer() || it->get<std::int64_t>() < 0) {
+        return std::nullopt;
+      }
+      return it->get<std::uint64_t>();
+    };
+    if (const auto timings = chunk.find("timings");
+        timings != chunk.end() && timings->is_object()) {
+      const auto evaluated = count(*timings, "prompt_n");
+      if (const auto cached = count(*timings, "cache_n")) {
+        cached_prompt_tokens_ = cached;
+        prompt_tokens_ = *cached + evaluated.value_or(0);
+      }
+      if (const auto ms = timings->find("prompt_ms"); ms != timings->end() && ms->is_number()) {
+        prompt_eval_duration_s_ = ms->get<double>() / 1e3;
+      }
+      output_tokens_ = count(*timings, "predicted_n").value_or(output_tokens_);
+    }
+    if (const auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+      prompt_tokens_ = count(*usage, "prompt_tokens").value_or(prompt_tokens_);
+      output_tokens_ = count(*usage, "completion_tokens").value_or(output_tokens_);
+      const auto details = usage->find("prompt_tokens_details");
+      if (details != usage->end() && details->is_object()) {
+        if (const auto cached = count(*details, "cached_tokens")) {
+          cached_prompt_tokens_ = cached;
+        }
+      }
+    }
+  }
+
+  bool openai_ = false;
   std::string pending_;
   std::string reply_;
   std::string error_;
@@ -107,6 +179,7 @@ class ChatStreamReader {
   std::uint64_t prompt_tokens_ = 0;
   std::uint64_t output_tokens_ = 0;
   double prompt_eval_duration_s_ = 0.0;
+  std::optional<std::uint64_t> cached_prompt_tokens_;
 };
 
 struct SharedRun {
@@ -129,20 +202,29 @@ struct TurnResult {
 TurnResult send_turn(net::HttpClient& client, SharedRun& run, const std::string& session_id,
                      const nlohmann::json& messages, std::size_t session, std::size_t turn) {
   const WorkloadOptions& options = run.options;
+  const bool openai = options.api == kApiOpenAi;
+  const std::string& model =
+      options.models.empty() ? options.model : options.models[session % options.models.size()];
   net::HttpHeaders headers;
-  if (run.send_session_id) {
+  if (run.send_session_id && !options.session_id_in_body) {
     headers.push_back({options.session_header, session_id});
   }
-  std::string body = nlohmann::json{{"model", options.model},
-                                    {"messages", messages},
-                                    {"stream", true},
-                                    {"options", {{"num_predict", options.max_output_tokens}}}}
-                         .dump();
+  nlohmann::json body{{"model", model}, {"messages", messages}, {"stream", true}};
+  if (openai) {
+    body["max_tokens"] = options.max_output_tokens;
+    body["stream_options"] = {{"include_usage", true}};
+  } else {
+    body["options"] = {{"num_predict", options.max_output_tokens}};
+  }
+  if (run.send_session_id && options.session_id_in_body) {
+    body["prompt_cache_key"] = session_id;
+  }
   TurnResult result;
-  result.record = send_chat(client, run.base_url, std::move(headers), std::move(body), run.started,
-                            &result.reply);
+  result.record = send_chat(client, run.base_url, std::move(headers), body.dump(), run.started,
+                            &result.reply, openai);
   result.record.session = session;
   result.record.turn = turn;
+  result.record.model = model;
   return result;
 }
 
@@ -191,16 +273,16 @@ void run_session(SharedRun& run, const std::string& session_id, std::size_t sess
 
 RequestRecord send_chat(net::HttpClient& client, const std::string& base_url,
                         net::HttpHeaders headers, std::string body, Clock::time_point run_started,
-                        std::string* reply) {
+                        std::string* reply, bool openai) {
   net::ClientRequest request;
   request.method = "POST";
-  request.url = base_url + "/api/chat";
+  request.url = base_url + (openai ? "/v1/chat/completions" : "/api/chat");
   request.headers = std::move(headers);
   request.headers.push_back({"Content-Type", "application/json"});
   request.body = std::move(body);
 
   RequestRecord record;
-  ChatStreamReader reader;
+  ChatStreamReader reader(openai);
   std::optional<Clock::time_point> first_byte;
   const auto sent = Clock::now();
   record.start_s = seconds_between(run_started, sent);
@@ -228,6 +310,7 @@ RequestRecord send_chat(net::HttpClient& client, const std::string& base_url,
   record.prompt_tokens = reader.prompt_tokens();
   record.output_tokens = reader.output_tokens();
   record.prompt_eval_duration_s = reader.prompt_eval_duration_s();
+  record.cached_prompt_tokens = reader.cached_prompt_tokens();
   if (record.error.empty()) {
     if (!reader.error().empty()) {
       record.error = reader.error();

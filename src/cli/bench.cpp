@@ -208,6 +208,10 @@ int run_bench_command(BenchCliOptions& cli) {
       continue;
     }
     errors += mode.value("errors", std::size_t{0});
+    if (mode.value("mode", "") == bench::kModeModelBlind) {
+      // Its 404s (a node without the model) are what that mode measures.
+      errors -= std::min(errors, mode.value("not_found", std::size_t{0}));
+    }
   }
   if (errors > 0) {
     std::cerr << "llmgw bench: " << errors << " requests failed (see requests.csv)\n";
@@ -231,6 +235,9 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
       "Examples:\n"
       "  llmgw bench --spawn-sims 4 --out bench-out      # 4 modes x 3 seeds on in-process sims\n"
       "  llmgw bench --target http://127.0.0.1:8000 --mode bounded\n"
+      "  llmgw bench --target http://127.0.0.1:8080 --api openai --mode prefix   # llama-server\n"
+      "  llmgw bench --spawn-sims 4 --mode bounded,model_blind --fleet-models a,b,c \\\n"
+      "      --models-per-node 2 --max-loaded-models 1 --load-s-per-gb 1\n"
       "See bench/README.md for the report format.");
   auto* spawn = cmd->add_option("--spawn-sims", cli->spawn_sims,
                                 "Start N in-process ollama-sim nodes and a gateway per mode")
@@ -240,7 +247,7 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
   spawn->excludes(target);
   cmd->add_option("--mode", cli->modes,
                   "Modes to compare: round_robin, consistent_hash, bounded, bounded_requests, "
-                  "bounded_spill, prefix, no_classes, unloaded "
+                  "bounded_spill, prefix, no_classes, unloaded, model_blind, agent_header, prompt_cache_key "
                   "(default: all four; with --target the label of the target's routing, default "
                   "bounded)")
       ->delimiter(',');
@@ -270,6 +277,35 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
                   "Reply length limit sent as options.num_predict")
       ->capture_default_str();
   cmd->add_option("--model", cli->workload.model, "Model name")->capture_default_str();
+  cmd->add_option("--models", cli->workload.models,
+                  "Sessions spread over these models in turn (default: --model, or the "
+                  "--fleet-models)")
+      ->delimiter(',');
+  cmd->add_option("--api", cli->workload.api,
+                  "ollama: POST /api/chat; openai: POST /v1/chat/completions and read "
+                  "usage.prompt_tokens_details.cached_tokens or timings.cache_n (llama-server, "
+                  "vLLM)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({bench::kApiOllama, bench::kApiOpenAi}));
+  cmd->add_flag("--prompt-cache-key", cli->workload.session_id_in_body,
+                "Send the session id as the body's prompt_cache_key instead of a header");
+  cmd->add_option("--fleet-models", cli->spawn.fleet_models,
+                  "Spawned sims' models, name[=size_gb], comma-separated (multi-model workload)")
+      ->delimiter(',');
+  cmd->add_option("--models-per-node", cli->spawn.models_per_node,
+                  "Each spawned sim holds this many of --fleet-models, in turn (0 = all)")
+      ->capture_default_str();
+  cmd->add_option("--max-loaded-models", cli->spawn.max_loaded_models,
+                  "Spawned sims' OLLAMA_MAX_LOADED_MODELS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--load-s-per-gb", cli->spawn.load_seconds_per_gb,
+                  "Spawned sims' model load time per GB, before --time-scale (0 = instant)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--preload", cli->spawn.preload,
+                "Load each spawned sim's first --fleet-models model before the run (a fleet that "
+                "has been running; not counted)");
   cmd->add_option("--num-parallel", cli->spawn.num_parallel, "KV slots per spawned sim")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));

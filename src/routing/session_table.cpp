@@ -133,6 +133,24 @@ struct SessionTable::Decision {
       owner = *owner_of(table, key, eligibility);
       owner_healthy = table.node(owner).healthy.load(std::memory_order_relaxed);
     }
+    if (!eligibility.preferred.all()) {
+      for (std::size_t i = 0; i < table.size() && !tiered; ++i) {
+        tiered = eligibility.preferred.contains(i) && eligibility.holders.contains(i) &&
+                 table.node(i).healthy.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  // May a new session be placed on `index` while it has room? Routing by model: when the model is
+  // loaded (or being served) on some healthy holders, only on those. A session placed on another
+  // holder makes that node swap models for every turn it shares with the sessions already there
+  // (seconds per load, and the evicted model's KV caches lost), which costs more than an uneven
+  // spread of sessions: when every preferred holder is at its fair share, the session goes over
+  // the share on one of them (base's first candidate) rather than to a node busy with another
+  // model. Worked example: m is loaded on a only and is on disk on a and b, which serves model n;
+  // a holds its fair share: the session still goes to a, not to b.
+  bool may_take_new(std::size_t index) const {
+    return !tiered || eligibility.preferred.contains(index);
   }
 
   bool below_request_cap(const NodeState& node) const {
@@ -186,6 +204,7 @@ struct SessionTable::Decision {
   double healthy_weight = 0;
   std::size_t owner = 0;
   bool owner_healthy = true;
+  bool tiered = false;  // the model's preferred holders (router.hpp) include a healthy one
 };
 
 std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clock::time_point now,
@@ -211,8 +230,10 @@ std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clo
   // the cap it computes says nothing about the node (two replicas spilled 5 % of follow-up
   // turns on it at 8 concurrent sessions).
   const std::int64_t own = entry.home->sessions.load(std::memory_order_relaxed);
+  // Not to a node that would have to swap models for it (may_take_new): the wait is cheaper.
   if (spill_when_busy && !decision.below_request_cap(*entry.home) &&
-      entry.home->in_flight.load(std::memory_order_relaxed) >= own) {
+      entry.home->in_flight.load(std::memory_order_relaxed) >= own &&
+      decision.may_take_new(decision.base.first())) {
     return decision.base;
   }
   return lead_with(decision.base, *home, decision.kind_of(*home, entry.failover), decision.policy);
@@ -238,11 +259,19 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
     return node.healthy.load(std::memory_order_relaxed) &&
            node.sessions.load(std::memory_order_relaxed) <
                load_cap(kSessionBalance, live, node.weight, decision.healthy_weight) &&
-           decision.below_request_cap(node);
+           decision.below_request_cap(node) && decision.may_take_new(index);
   };
   const auto order = decision.new_placement_order();
   const auto chosen = std::find_if(order.begin(), order.end(), fits);
-  const std::size_t home = chosen != order.end() ? *chosen : decision.base.first();
+  std::size_t home = chosen != order.end() ? *chosen : decision.base.first();
+  if (!decision.may_take_new(home)) {
+    // base's first is a holder that must swap models (every preferred one is full of requests):
+    // the session still goes to a preferred one, the first in order, and waits there.
+    const auto preferred = std::find_if(order.begin(), order.end(), [&](std::size_t index) {
+      return decision.may_take_new(index) && decision.may_keep(index);
+    });
+    home = preferred != order.end() ? *preferred : home;
+  }
   const bool failover = !decision.owner_healthy && home != decision.owner;
   impl_->insert(key_position, table.nodes()[home], failover, now);
   return lead_with(decision.base, home, decision.kind_of(home, failover), policy);
@@ -296,7 +325,8 @@ PlacementRequest SessionTable::placement_request(const RoutingTable& table,
     const NodeState& node = table.node(index);
     const bool keep = decision.may_keep(index);
     request.nodes.push_back({node.id, node.weight, keep,
-                             keep && position < candidates && decision.below_request_cap(node)});
+                             keep && position < candidates && decision.below_request_cap(node) &&
+                                 decision.may_take_new(index)});
   }
   return request;
 }

@@ -9,6 +9,7 @@
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
+#include "catalog.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -159,8 +160,11 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
   bool wait_for_first = strict_affinity;
   for (std::size_t i = 1; i < plan.count && !strict_affinity; ++i) {
     UpstreamNode& other = snapshot.node(plan.candidates[i]);
+    // Not to a holder busy with other models: the spill would make it load this one (seconds,
+    // evicting another model and its caches), which costs more than the wait.
     if (!other.healthy.load(std::memory_order_relaxed) ||
-        !other.admission.view(request.priority, request.model).room) {
+        !other.admission.view(request.priority, request.model).room ||
+        !takes_without_swap(other, request.model)) {
       continue;
     }
     wait_for_first = request.keyed && wait_for_warm_node(worker, config, first, other, request);

@@ -94,15 +94,25 @@ bool AdmissionGate::has_room_locked(const std::string& model, Priority priority,
   return it == model_in_flight_.end() || it->second < per_model_cap_;
 }
 
+void AdmissionGate::count_model(std::unordered_map<std::string, std::size_t>& counts,
+                                const std::string& model, bool add) noexcept {
+  if (model.empty()) {
+    return;
+  }
+  if (add) {
+    ++counts[model];
+  } else if (const auto it = counts.find(model); it != counts.end() && --it->second == 0) {
+    counts.erase(it);
+  }
+}
+
 void AdmissionGate::admit_locked(const std::string& model, Priority priority,
                                  Clock::time_point now) {
   if (priority == Priority::interactive) {
     last_interactive_ = now;
   }
   ++in_flight_;
-  if (!model.empty()) {
-    ++model_in_flight_[model];
-  }
+  count_model(model_in_flight_, model, true);
   metrics_.admitted->Set(static_cast<double>(in_flight_));
 }
 
@@ -136,13 +146,7 @@ void AdmissionGate::release_slot(const std::string& model,
   {
     std::lock_guard lock(mutex_);
     in_flight_ -= in_flight_ > 0 ? 1 : 0;
-    if (!model.empty()) {
-      if (const auto it = model_in_flight_.find(model); it != model_in_flight_.end()) {
-        if (--it->second == 0) {
-          model_in_flight_.erase(it);
-        }
-      }
-    }
+    count_model(model_in_flight_, model, false);
     metrics_.admitted->Set(static_cast<double>(in_flight_));
     if (held) {
       timings_.observe_service(*held);
@@ -163,6 +167,7 @@ std::vector<std::shared_ptr<AdmissionGate::Waiter>> AdmissionGate::dispatch_lock
     if (!next) {
       break;  // what waits is at its model's cap, or batch facing the reserve
     }
+    count_model(model_queued_, next->model, false);
     admit_locked(next->model, next->priority, now);
     const auto it = waiters_.find(next->ticket);
     it->second->granted = true;
@@ -210,6 +215,7 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
       last_interactive_ = now;  // the reserve holds from now on for the next ones
     }
     queue_.push({id, priority, now, model});
+    count_model(model_queued_, model, true);
     waiters_.emplace(id, waiter);
     publish_depth_locked();
     return id;
@@ -251,6 +257,7 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
       continue;  // woken for nothing that concerns this request
     }
     queue_.remove(ticket);
+    count_model(model_queued_, model, false);
     waiters_.erase(ticket);
     publish_depth_locked();
     break;
@@ -276,6 +283,17 @@ AdmissionGate::View AdmissionGate::view(Priority priority, const std::string& mo
   view.service_seconds = timings_.service_seconds();
   view.prefill_seconds_per_token = timings_.prefill_seconds_per_token();
   return view;
+}
+
+AdmissionGate::ModelActivity AdmissionGate::activity(const std::string& model) const {
+  std::lock_guard lock(mutex_);
+  ModelActivity activity;
+  for (const auto* counts : {&model_in_flight_, &model_queued_}) {
+    activity.this_model = activity.this_model || counts->contains(model);
+    activity.other_models =
+        activity.other_models || counts->size() > (counts->contains(model) ? 1U : 0U);
+  }
+  return activity;
 }
 
 void AdmissionGate::observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds) {

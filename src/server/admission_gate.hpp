@@ -114,6 +114,16 @@ class AdmissionGate {
   };
   View view(Priority priority, const std::string& model) const;
 
+  // Whether requests for `model` (canonical) and for other models are admitted or waiting here
+  // now: routing by model (catalog.hpp) keeps a node that is working on one model from being
+  // handed sessions of another, which would make it swap models (Ollama's max loaded models).
+  // Requests without a model (the catalog off) do not count.
+  struct ModelActivity {
+    bool this_model = false;
+    bool other_models = false;
+  };
+  ModelActivity activity(const std::string& model) const;
+
   // A final record relayed from this node (prompt_eval_count, prompt_eval_duration).
   void observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds);
 
@@ -127,6 +137,8 @@ class AdmissionGate {
   // Grants every waiter that fits now; returns them, to be woken once the mutex is released.
   std::vector<std::shared_ptr<Waiter>> dispatch_locked(Clock::time_point now);
   void publish_depth_locked();
+  static void count_model(std::unordered_map<std::string, std::size_t>& counts,
+                          const std::string& model, bool add) noexcept;
   static void wake(const std::vector<std::shared_ptr<Waiter>>& granted);
 
   metrics::NodeAdmissionMetrics& metrics_;
@@ -138,6 +150,7 @@ class AdmissionGate {
   Clock::time_point last_interactive_;  // admitted or queued; at first: creation
   std::size_t in_flight_ = 0;
   std::unordered_map<std::string, std::size_t> model_in_flight_;
+  std::unordered_map<std::string, std::size_t> model_queued_;  // waiting, by model
   admission::AdmissionQueue queue_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Waiter>> waiters_;
   std::uint64_t next_ticket_ = 1;

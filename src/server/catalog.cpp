@@ -99,6 +99,19 @@ void leave_out_draining(const Snapshot& snapshot, routing::Eligibility& eligibil
 
 }  // namespace
 
+bool takes_without_swap(const UpstreamNode& node, const routing::NodeModels& models,
+                        const std::string& canonical) {
+  const auto activity = node.admission.activity(canonical);
+  return models.has_loaded(canonical) || activity.this_model ||
+         (models.loaded.empty() && !activity.other_models);
+}
+
+bool takes_without_swap(const UpstreamNode& node, const std::string& canonical) {
+  const auto models = node.models.load(std::memory_order_acquire);
+  return canonical.empty() || !models || !models->current ||
+         takes_without_swap(node, *models, canonical);
+}
+
 ModelRoute route_model(const Snapshot& snapshot, std::string_view model) {
   ModelRoute route = route_model_held(snapshot, model);
   leave_out_draining(snapshot, route.eligibility);
@@ -126,9 +139,12 @@ ModelRoute route_model_held(const Snapshot& snapshot, std::string_view model) {
       loaded.add(i);
     } else if (models->holds(route.model)) {
       holders.add(i);
-      // Preferred: the model is loaded there, or nothing is (a load there evicts nothing). Not
-      // preferred: a node busy with other models, where this one would push one of them out.
-      if (models->has_loaded(route.model) || models->loaded.empty()) {
+      // Preferred: the model is loaded there or has requests there now, or the node is idle
+      // (nothing loaded, no request for another model: a load there evicts nothing). Not
+      // preferred: a node busy with other models, where this one would push one of them out. The
+      // requests count at once, while the loaded list waits for the next fetch: a burst of new
+      // sessions of several models does not land them on one node before anything has loaded.
+      if (takes_without_swap(*snapshot.nodes[i], *models, route.model)) {
         loaded.add(i);
       }
     }

@@ -46,7 +46,8 @@ struct ModelRoute {
 // The candidates for `model` (as the client wrote it) in `snapshot`. With the catalog off
 // (catalog.interval_ms 0) or no model, every node. Holders: the nodes whose entry lists it, and
 // those whose entry is not current. Preferred (router.hpp's loaded-first tier): holders where it
-// is loaded, where nothing is loaded, or whose entry is not current; a holder busy with other
+// is loaded or has requests now, idle ones (nothing loaded, no other model's requests), or whose
+// entry is not current (takes_without_swap); a holder busy with other
 // models comes after them, as a load there would evict one (Ollama's max loaded models). With one
 // model per fleet, or a fleet that has loaded nothing yet, every holder is preferred and the plain
 // ring order applies.
@@ -55,6 +56,14 @@ struct ModelRoute {
 ModelRoute route_model(const Snapshot& snapshot, std::string_view model);
 // The same with draining nodes kept (where a session was: preheat.hpp).
 ModelRoute route_model_held(const Snapshot& snapshot, std::string_view model);
+
+// Whether `node` can serve `canonical` without swapping models: the model is loaded there or has
+// requests there now, or the node is idle (nothing loaded, no request for another model). True
+// for an empty model and for a node whose entry is not current. The preferred tier of
+// route_model, and what admission checks before it spills a request to another holder.
+bool takes_without_swap(const UpstreamNode& node, const std::string& canonical);
+bool takes_without_swap(const UpstreamNode& node, const routing::NodeModels& models,
+                        const std::string& canonical);
 
 // The 404 body a node gives for a model it does not hold, in the shape of the path's API: Ollama's
 // {"error":"model \"x\" not found, try pulling it first"} for /api/*, the OpenAI error object for

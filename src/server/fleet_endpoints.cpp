@@ -117,7 +117,9 @@ asio::awaitable<std::vector<NodeAnswer>> ask_targets(FleetRequest& fleet, http::
   auto state = std::make_shared<FanOut>(co_await asio::this_coro::executor, kChannelCapacity);
   co_return co_await fan_out(
       state, fleet.targets.size(), [&](std::size_t index, const RecordSink&) {
-        return call_node(*fleet.targets[index], method, target, body, limits, state->cancel);
+        return call_node(*fleet.targets[index], method, target, body,
+                         std::string{fleet.request[http::field::authorization]}, limits,
+                         state->cancel);
       });
 }
 

@@ -246,7 +246,8 @@ asio::awaitable<ProxyResult> pull_on_fleet(FleetRequest& fleet) {
   const auto limits = request_limits(fleet);
   const NodeTask task = [&](std::size_t index, const RecordSink& sink) {
     return call_node(*fleet.targets[index], http::verb::post, "/api/pull", fleet.request.body(),
-                     limits, state->cancel, streamed ? sink : RecordSink{});
+                     std::string{fleet.request[http::field::authorization]}, limits, state->cancel,
+                     streamed ? sink : RecordSink{});
   };
   const RecordHandler on_record = [&](std::size_t index,
                                       std::string record) -> asio::awaitable<void> {

@@ -126,7 +126,8 @@ std::string NodeAnswer::problem() const {
 }
 
 asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb method,
-                                      std::string target, std::string body, FleetCallLimits limits,
+                                      std::string target, std::string body,
+                                      std::string authorization, FleetCallLimits limits,
                                       FleetCancel& cancel, RecordSink sink) {
   NodeAnswer answer;
   answer.node = node.id;
@@ -150,6 +151,9 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
   http::request<http::string_body> request{method, target, 11};
   request.set(http::field::host, node.authority);
   request.set(http::field::user_agent, "llmgw-fleet");
+  if (!authorization.empty()) {
+    request.set(http::field::authorization, authorization);
+  }
   if (!body.empty()) {
     request.set(http::field::content_type, "application/json");
   }

@@ -66,11 +66,13 @@ struct NodeAnswer {
 // Receives one NDJSON record (without its newline); false stops the call.
 using RecordSink = std::function<asio::awaitable<bool>(std::string record)>;
 
-// `method target` with `body` (JSON when non-empty) to `node`, Connection: close. With a sink, a
-// 200 response's body goes to it record by record as it arrives; other bodies are buffered.
-// Never throws.
+// `method target` with `body` (JSON when non-empty) to `node`, Connection: close. The client's
+// Authorization header (empty: none) goes with it, so that nodes behind an authenticating proxy
+// accept the gateway's fan-out as they accept the client. With a sink, a 200 response's body goes
+// to it record by record as it arrives; other bodies are buffered. Never throws.
 asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, beast::http::verb method,
-                                      std::string target, std::string body, FleetCallLimits limits,
+                                      std::string target, std::string body,
+                                      std::string authorization, FleetCallLimits limits,
                                       FleetCancel& cancel, RecordSink sink = {});
 
 struct FleetEvent {

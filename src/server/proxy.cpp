@@ -538,14 +538,23 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     relay_request.client_accepts_chunks = client_accepts_chunks;
     relay_request.started = started;
     relay_request.preheated = planned.position && lands_preheated(shared, *planned.position, node);
-    relay_request.on_upstream_complete = [&in_flight] { in_flight.release(true); };
+    // A 2xx for a model: it is loaded there now. Noted before the slot is released, so that no
+    // request of another model finds the node idle in between (catalog.hpp's takes_without_swap)
+    // and makes it swap.
+    const bool loads_model = !planned.model.model.empty() && status >= 200 && status < 300 &&
+                             net::target_path(request.target()) != "/api/show";
+    relay_request.on_upstream_complete = [&in_flight, &node, &planned, loads_model] {
+      if (loads_model) {
+        note_loaded(node, planned.model.model);
+      }
+      in_flight.release(true);
+    };
     auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
                                   buffers.body, relay_request);
     // account
     const bool succeeded = relayed.status >= 200 && relayed.status < 300;
-    if (!planned.model.model.empty() && succeeded &&
-        net::target_path(request.target()) != "/api/show") {
-      note_loaded(node, planned.model.model);  // it is loaded there now
+    if (loads_model && succeeded) {
+      note_loaded(node, planned.model.model);  // also when the answer did not complete
     }
     if (planned.position && succeeded && relayed.end == RelayEnd::complete) {
       remember_turn(shared, *snapshot, *planned.position, net::target_path(request.target()),

@@ -12,6 +12,7 @@ struct FakeOpenAi::State {
   std::vector<RecordedRequest> requests;
   std::string base_url;
   bool refuse_tools = false;
+  std::vector<std::string> models{"fake-model"};
 };
 
 FakeReply FakeReply::text(std::string content) {
@@ -171,6 +172,11 @@ void FakeOpenAi::set_responder(std::function<FakeReply(const RecordedRequest&)> 
   state_->responder = std::move(responder);
 }
 
+void FakeOpenAi::set_models(std::vector<std::string> models) {
+  std::lock_guard lock{state_->mutex};
+  state_->models = std::move(models);
+}
+
 void FakeOpenAi::refuse_tools(bool refuse) {
   std::lock_guard lock{state_->mutex};
   state_->refuse_tools = refuse;
@@ -283,16 +289,40 @@ Plan plan_reply(const RecordedRequest& recorded, const FakeReply& reply) {
       chunk["x_groq"] = {{"usage",
                           {{"prompt_tokens", reply.prompt_tokens},
                            {"completion_tokens", reply.completion_tokens}}}};
+      if (reply.cache_n) {
+        chunk["timings"] = {{"cache_n", *reply.cache_n},
+                            {"prompt_n", reply.prompt_tokens - *reply.cache_n},
+                            {"prompt_ms", 12.5},
+                            {"predicted_n", reply.completion_tokens}};
+      }
     }
+    return "data: " + chunk.dump() + "\n\n";
+  };
+  const bool include_usage = request.is_object() && request.contains("stream_options") &&
+                             request["stream_options"].is_object() &&
+                             request["stream_options"].value("include_usage", false);
+  const auto usage_chunk = [&] {
+    nlohmann::json usage{{"prompt_tokens", reply.prompt_tokens},
+                         {"completion_tokens", reply.completion_tokens},
+                         {"total_tokens", reply.prompt_tokens + reply.completion_tokens}};
+    if (reply.cached_tokens) {
+      usage["prompt_tokens_details"] = {{"cached_tokens", *reply.cached_tokens}};
+    }
+    const nlohmann::json chunk{{"id", "chatcmpl-fake"},
+                               {"object", "chat.completion.chunk"},
+                               {"model", model},
+                               {"choices", nlohmann::json::array()},
+                               {"usage", std::move(usage)}};
     return "data: " + chunk.dump() + "\n\n";
   };
   for (const auto& piece : pieces_of(reply.content)) {
     plan.chunks.push_back(ollama ? ollama_record(piece, false)
                                  : openai_chunk({{"content", piece}}, nullptr));
   }
-  plan.chunks.push_back(ollama
-                            ? ollama_record("", true)
-                            : openai_chunk(nlohmann::json::object(), "stop") + "data: [DONE]\n\n");
+  plan.chunks.push_back(ollama ? ollama_record("", true)
+                               : openai_chunk(nlohmann::json::object(), "stop") +
+                                     (include_usage ? usage_chunk() : std::string{}) +
+                                     "data: [DONE]\n\n");
   return plan;
 }
 
@@ -307,8 +337,20 @@ boost::asio::awaitable<void> FakeOpenAi::handle(const net::ServerRequest& reques
     recorded.body = nullptr;
   }
   Plan plan;
-  if (request.method != "POST" ||
-      (recorded.path != "/v1/chat/completions" && recorded.path != "/api/chat")) {
+  if (request.method == "GET" && (recorded.path == "/health" || recorded.path == "/v1/models")) {
+    // What llama-server answers its health probe, and the model list vLLM and llama-server give.
+    nlohmann::json body{{"status", "ok"}};
+    if (recorded.path == "/v1/models") {
+      nlohmann::json data = nlohmann::json::array();
+      std::lock_guard lock{state->mutex};
+      for (const auto& model : state->models) {
+        data.push_back({{"id", model}, {"object", "model"}, {"owned_by", "fake"}});
+      }
+      body = {{"object", "list"}, {"data", std::move(data)}};
+    }
+    plan = whole(200, {}, body.dump());
+  } else if (request.method != "POST" ||
+             (recorded.path != "/v1/chat/completions" && recorded.path != "/api/chat")) {
     plan = whole(404, {}, R"({"error": {"message": "not found"}})");
   } else {
     FakeReply reply;

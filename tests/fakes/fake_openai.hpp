@@ -8,8 +8,9 @@
 //                              JSON string; errors as {"error": {"message", "type", "code"}}.
 //   POST /api/chat             Ollama native: NDJSON records, the last with done: true and token
 //                              counts; errors as {"error": "..."}.
-// Each request takes the next reply from a queue (then the fallback reply): text, tool calls,
-// malformed tool calls, 429 with Retry-After or x-ratelimit-reset-requests, Groq's 400
+// GET /health and GET /v1/models answer as llama-server and vLLM do (a gateway's `api: openai`
+// node). Each request takes the next reply from a queue (then the fallback reply): text, tool
+// calls, malformed tool calls, 429 with Retry-After or x-ratelimit-reset-requests, Groq's 400
 // tool_use_failed, 413 context too long. Every request is recorded for assertions.
 //
 // Thread-safe: the server thread and the test thread share state under a mutex.
@@ -43,6 +44,12 @@ struct FakeReply {
   // When set, sent verbatim as the whole body with `status` (fields set to null, odd shapes).
   std::optional<std::string> raw_body{};
   std::string finish_reason = "stop";  // OpenAI's finish_reason for text replies
+  // Prompt tokens served from the cache, reported the way the servers do: OpenAI's (and vLLM's)
+  // usage.prompt_tokens_details.cached_tokens (a usage chunk before [DONE] when the request asked
+  // for stream_options.include_usage), and llama.cpp's timings.cache_n (with prompt_n, the
+  // evaluated rest) on the last chunk.
+  std::optional<std::int64_t> cached_tokens{};
+  std::optional<std::int64_t> cache_n{};
 
   static FakeReply text(std::string content);
   static FakeReply tool_call(std::string name, nlohmann::json arguments, std::string id = "call_1");
@@ -90,6 +97,9 @@ class FakeOpenAi {
   void set_fallback(FakeReply reply);
   // Computes replies from requests instead of the queue (a judge, a summariser).
   void set_responder(std::function<FakeReply(const RecordedRequest&)> responder);
+  // The models GET /v1/models lists (default: "fake-model"); GET /health answers {"status":"ok"},
+  // as llama-server does. Neither is recorded as a request.
+  void set_models(std::vector<std::string> models);
   // A model without tool calling: a request that offers tools gets 400 "<model> does not support
   // tools" (Ollama's words; OpenAI-style body on /v1 with "code": null, as Ollama's /v1 sends).
   // Requests without tools take replies as usual.

@@ -49,6 +49,19 @@ struct SpawnOptions {
   std::size_t max_output_tokens = 64;
   unsigned gateway_workers = 1;
   SpawnAdmission admission;
+  // The multi-model fleet. fleet_models: "name" or "name=size_gb" (ollama-sim --model); empty:
+  // every sim has its default inventory. Sim i holds models_per_node of them, starting at
+  // fleet_models[i % M] and going round: 4 sims, models a b c, 2 per node -> {a,b} {b,c} {c,a}
+  // {a,b}. The sessions ask for the fleet's models in turn (WorkloadOptions::models).
+  std::vector<std::string> fleet_models;
+  std::size_t models_per_node = 0;    // 0 = every fleet model on every sim
+  std::size_t max_loaded_models = 3;  // each sim's OLLAMA_MAX_LOADED_MODELS
+  // Seconds to load one GB of model (before time_scale); 0 = instant loads (still counted).
+  double load_seconds_per_gb = 0.0;
+  // Before the run, each sim serves one tiny request for its first fleet model, so the run starts
+  // on a fleet that has been running (a model loaded on every node), the same for every mode.
+  // What it costs is not counted (the counters are read relative to after it).
+  bool preload = false;
 };
 
 inline constexpr const char* kModeRoundRobin = "round_robin";
@@ -66,6 +79,14 @@ inline constexpr const char* kModeUnloaded = "unloaded";
 // Clients that send no session header: the gateway keys them by the conversation's start
 // (routing.key_sources' `prefix`), with bounded placement over sessions.
 inline constexpr const char* kModePrefix = "prefix";
+// `bounded` with the model catalog off (catalog.interval_ms: 0): candidates ignore the model, as
+// the gateway did before it knew models. The baseline of the multi-model workload; its 404s (a
+// node without the model) are what it measures, not a failure of the run.
+inline constexpr const char* kModeModelBlind = "model_blind";
+// `bounded` keyed by a coding agent's own session header (x-claude-code-session-id) instead of
+// X-Session-ID, and keyed by the body's prompt_cache_key (OpenAI clients).
+inline constexpr const char* kModeAgentHeader = "agent_header";
+inline constexpr const char* kModePromptCacheKey = "prompt_cache_key";
 
 struct BenchOptions {
   WorkloadOptions workload;

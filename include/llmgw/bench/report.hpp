@@ -51,7 +51,13 @@ struct SeedRun {
   // spawned nodes' own peaks of requests in progress against their caps.
   WorkloadRun batch;
   std::vector<NodePeak> node_peaks;
+  std::optional<std::uint64_t> model_loads{};  // the sims' model loads, when the bench started them
 };
+
+// Cache reuse from what the servers said in their answers (OpenAI-compatible usage, llama.cpp's
+// timings): cached over prompt tokens of the ok requests that reported a cached count; nullopt
+// when none did (Ollama's native API).
+std::optional<double> reported_cache_reuse(const std::vector<RequestRecord>& requests);
 
 // Cache reuse estimated from Ollama's final records, for nodes whose counters we cannot read:
 // a request evaluated about prompt_eval_duration × rate tokens, the rest came from the cache.

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,20 @@ struct WorkloadOptions {
   std::string model = "llama3.2";
   std::string session_header = "X-Session-ID";
   std::chrono::milliseconds request_timeout{120'000};  // idle time allowed between bytes
+  // Sessions spread over these models: session i asks for models[i % size] on every turn (the
+  // multi-model workload). Empty: every session asks for `model`.
+  std::vector<std::string> models;
+  // The wire protocol: "ollama" POSTs /api/chat (NDJSON); "openai" POSTs /v1/chat/completions
+  // with "stream": true and stream_options.include_usage (SSE), for llama.cpp's llama-server, vLLM
+  // or any OpenAI-compatible server, and reads the cached prompt tokens they report.
+  std::string api = "ollama";
+  // Send the session id as the body's top-level "prompt_cache_key" (as OpenAI clients do), in
+  // place of the session header.
+  bool session_id_in_body = false;
 };
+
+inline constexpr const char* kApiOllama = "ollama";
+inline constexpr const char* kApiOpenAi = "openai";
 
 // One chat request as the client saw it. Times in seconds; start_s is since the run started.
 struct RequestRecord {
@@ -55,6 +69,11 @@ struct RequestRecord {
   std::uint64_t prompt_tokens = 0;  // prompt_eval_count of the final record
   std::uint64_t output_tokens = 0;  // eval_count of the final record
   double prompt_eval_duration_s = 0.0;
+  // Prompt tokens the server says it took from its cache: OpenAI-compatible
+  // usage.prompt_tokens_details.cached_tokens (vLLM, llama-server, ollama-sim), else llama.cpp's
+  // timings.cache_n; nullopt when the answer said nothing (Ollama's native API never does).
+  std::optional<std::uint64_t> cached_prompt_tokens;
+  std::string model;  // the model the request asked for
   std::string node;   // X-Gateway-Node, empty without a gateway
   std::string route;  // X-Gateway-Route
   int status = 0;     // HTTP status, 0 on a transport failure
@@ -83,13 +102,14 @@ struct ProgressCounter {
   std::atomic<std::size_t> failed{0};
 };
 
-// One streamed /api/chat request (POST base_url + "/api/chat") with `body` and `headers`, measured
-// as above; start_s counts from `run_started`, session and turn are left 0. `reply` (optional)
-// receives the streamed content. Never throws: a transport failure is a record with status 0.
+// One streamed chat request (POST base_url + "/api/chat", or "/v1/chat/completions" when
+// `openai`) with `body` and `headers`, measured as above; start_s counts from `run_started`,
+// session and turn are left 0. `reply` (optional) receives the streamed content. Never throws: a
+// transport failure is a record with status 0.
 RequestRecord send_chat(net::HttpClient& client, const std::string& base_url,
                         net::HttpHeaders headers, std::string body,
                         std::chrono::steady_clock::time_point run_started,
-                        std::string* reply = nullptr);
+                        std::string* reply = nullptr, bool openai = false);
 
 // Runs the workload against base_url ("http://host:port"), blocking until every session finished
 // its turns (a failed turn is recorded and the session goes on with the history it has).

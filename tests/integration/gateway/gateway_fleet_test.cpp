@@ -13,12 +13,14 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "llmgw/net/http_server.hpp"
 #include "support/gateway_fixture.hpp"
 
 namespace llmgw::testing {
@@ -408,6 +410,66 @@ TEST(GatewayFleet, AClientThatLeavesCancelsThePullsOnTheNodes) {
     std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
   EXPECT_TRUE(silent.peer_closed()) << "the gateway kept the pull on the node open";
+}
+
+// A node behind an authenticating proxy: records the Authorization header of every request and
+// answers pulls and deletes as Ollama does.
+class RecordingNode {
+ public:
+  RecordingNode()
+      : server_(
+            {},
+            [this](const net::ServerRequest& request,
+                   net::ResponseStream& stream) -> boost::asio::awaitable<void> {
+              {
+                const std::lock_guard lock(mutex_);
+                seen_.push_back(request.method + " " + std::string{request.path()} + " " +
+                                std::string{request.header("Authorization").value_or("(none)")});
+              }
+              // Named before the co_await: GCC 12 miscompiles braced temporaries that live
+              // across a suspension point.
+              const bool pull = request.path() == "/api/pull";
+              net::HttpHeaders headers;
+              headers.push_back({"Content-Type", pull ? std::string{"application/x-ndjson"}
+                                                      : std::string{"application/json"}});
+              std::string body = pull ? std::string{"{\"status\":\"success\"}\n"} : std::string{};
+              co_await stream.respond(200, std::move(headers), std::move(body));
+            }) {
+    server_.start();
+  }
+  std::string url() const { return server_.base_url(); }
+  std::vector<std::string> seen() const {
+    const std::lock_guard lock(mutex_);
+    return seen_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> seen_;
+  net::HttpServer server_;
+};
+
+TEST(GatewayFleet, PullAndDeleteCarryTheClientsAuthorizationToEveryNode) {
+  RecordingNode node;
+  Fleet fleet({holding({"llama3.2"})}, {node.url()});
+  net::HttpClient client;
+  const net::HttpHeaders headers{{"X-Gateway-Nodes", "node-b"},
+                                 {"Authorization", "Bearer fleet-secret"}};
+  const auto pulled = post_json(client, fleet.url("/api/pull"), pull_body("phi3"), {}, headers);
+  EXPECT_EQ(pulled.status, 200) << pulled.body;
+  const auto deleted =
+      send(client, "DELETE", fleet.url("/api/delete"), json{{"model", "phi3"}}.dump(), headers);
+  EXPECT_EQ(deleted.status, 200) << deleted.body;
+  // Without one, none is made up.
+  send(client, "DELETE", fleet.url("/api/delete"), json{{"model", "phi3"}}.dump(),
+       {{"X-Gateway-Nodes", "node-b"}});
+  const auto seen = node.seen();
+  const auto has = [&seen](const std::string& line) {
+    return std::find(seen.begin(), seen.end(), line) != seen.end();
+  };
+  EXPECT_TRUE(has("POST /api/pull Bearer fleet-secret")) << ::testing::PrintToString(seen);
+  EXPECT_TRUE(has("DELETE /api/delete Bearer fleet-secret")) << ::testing::PrintToString(seen);
+  EXPECT_TRUE(has("DELETE /api/delete (none)")) << ::testing::PrintToString(seen);
 }
 
 }  // namespace

@@ -196,5 +196,30 @@ TEST(SessionTableByModel, PlacementFollowsTheModelsHolders) {
   EXPECT_EQ(sessions.plan(table, position, 0, policy, now).first(), order[2]);
 }
 
+TEST(SessionTableByModel, NewSessionsStayOnTheLoadedHoldersBeyondTheirFairShare) {
+  const auto table = make_table(4);
+  SessionTable sessions({});
+  const auto now = SessionTable::Clock::now();
+  const RoutingPolicy policy{1.25, 3};
+  // The model is on disk on nodes 0 and 1, loaded (or being served) on 0 only; node 1 serves
+  // another model. Six new sessions: a fair share of two holders would be three each.
+  const Eligibility m{mask_of(4, {0, 1}), mask_of(4, {0})};
+  for (int i = 0; i < 6; ++i) {
+    const auto position = ring_position("model-session-" + std::to_string(i));
+    EXPECT_EQ(sessions.plan(table, position, 0, policy, now, m).first(), 0U) << i;
+    EXPECT_EQ(sessions.home_of(position, now), table.node(0).id) << i;
+  }
+  // Without a preferred tier (nothing loaded anywhere) the fair share spreads them again.
+  SessionTable fresh({});
+  const Eligibility idle{mask_of(4, {0, 1}), {}};
+  std::map<std::string, int> homes;
+  for (int i = 0; i < 6; ++i) {
+    const auto position = ring_position("model-session-" + std::to_string(i));
+    fresh.plan(table, position, 0, policy, now, idle);
+    ++homes[fresh.home_of(position, now)];
+  }
+  EXPECT_EQ(homes.size(), 2U);
+}
+
 }  // namespace
 }  // namespace llmgw::routing
