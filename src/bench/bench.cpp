@@ -511,8 +511,8 @@ BenchResult run_bench(const BenchOptions& options, BenchProgress* progress) {
       if (options.flood.clients > 0 && mode.flood != ModeSpec::Flood::none) {
         flood.emplace(url, options.flood, seed, mode.flood == ModeSpec::Flood::batch, counter);
       }
-      seed_run.run = run_workload(url, workload_for(options, mode), seed, mode.send_session_id,
-                                  counter);
+      seed_run.run =
+          run_workload(url, workload_for(options, mode), seed, mode.send_session_id, counter);
       if (flood) {
         seed_run.batch = flood->stop();
         if (progress != nullptr) {

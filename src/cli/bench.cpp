@@ -245,11 +245,12 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
   auto* target =
       cmd->add_option("--target", cli->target, "Base URL of a running gateway (one mode)");
   spawn->excludes(target);
-  cmd->add_option("--mode", cli->modes,
-                  "Modes to compare: round_robin, consistent_hash, bounded, bounded_requests, "
-                  "bounded_spill, prefix, no_classes, unloaded, model_blind, agent_header, prompt_cache_key "
-                  "(default: all four; with --target the label of the target's routing, default "
-                  "bounded)")
+  cmd->add_option(
+         "--mode", cli->modes,
+         "Modes to compare: round_robin, consistent_hash, bounded, bounded_requests, "
+         "bounded_spill, prefix, no_classes, unloaded, model_blind, agent_header, prompt_cache_key "
+         "(default: all four; with --target the label of the target's routing, default "
+         "bounded)")
       ->delimiter(',');
   cmd->add_option("--seeds", cli->seed_count, "Number of session-id seeds to repeat over")
       ->capture_default_str()

@@ -247,9 +247,8 @@ asio::awaitable<void> Preheater::preheat(std::shared_ptr<const Snapshot> snapsho
     limits.idle = config.timeout;
     limits.deadline = Clock::now() + config.timeout;
     FleetCancel cancel;
-    const auto answer =
-        co_await call_node(*target, beast::http::verb::post, prompt.path, *body,
-                             /*authorization=*/{}, limits, cancel);
+    const auto answer = co_await call_node(*target, beast::http::verb::post, prompt.path, *body,
+                                           /*authorization=*/{}, limits, cancel);
     permit.release(false);  // not a client's service time: the warm-wait estimate ignores it
     completed = answer.answered() && answer.status / 100 == 2;
     if (completed) {
