@@ -11,6 +11,7 @@
 #include <string>
 
 #include "llmgw/bench/bench.hpp"
+#include "support/bench_options.hpp"
 
 namespace llmgw::bench {
 namespace {
@@ -18,20 +19,9 @@ namespace {
 using nlohmann::json;
 
 BenchOptions two_model_options() {
-  BenchOptions options;
-  options.workload.sessions = 8;
-  options.workload.turns = 2;
-  options.workload.think_time = std::chrono::milliseconds{0};
-  options.workload.user_message_tokens = 20;
-  options.workload.max_output_tokens = 4;
-  options.seeds = {1};
+  BenchOptions options = testing::quick_bench(8, 2, 20, 4);
   options.modes = {kModeBounded, kModeModelBlind};
-  SpawnOptions spawn;
-  spawn.sims = 2;
-  spawn.num_parallel = 2;
-  spawn.time_scale = 0.01;
-  spawn.min_output_tokens = 2;
-  spawn.max_output_tokens = 4;
+  SpawnOptions spawn = testing::quick_sims(0.01, 2, 4);
   spawn.fleet_models = {"llama3.2=2.0", "phi3"};
   spawn.models_per_node = 1;
   spawn.max_loaded_models = 1;

@@ -12,6 +12,7 @@
 
 #include "llmgw/bench/bench.hpp"
 #include "llmgw/bench/class_report.hpp"
+#include "support/bench_options.hpp"
 #include "support/wait.hpp"
 
 namespace llmgw::bench {
@@ -20,18 +21,10 @@ namespace {
 using nlohmann::json;
 
 BenchOptions flood_options() {
-  BenchOptions options;
-  options.workload.sessions = 2;
-  options.workload.turns = 3;
-  options.workload.think_time = std::chrono::milliseconds{0};
-  options.workload.user_message_tokens = 40;
-  options.workload.max_output_tokens = 8;
-  options.seeds = {1};
+  BenchOptions options = testing::quick_bench(2, 3, 40, 8);
   options.modes = {kModeBounded, kModeNoClasses, kModeUnloaded};
-  SpawnOptions spawn;
-  spawn.sims = 2;
-  spawn.num_parallel = 2;
-  spawn.time_scale = 0.05;
+  SpawnOptions spawn =
+      testing::quick_sims(0.05, SpawnOptions{}.min_output_tokens, SpawnOptions{}.max_output_tokens);
   spawn.admission.batch_max_wait = std::chrono::milliseconds{100};
   options.spawn = spawn;
   options.flood.clients = 10;  // 2 chats + 10 = 12 on 4 slots: 3x

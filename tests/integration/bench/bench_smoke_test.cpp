@@ -12,6 +12,7 @@
 #include <string>
 
 #include "llmgw/bench/bench.hpp"
+#include "support/bench_options.hpp"
 #include "support/wait.hpp"
 
 namespace llmgw::bench {
@@ -27,20 +28,9 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 BenchOptions smoke_options() {
-  BenchOptions options;
-  options.workload.sessions = 4;
-  options.workload.turns = 2;
-  options.workload.think_time = std::chrono::milliseconds{0};
-  options.workload.user_message_tokens = 40;
-  options.workload.max_output_tokens = 8;
+  BenchOptions options = testing::quick_bench(4, 2, 40, 8);
   options.seeds = {1, 2};
-  SpawnOptions spawn;
-  spawn.sims = 2;
-  spawn.num_parallel = 2;
-  spawn.time_scale = 0.01;
-  spawn.min_output_tokens = 4;
-  spawn.max_output_tokens = 8;
-  options.spawn = spawn;
+  options.spawn = testing::quick_sims(0.01, 4, 8);
   return options;
 }
 

@@ -10,6 +10,7 @@
 
 #include "fakes/fake_openai.hpp"
 #include "llmgw/bench/bench.hpp"
+#include "support/bench_options.hpp"
 
 namespace llmgw::bench {
 namespace {
@@ -17,14 +18,8 @@ namespace {
 using nlohmann::json;
 
 BenchOptions target_options(const std::string& url, const std::string& mode) {
-  BenchOptions options;
-  options.workload.sessions = 3;
-  options.workload.turns = 2;
-  options.workload.think_time = std::chrono::milliseconds{0};
-  options.workload.user_message_tokens = 10;
-  options.workload.max_output_tokens = 8;
+  BenchOptions options = testing::quick_bench(3, 2, 10, 8);
   options.workload.api = kApiOpenAi;
-  options.seeds = {1};
   options.modes = {mode};
   options.target_url = url;
   return options;
