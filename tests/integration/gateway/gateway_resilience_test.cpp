@@ -141,6 +141,10 @@ TEST(GatewayResilience, PooledConnectionsOlderThanUpstreamIdleAreNotReused) {
   GatewayFixture fixture({.nodes = 1, .configure = [](config::GatewayConfig& config) {
                             config.workers = 1;  // one pool
                             config.timeouts.upstream_idle = milliseconds{300};
+                            // No other connections to count: the catalog's fetches and health
+                            // probes open their own, at times of their own.
+                            config.catalog.interval = milliseconds{0};
+                            config.health.interval = milliseconds{60'000};
                           }});
   net::HttpClient client;
   const auto send = [&] {
