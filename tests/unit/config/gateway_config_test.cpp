@@ -474,6 +474,19 @@ TEST(GatewayConfigAdmin, UnreadableTokenFileIsNamed) {
   EXPECT_THAT(problems[0], HasSubstr("(from LLMGW_ADMIN_TOKEN_FILE)"));
 }
 
+TEST(GatewayConfigAdmin, AStatusPageBehindATokenNeedsAToken) {
+  EXPECT_THAT(problems_of("status: {require_token: true}"),
+              ElementsAre("status.require_token: needs admin.token or admin.token_file (the page "
+                          "asks for it)"));
+  EXPECT_TRUE(parse_gateway_config("status: {require_token: true}\nadmin: {token: t0k3n}")
+                  .status.require_token);
+  const TempDir dir;
+  dir.write("token", "from-file\n");
+  const std::string file =
+      dir.write("g.yaml", "status: {require_token: true}\nadmin: {token_file: token}\n");
+  EXPECT_EQ(load_gateway_config({file, {}, {}}).admin.token, "from-file");
+}
+
 TEST(GatewayConfigAdmin, SecretsNeverAppearInMessages) {
   const std::string secret = "hunter2 with spaces";
   const TempDir dir;
