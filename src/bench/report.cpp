@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "llmgw/bench/class_report.hpp"
 
@@ -503,6 +506,54 @@ std::string render_table(const json& report) {
   return out;
 }
 
+namespace {
+
+// The best mode by `value` (lower or higher is better) and the next best, as indices into modes.
+std::pair<std::size_t, std::size_t> best_two(const json& modes,
+                                             const std::function<double(const json&)>& value,
+                                             bool lower_is_better) {
+  std::vector<std::size_t> order(modes.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return lower_is_better ? value(modes[a]) < value(modes[b]) : value(modes[a]) > value(modes[b]);
+  });
+  return {order[0], order[1]};
+}
+
+}  // namespace
+
+std::string render_verdict(const json& report) {
+  const json modes = report.value("modes", json::array());
+  if (modes.empty()) {
+    return "No mode ran.";
+  }
+  const auto name = [&](std::size_t i) { return html_escape(modes[i].value("mode", "")); };
+  const std::size_t seeds = modes[0].value("seeds", std::size_t{0});
+  if (modes.size() == 1) {
+    return fmt::format("One mode ran ({}) over {} seed{}: nothing to compare it with.", name(0),
+                       seeds, seeds == 1 ? "" : "s");
+  }
+  const auto ttft = [](const json& m) { return number_at(m.value("ttft", json::object()), "p50"); };
+  const auto wall = [](const json& m) {
+    return number_at(m.value("wall_time_s", json::object()), "mean");
+  };
+  const auto reuse = [](const json& m) { return number_at(m, "cache_reuse"); };
+  const auto times = [](double worse, double better) {
+    return better > 0 ? fmt::format("{:.1f}×", worse / better) : std::string{"∞×"};
+  };
+  const auto [t1, t2] = best_two(modes, ttft, true);
+  const auto [w1, w2] = best_two(modes, wall, true);
+  const auto [r1, r2] = best_two(modes, reuse, false);
+  return fmt::format(
+      "Over {} seed{}: <b>{}</b> won on time to first token (p50 {} ms, {} faster than {} at {} "
+      "ms), <b>{}</b> on wall time ({:.2f} s against {:.2f} s for {}, {} faster), and <b>{}</b> "
+      "on cache reuse ({:.3f} against {:.3f} for {}).",
+      seeds, seeds == 1 ? "" : "s", name(t1), milliseconds(ttft(modes[t1])),
+      times(ttft(modes[t2]), ttft(modes[t1])), name(t2), milliseconds(ttft(modes[t2])), name(w1),
+      wall(modes[w1]), wall(modes[w2]), name(w2), times(wall(modes[w2]), wall(modes[w1])), name(r1),
+      reuse(modes[r1]), reuse(modes[r2]), name(r2));
+}
+
 std::string render_html(const json& report) {
   const json modes = report.value("modes", json::array());
   std::string html =
@@ -511,14 +562,21 @@ std::string render_html(const json& report) {
       "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}"
       "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
       "text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}"
-      "code{background:#f4f4f4;padding:1px 4px}</style></head><body>\n"
-      "<h1>llmgw bench</h1>\n<h2>Workload</h2>\n<table>";
+      "code{background:#f4f4f4;padding:1px 4px}"
+      // A long value (a JSON list of models, a system prompt) wraps instead of pushing the page
+      // wider; wide tables scroll inside their own box.
+      "#workload{table-layout:fixed;width:100%}#workload td{text-align:left;"
+      "overflow-wrap:anywhere}#workload th{width:14em}.wide{overflow-x:auto;max-width:100%}"
+      ".verdict{font-size:1.1em;line-height:1.5}</style></head><body>\n"
+      "<h1>llmgw bench</h1>\n<p class=\"verdict\">" +
+      render_verdict(report) + "</p>\n<h2>Workload</h2>\n<table id=\"workload\">";
   for (const auto& [key, value] : object_at(report, "workload").items()) {
     html += fmt::format("<tr><th>{}</th><td>{}</td></tr>", html_escape(key),
                         html_escape(value.is_string() ? value.get<std::string>() : value.dump()));
   }
   html +=
-      "</table>\n<h2>Comparison (all seeds pooled)</h2>\n<table><tr><th>mode</th>"
+      "</table>\n<h2>Comparison (all seeds pooled)</h2>\n<div "
+      "class=\"wide\"><table><tr><th>mode</th>"
       "<th>TTFT p50 ms</th><th>TTFT p90 ms</th><th>TTFT p99 ms</th><th>latency p50 ms</th>"
       "<th>latency p99 ms</th><th>req/s</th><th>tokens/s</th><th>wall s (mean)</th>"
       "<th>wall s (min–max)</th><th>cache reuse</th><th>ideal</th><th>node max/mean</th>"
@@ -541,13 +599,14 @@ std::string render_html(const json& report) {
         number_at(mode, "node_share_max_over_mean"), mode.value("errors", 0),
         mode.value("seeds", 0));
   }
-  html += "</table>\n<h2>Time to first token</h2>\n" + ttft_cdf_svg(modes) +
-          "\n<h2>Per-node share of requests</h2>\n" + node_share_svg(modes) +
-          "\n<h2>Per seed</h2>\n<p>Where sessions land depends on their ids, so each seed places "
-          "them differently; the spread between seeds is part of the result.</p>\n"
-          "<table><tr><th>mode</th><th>seed</th><th>wall s</th><th>TTFT p50 ms</th>"
-          "<th>TTFT p99 ms</th><th>req/s</th><th>cache reuse</th><th>node max/mean</th>"
-          "<th>node share</th><th>sessions per node</th><th>errors</th></tr>";
+  html +=
+      "</table></div>\n<h2>Time to first token</h2>\n" + ttft_cdf_svg(modes) +
+      "\n<h2>Per-node share of requests</h2>\n" + node_share_svg(modes) +
+      "\n<h2>Per seed</h2>\n<p>Where sessions land depends on their ids, so each seed places "
+      "them differently; the spread between seeds is part of the result.</p>\n"
+      "<div class=\"wide\"><table><tr><th>mode</th><th>seed</th><th>wall s</th><th>TTFT p50 ms</th>"
+      "<th>TTFT p99 ms</th><th>req/s</th><th>cache reuse</th><th>node max/mean</th>"
+      "<th>node share</th><th>sessions per node</th><th>errors</th></tr>";
   for (const auto& mode : modes) {
     for (const auto& seed : mode.value("per_seed", json::array())) {
       std::string shares;
@@ -571,7 +630,7 @@ std::string render_html(const json& report) {
           sessions, seed.value("errors", 0));
     }
   }
-  html += "</table>\n" + render_class_html(report);
+  html += "</table></div>\n" + render_class_html(report);
   html +=
       "<p>Generated by <code>llmgw bench</code>; the same figures are in "
       "<code>report.json</code> and every request in <code>requests.csv</code>.</p>\n"

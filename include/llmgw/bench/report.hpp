@@ -83,6 +83,10 @@ nlohmann::json build_report(const nlohmann::json& workload,
 // The comparison table printed on stdout.
 std::string render_table(const nlohmann::json& report);
 
+// One paragraph for the top of report.html: which mode won on time to first token (p50), wall
+// time (mean) and cache reuse, by how much against the next best, over how many seeds.
+std::string render_verdict(const nlohmann::json& report);
+
 // A self-contained HTML page (inline CSS and SVG charts, no external assets).
 std::string render_html(const nlohmann::json& report);
 

@@ -93,6 +93,39 @@ TEST(BenchReport, SharesAndSeedsAreAggregated) {
   EXPECT_DOUBLE_EQ(summary["per_seed"][0]["node_share_max_over_mean"].get<double>(), 2.0);
 }
 
+// A mode as report.json has it, with only what the verdict reads.
+nlohmann::json mode_summary(const std::string& name, double ttft_p50_s, double wall_s,
+                            double reuse) {
+  return {{"mode", name},
+          {"seeds", 3},
+          {"ttft", {{"p50", ttft_p50_s}}},
+          {"wall_time_s", {{"mean", wall_s}}},
+          {"cache_reuse", reuse}};
+}
+
+TEST(BenchReport, TheVerdictNamesEachCriterionsWinnerAndItsMargin) {
+  const nlohmann::json report{
+      {"modes",
+       {mode_summary("round_robin", 0.080, 2.50, 0.22), mode_summary("bounded", 0.025, 1.90, 0.82),
+        mode_summary("prefix", 0.026, 1.85, 0.80)}}};
+  const std::string text = render_verdict(report);
+  EXPECT_NE(text.find("Over 3 seeds"), std::string::npos) << text;
+  EXPECT_NE(text.find("<b>bounded</b> won on time to first token (p50 25.0 ms, 1.0× faster than "
+                      "prefix at 26.0 ms)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("<b>prefix</b> on wall time (1.85 s against 1.90 s for bounded"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("<b>bounded</b> on cache reuse (0.820 against 0.800 for prefix)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(render_html(report).find("<p class=\"verdict\">" + text), std::string::npos);
+  const nlohmann::json one{{"modes", {mode_summary("bounded<x>", 0.025, 1.9, 0.8)}}};
+  EXPECT_EQ(render_verdict(one),
+            "One mode ran (bounded&lt;x&gt;) over 3 seeds: nothing to compare it with.");
+}
+
 TEST(BenchWorkload, SessionIdsAndTextsAreRepeatablePerSeed) {
   EXPECT_EQ(session_ids(7, 3), session_ids(7, 3));
   EXPECT_NE(session_ids(7, 3), session_ids(8, 3));
