@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <random>
 
 namespace llmgw::server::detail {
@@ -19,16 +20,21 @@ bool all_zero(std::string_view text) noexcept {
   return std::all_of(text.begin(), text.end(), [](char c) { return c == '0'; });
 }
 
-// Random lowercase hex, never all zeros (both trace and span ids forbid that).
+// Random lowercase hex, never all zeros (both trace and span ids forbid that). Formatted by hand:
+// fmt::format per 16 digits was 4 % of the gateway's instructions on short requests.
 std::string random_hex(std::size_t digits) {
   thread_local std::mt19937_64 engine{std::random_device{}()};
-  std::string hex;
+  constexpr std::string_view kDigits = "0123456789abcdef";
+  std::string hex(digits, '0');
   do {
-    hex.clear();
-    while (hex.size() < digits) {
-      hex += fmt::format("{:016x}", engine());
+    std::uint64_t bits = 0;
+    for (std::size_t i = 0; i < digits; ++i) {
+      if (i % 16 == 0) {
+        bits = engine();
+      }
+      hex[i] = kDigits[bits & 0xF];
+      bits >>= 4;
     }
-    hex.resize(digits);
   } while (all_zero(hex));
   return hex;
 }
