@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "access_log.hpp"
 #include "catalog.hpp"
 #include "fleet_endpoints.hpp"
 #include "gateway_state.hpp"
@@ -50,35 +51,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
-
-void access_log(const config::LogConfig& log, const std::string& client_ip, const Request& request,
-                const RequestIdentity& identity, const ProxyResult& result,
-                Clock::time_point started) {
-  const std::string_view path = net::target_path(request.target());
-  if (!log.access_log || (!log.access_log_probes && is_probe_path(path))) {
-    return;
-  }
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-  const std::string_view node = result.node.empty() ? "-" : std::string_view{result.node};
-  if (log.format == "json") {
-    const nlohmann::json line{{"client", client_ip},
-                              {"method", std::string{request.method_string()}},
-                              {"path", std::string{path}},
-                              {"status", result.status},
-                              {"node", node},
-                              {"route", result.route},
-                              {"duration_ms", ms},
-                              {"bytes", result.bytes},
-                              {"request_id", identity.request_id},
-                              {"trace_id", identity.trace_id}};
-    access_logger().info("{}", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-  } else {
-    access_logger().info(
-        "{} {} {} {} node={} route={} duration_ms={:.2f} bytes={} request_id={} trace_id={}",
-        client_ip, std::string_view{request.method_string()}, path, result.status, node,
-        result.route, ms, result.bytes, identity.request_id, identity.trace_id);
-  }
-}
 
 std::string describe_routing(const config::RoutingConfig& routing) {
   return routing.balance_factor > 0
