@@ -1,5 +1,6 @@
-// The Redis side of shared placements (placement_store.hpp): three Lua scripts, loaded on every
-// connection and called by their SHA-1 (EVALSHA; EVAL when Redis lost its script cache).
+// The Redis side of shared placements (placement_store.hpp): three Lua scripts on one prelude,
+// loaded on every connection and called by their SHA-1 (EVALSHA; EVAL when Redis lost its script
+// cache).
 
 #include "llmgw/routing/placement_store.hpp"
 
@@ -11,8 +12,30 @@
 namespace llmgw::routing {
 namespace {
 
+// What every script starts with. Each takes KEYS[1], the placement, and ARGV[1..3]: the idle time
+// in ms, the node-set key prefix and the session's member name (its position).
+constexpr const char* kPrelude = R"lua(
+local idle = tonumber(ARGV[1])
+local set_prefix = ARGV[2]
+local member = ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Stores `value` as the placement and the member in its node's set, both expiring after idle.
+local function remember(value)
+  local set = set_prefix .. string.sub(value, 2)
+  redis.call('SET', KEYS[1], value, 'PX', idle)
+  redis.call('ZADD', set, now, member)
+  redis.call('PEXPIRE', set, idle)
+  return value
+end
+-- Takes the member out of the set of the node that `value` names.
+local function leave(value)
+  redis.call('ZREM', set_prefix .. string.sub(value, 2), member)
+end
+)lua";
+
 // PLACE. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, the session's member name
-// (its position), owner id, owner healthy (1/0), fallback id, healthy weight W, then per node:
+// (its position), owner id, owner healthy (1/0), fallback id, healthy weight W,
 // the node the session was last routed to without the store ("" if none), then per node: id,
 // weight, keep (1/0), fits (1/0), candidates first in order. Returns {placement value, 1 if this
 // call placed the session (none was kept), else 0}. A session without a placement that the
@@ -23,14 +46,9 @@ namespace {
 // (S = 3). The session cap is ceil((3 + 1) × 1 / 3) = 2: a is at its cap, so a new session goes
 // to b (the next candidate, 1 < 2) and the script stores "hb". A second replica placing the same
 // session a moment later finds "hb", keeps it (b may keep placements), and returns it too.
-constexpr const char* kPlaceScript = R"lua(
-local idle = tonumber(ARGV[1])
-local set_prefix = ARGV[2]
-local member = ARGV[3]
+constexpr const char* kPlaceBody = R"lua(
 local owner = ARGV[4]
 local owner_healthy = ARGV[5] == '1'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nodes = {}
 local order = {}
 for i = 9, #ARGV, 4 do
@@ -39,13 +57,6 @@ for i = 9, #ARGV, 4 do
   nodes[node.id] = node
   order[#order + 1] = node
 end
-local function remember(value)
-  local set = set_prefix .. string.sub(value, 2)
-  redis.call('SET', KEYS[1], value, 'PX', idle)
-  redis.call('ZADD', set, now, member)
-  redis.call('PEXPIRE', set, idle)
-  return value
-end
 local current = redis.call('GET', KEYS[1])
 if current then
   local node = nodes[string.sub(current, 2)]
@@ -53,7 +64,7 @@ if current then
   if node and node.keep and not (failover and owner_healthy) then
     return {remember(current), 0}
   end
-  redis.call('ZREM', set_prefix .. string.sub(current, 2), member)
+  leave(current)
 end
 local live = 0
 for _, node in ipairs(order) do
@@ -87,44 +98,30 @@ return {remember(flag .. home), 1}
 // (written when the key is missing, or over a tentative "t" value that is not this replica's:
 // a placement a replica read from Redis or made through it wins over another replica's guess
 // from a Redis outage). Returns the stored value.
-constexpr const char* kTouchScript = R"lua(
-local idle = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+constexpr const char* kTouchBody = R"lua(
 local current = redis.call('GET', KEYS[1])
 if not current then
   current = ARGV[4]
 elseif string.sub(current, 1, 1) == 't' and string.sub(ARGV[4], 1, 1) ~= 't' then
-  redis.call('ZREM', ARGV[2] .. string.sub(current, 2), ARGV[3])
+  leave(current)
   current = ARGV[4]
 end
-redis.call('SET', KEYS[1], current, 'PX', idle)
-local set = ARGV[2] .. string.sub(current, 2)
-redis.call('ZADD', set, now, ARGV[3])
-redis.call('PEXPIRE', set, idle)
-return current
+return remember(current)
 )lua";
 
 // CLAIM. KEYS[1]: the placement. ARGV: idle ms, node-set key prefix, member, the value to store
 // (the node a request used while the store was late), the value expected (the late answer).
 // Stores the first if the placement is the second or missing (moving the member between the
 // nodes' sets); leaves another replica's newer placement alone. Returns the stored value.
-constexpr const char* kClaimScript = R"lua(
-local idle = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+constexpr const char* kClaimBody = R"lua(
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[5] and current ~= ARGV[4] then
   return current
 end
 if current and current ~= ARGV[4] then
-  redis.call('ZREM', ARGV[2] .. string.sub(current, 2), ARGV[3])
+  leave(current)
 end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', idle)
-local set = ARGV[2] .. string.sub(ARGV[4], 2)
-redis.call('ZADD', set, now, ARGV[3])
-redis.call('PEXPIRE', set, idle)
-return ARGV[4]
+return remember(ARGV[4])
 )lua";
 
 std::string sha1_hex(std::string_view text) {
@@ -138,19 +135,26 @@ std::string sha1_hex(std::string_view text) {
   return hex;
 }
 
-const std::string& place_sha() {
-  static const std::string sha = sha1_hex(kPlaceScript);
-  return sha;
+// A script's text (the prelude and its body) and its SHA-1, for SCRIPT LOAD and EVALSHA.
+struct Script {
+  explicit Script(const char* body) : text(std::string{kPrelude} + body), sha(sha1_hex(text)) {}
+  std::string text;
+  std::string sha;
+};
+
+const Script& place_script() {
+  static const Script script{kPlaceBody};
+  return script;
 }
 
-const std::string& touch_sha() {
-  static const std::string sha = sha1_hex(kTouchScript);
-  return sha;
+const Script& touch_script() {
+  static const Script script{kTouchBody};
+  return script;
 }
 
-const std::string& claim_sha() {
-  static const std::string sha = sha1_hex(kClaimScript);
-  return sha;
+const Script& claim_script() {
+  static const Script script{kClaimBody};
+  return script;
 }
 
 std::string position_member(std::uint64_t position) {
@@ -158,14 +162,14 @@ std::string position_member(std::uint64_t position) {
 }
 
 // Calls a script by SHA; once more with its text when Redis answers NOSCRIPT.
-void call_script(net::RedisClient& client, const char* script, const std::string& sha,
-                 std::vector<std::string> args, std::function<void(net::RedisReply)> done) {
-  args.insert(args.begin(), {"EVALSHA", sha, "1"});
-  client.command(args, [&client, script, args, done = std::move(done)](net::RedisReply reply) {
+void call_script(net::RedisClient& client, const Script& script, std::vector<std::string> args,
+                 std::function<void(net::RedisReply)> done) {
+  args.insert(args.begin(), {"EVALSHA", script.sha, "1"});
+  client.command(args, [&client, &script, args, done = std::move(done)](net::RedisReply reply) {
     if (reply.kind == net::RedisReply::Kind::error && reply.text.starts_with("NOSCRIPT")) {
       auto again = args;
       again[0] = "EVAL";
-      again[1] = script;
+      again[1] = script.text;
       client.command(std::move(again), done);
       return;
     }
@@ -200,9 +204,9 @@ PlacementStore::PlacementStore(PlacementStoreOptions options) : options_(std::mo
   client.slow_after = options_.timeout;
   // A Redis that answers nothing for a second is hung (SIGSTOP, a partition): connect anew.
   client.drop_after = std::max(std::chrono::milliseconds{1'000}, options_.timeout * 10);
-  client.setup = {{"SCRIPT", "LOAD", kPlaceScript},
-                  {"SCRIPT", "LOAD", kTouchScript},
-                  {"SCRIPT", "LOAD", kClaimScript}};
+  client.setup = {{"SCRIPT", "LOAD", place_script().text},
+                  {"SCRIPT", "LOAD", touch_script().text},
+                  {"SCRIPT", "LOAD", claim_script().text}};
   client.on_availability = [this](bool up) {
     if (options_.on_availability) {
       options_.on_availability(up);
@@ -245,7 +249,7 @@ void PlacementStore::place(const PlacementRequest& request, PlaceDone done) {
     args.push_back(node.keep ? "1" : "0");
     args.push_back(node.fits ? "1" : "0");
   }
-  call_script(*client_, kPlaceScript, place_sha(), std::move(args),
+  call_script(*client_, place_script(), std::move(args),
               [done = std::move(done)](net::RedisReply reply) {
                 if (reply.kind != net::RedisReply::Kind::array || reply.elements.size() != 2) {
                   done(std::nullopt, false);
@@ -265,8 +269,7 @@ void PlacementStore::touch_value(std::uint64_t key_position, std::string value,
   std::vector<std::string> args{
       options_.key_prefix + "p:" + position_member(key_position), std::to_string(idle.count()),
       options_.key_prefix + "n:", position_member(key_position), std::move(value)};
-  call_script(*client_, kTouchScript, touch_sha(), std::move(args),
-              placement_reply(std::move(done)));
+  call_script(*client_, touch_script(), std::move(args), placement_reply(std::move(done)));
 }
 
 void PlacementStore::note_fallback(std::uint64_t key_position, const Placement& used,
@@ -316,8 +319,7 @@ void PlacementStore::claim(std::uint64_t key_position, const Placement& used, co
                                 position_member(key_position),
                                 encode_placement(used),
                                 encode_placement(late)};
-  call_script(*client_, kClaimScript, claim_sha(), std::move(args),
-              placement_reply(std::move(done)));
+  call_script(*client_, claim_script(), std::move(args), placement_reply(std::move(done)));
 }
 
 }  // namespace llmgw::routing
