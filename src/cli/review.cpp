@@ -15,7 +15,6 @@
 namespace llmgw::cli {
 namespace {
 
-constexpr std::string_view kDefaultReviewModel = "llama-3.3-70b-versatile";
 
 struct ReviewOptions {
   std::string repo;

@@ -23,7 +23,6 @@
 namespace llmgw::cli {
 namespace {
 
-constexpr std::string_view kDefaultReviewModel = "llama-3.3-70b-versatile";
 
 struct ReviewServerCliOptions {
   std::string listen = "127.0.0.1:8090";

@@ -3,7 +3,7 @@
 namespace llmgw::llm {
 namespace {
 
-nlohmann::json message_json(const Message& message) {
+nlohmann::json ollama_message(const Message& message) {
   nlohmann::json out{{"role", message.role}, {"content", message.content}};
   if (!message.tool_calls.empty()) {
     auto calls = nlohmann::json::array();
@@ -16,15 +16,6 @@ nlohmann::json message_json(const Message& message) {
     out["tool_name"] = message.name;
   }
   return out;
-}
-
-// Ollama sends arguments as an object; a string (some templates) is decoded when it holds JSON.
-nlohmann::json decode_arguments(const nlohmann::json& arguments) {
-  if (arguments.is_string()) {
-    auto parsed = nlohmann::json::parse(arguments.get<std::string>(), nullptr, false);
-    return parsed.is_discarded() ? arguments : parsed;
-  }
-  return arguments.is_null() ? nlohmann::json::object() : arguments;
 }
 
 // The state of one streamed answer.
@@ -66,8 +57,8 @@ struct Accumulator {
           tool_call.id =
               detail::string_field(call, "id", "call_" + std::to_string(result.tool_calls.size()));
           tool_call.name = detail::string_field(function, "name");
-          tool_call.arguments =
-              decode_arguments(function.contains("arguments") ? function["arguments"] : nullptr);
+          tool_call.arguments = detail::decode_arguments(
+              function.contains("arguments") ? function["arguments"] : nullptr);
           result.tool_calls.push_back(std::move(tool_call));
         }
       }
@@ -92,7 +83,7 @@ nlohmann::json OllamaClient::request_body(const ChatRequest& request, bool strea
                       {"stream", stream}};
   auto messages = nlohmann::json::array();
   for (const auto& message : request.messages) {
-    messages.push_back(message_json(message));
+    messages.push_back(ollama_message(message));
   }
   body["messages"] = std::move(messages);
   if (!request.tools.empty() && config.native_tools) {

@@ -5,7 +5,7 @@
 namespace llmgw::llm {
 namespace {
 
-nlohmann::json message_json(const Message& message) {
+nlohmann::json openai_message(const Message& message) {
   nlohmann::json out{{"role", message.role}, {"content", message.content}};
   if (!message.tool_calls.empty()) {
     auto calls = nlohmann::json::array();
@@ -24,20 +24,6 @@ nlohmann::json message_json(const Message& message) {
     }
   }
   return out;
-}
-
-// OpenAI sends arguments as a JSON-encoded string; some compatible servers send the object.
-// A string that is not JSON is kept as a string so the agent can tell the model it was malformed.
-nlohmann::json decode_arguments(const nlohmann::json& arguments) {
-  if (arguments.is_string()) {
-    const auto& text = arguments.get_ref<const std::string&>();
-    if (text.empty()) {
-      return nlohmann::json::object();
-    }
-    auto parsed = nlohmann::json::parse(text, nullptr, false);
-    return parsed.is_discarded() ? arguments : parsed;
-  }
-  return arguments.is_null() ? nlohmann::json::object() : arguments;
 }
 
 void read_usage(const nlohmann::json& chunk, ChatResult& result) {
@@ -131,7 +117,7 @@ struct StreamState {
 
   void finish_tool_calls() {
     for (auto& [index, call] : calls) {
-      call.arguments = decode_arguments(call_arguments[index]);
+      call.arguments = detail::decode_arguments(call_arguments[index]);
       if (call.id.empty()) {
         call.id = "call_" + std::to_string(index);  // servers that send "id": null
       }
@@ -161,8 +147,8 @@ ChatResult parse_completion(const nlohmann::json& body) {
       tool_call.id =
           detail::string_field(call, "id", "call_" + std::to_string(result.tool_calls.size()));
       tool_call.name = detail::string_field(function, "name");
-      tool_call.arguments =
-          decode_arguments(function.contains("arguments") ? function["arguments"] : nullptr);
+      tool_call.arguments = detail::decode_arguments(
+          function.contains("arguments") ? function["arguments"] : nullptr);
       result.tool_calls.push_back(std::move(tool_call));
     }
   }
@@ -188,7 +174,7 @@ nlohmann::json OpenAiClient::request_body(const ChatRequest& request, bool strea
                       {"stream", stream}};
   auto messages = nlohmann::json::array();
   for (const auto& message : request.messages) {
-    messages.push_back(message_json(message));
+    messages.push_back(openai_message(message));
   }
   if (request.json_schema && json_object_fallback) {
     messages.push_back({{"role", "system"},

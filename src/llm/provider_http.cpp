@@ -119,6 +119,18 @@ nlohmann::json object_field(const nlohmann::json& object, std::string_view key) 
   return nlohmann::json::object();
 }
 
+nlohmann::json decode_arguments(const nlohmann::json& arguments) {
+  if (arguments.is_string()) {
+    const auto& text = arguments.get_ref<const std::string&>();
+    if (text.empty()) {
+      return nlohmann::json::object();
+    }
+    auto parsed = nlohmann::json::parse(text, nullptr, false);
+    return parsed.is_discarded() ? arguments : parsed;
+  }
+  return arguments.is_null() ? nlohmann::json::object() : arguments;
+}
+
 std::string dump_json(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -73,6 +73,11 @@ std::int64_t int_field(const nlohmann::json& object, std::string_view key,
 // The field when it is an object, else an empty object.
 nlohmann::json object_field(const nlohmann::json& object, std::string_view key);
 
+// A tool call's arguments as an object: OpenAI sends them as a JSON-encoded string, Ollama (and
+// some OpenAI-compatible servers) as the object. An empty or null value is an empty object; a
+// string that is not JSON is kept as a string so the agent can tell the model it was malformed.
+nlohmann::json decode_arguments(const nlohmann::json& arguments);
+
 // The JSON text of `value`; invalid UTF-8 (a diff of a Latin-1 file) is replaced, never thrown on.
 std::string dump_json(const nlohmann::json& value);
 

@@ -10,11 +10,11 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "health_checker.hpp"
+#include "server/as_tuple.hpp"
 
 namespace llmgw::server::detail {
 namespace {
 
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kUserAgent = "llmgw-catalog";
 
 bool catalog_on(const Snapshot& snapshot) {

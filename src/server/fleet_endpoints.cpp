@@ -15,6 +15,7 @@
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "request_identity.hpp"
+#include "server/as_tuple.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -22,27 +23,26 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::string_view kNodesHeader = "X-Gateway-Nodes";
 constexpr std::string_view kPartialHeader = "X-Gateway-Partial";
 constexpr std::size_t kChannelCapacity = 32;
 
-enum class Listing { tags, openai_models, ps, version };
+enum class ListingKind { tags, openai_models, ps, version };
 
-// In the order of Listing.
+// In the order of ListingKind.
 constexpr std::string_view kListings[] = {"/api/tags", "/v1/models", "/api/ps", "/api/version"};
 
-std::optional<Listing> listing_of(std::string_view path) {
+std::optional<ListingKind> listing_of(std::string_view path) {
   for (std::size_t i = 0; i < std::size(kListings); ++i) {
     if (kListings[i] == path) {
-      return static_cast<Listing>(i);
+      return static_cast<ListingKind>(i);
     }
   }
   return std::nullopt;
 }
 
 // A node's listing in the shape its endpoint promises, or nullopt.
-std::optional<json> parse_listing(Listing kind, const NodeAnswer& answer) {
+std::optional<json> parse_listing(ListingKind kind, const NodeAnswer& answer) {
   if (!answer.answered() || answer.status != 200) {
     return std::nullopt;
   }
@@ -50,21 +50,21 @@ std::optional<json> parse_listing(Listing kind, const NodeAnswer& answer) {
   if (!body.is_object()) {
     return std::nullopt;
   }
-  const bool ok = kind == Listing::version         ? body.value("version", json{}).is_string()
-                  : kind == Listing::openai_models ? body.value("data", json{}).is_array()
-                                                   : body.value("models", json{}).is_array();
+  const bool ok = kind == ListingKind::version         ? body.value("version", json{}).is_string()
+                  : kind == ListingKind::openai_models ? body.value("data", json{}).is_array()
+                                                       : body.value("models", json{}).is_array();
   return ok ? std::optional{std::move(body)} : std::nullopt;
 }
 
-json merge_listing(Listing kind, const std::vector<NodeListing>& listings) {
+json merge_listing(ListingKind kind, const std::vector<NodeListing>& listings) {
   switch (kind) {
-    case Listing::tags:
+    case ListingKind::tags:
       return merge_tags(listings);
-    case Listing::openai_models:
+    case ListingKind::openai_models:
       return merge_openai_models(listings);
-    case Listing::ps:
+    case ListingKind::ps:
       return merge_ps(listings);
-    case Listing::version:
+    case ListingKind::version:
       break;
   }
   // The lowest version: a client that checks the version for a feature gets one every node has.
@@ -123,7 +123,7 @@ asio::awaitable<std::vector<NodeAnswer>> ask_targets(FleetRequest& fleet, http::
       });
 }
 
-asio::awaitable<ProxyResult> list_fleet(FleetRequest& fleet, Listing kind, std::string path) {
+asio::awaitable<ProxyResult> list_fleet(FleetRequest& fleet, ListingKind kind, std::string path) {
   const auto& config = fleet.snapshot->config();
   const auto timeout = config.health.timeout;
   FleetCallLimits limits;

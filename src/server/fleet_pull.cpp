@@ -29,6 +29,7 @@
 #include "fleet_endpoints.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "request_identity.hpp"
+#include "server/as_tuple.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -36,7 +37,6 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kChannelCapacity = 16;
 
 // The merged stream as the client receives it: the head with the first record, then one chunk

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "llmgw/util/log_exception.hpp"
+#include "server/as_tuple.hpp"
 #include "upstream_attempt.hpp"
 
 namespace llmgw::server::detail {
@@ -26,7 +27,6 @@ namespace {
 
 namespace http = beast::http;
 using Clock = std::chrono::steady_clock;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kReadBytes = 8 * 1024;
 
 // Keeps a stream in its fan-out's cancel list while it is open.

@@ -42,6 +42,7 @@
 #include "proxy.hpp"
 #include "request_identity.hpp"
 #include "request_reader.hpp"
+#include "server/as_tuple.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server {
@@ -49,8 +50,6 @@ namespace llmgw::server {
 using namespace detail;
 using Clock = std::chrono::steady_clock;
 namespace {
-
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 std::string describe_routing(const config::RoutingConfig& routing) {
   return routing.balance_factor > 0

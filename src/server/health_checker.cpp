@@ -12,13 +12,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "server/as_tuple.hpp"
 #include "upstream_attempt.hpp"
 
 namespace llmgw::server::detail {
 namespace {
 
 namespace http = beast::http;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 }  // namespace
 

@@ -19,6 +19,7 @@
 #include "catalog.hpp"
 #include "fleet_upstream.hpp"
 #include "llmgw/routing/session_key.hpp"
+#include "server/as_tuple.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -26,7 +27,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using metrics::PreheatSkip;
 using nlohmann::json;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 // How often a waiting preheat looks for an idle slot on its node.
 constexpr std::chrono::milliseconds kPollInterval{10};
 

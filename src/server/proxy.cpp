@@ -20,6 +20,7 @@
 #include "preheat.hpp"
 #include "relay.hpp"
 #include "request_identity.hpp"
+#include "server/as_tuple.hpp"
 #include "shared_placement.hpp"
 #include "upstream_attempt.hpp"
 #include "upstream_request.hpp"
@@ -31,7 +32,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Side = Watchdog::Side;
 using metrics::UpstreamError;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 double seconds_of(Clock::duration duration) {
   return std::chrono::duration<double>(duration).count();

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "request_identity.hpp"
+#include "server/as_tuple.hpp"
 #include "upstream_request.hpp"
 #include "watchdog.hpp"
 #include "write_now.hpp"
@@ -18,7 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Side = Watchdog::Side;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 // The status line + headers the client gets, derived from the node's response head. The body is
 // a window on the relay buffer, filled per read (Beast's relay example).

@@ -15,12 +15,12 @@
 
 #include "llmgw/routing/session_key.hpp"
 #include "proxy.hpp"
+#include "server/as_tuple.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
 namespace {
 
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 using Side = Watchdog::Side;
 
 // One read's worth of body on top of the head limit in the client read buffer: Beast reads at

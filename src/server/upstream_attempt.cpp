@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "open_files.hpp"
+#include "server/as_tuple.hpp"
 #include "watchdog.hpp"
 #include "write_now.hpp"
 
@@ -20,7 +21,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Side = Watchdog::Side;
-constexpr auto kAsTuple = asio::as_tuple(asio::use_awaitable);
 
 }  // namespace
 

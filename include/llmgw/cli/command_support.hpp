@@ -23,6 +23,9 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The model `review` and `review-server` ask for when none is given (Groq's).
+inline constexpr std::string_view kDefaultReviewModel = "llama-3.3-70b-versatile";
+
 // Adds the provider flags to `command`, storing into `overrides` (which must outlive parsing).
 // `default_provider` and `default_model` only feed the help text.
 void add_provider_options(CLI::App& command, llm::ProviderOverrides& overrides,
