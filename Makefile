@@ -57,8 +57,15 @@ demo-pr: deps
 bench-routing: release
 	bash bench/run-routing.sh build/release bench/results
 
+# llmgw against haproxy and nginx: short requests with wrk (bench/run-proxies.sh), streaming
+# throughput and delay per record (bench/run-streaming.sh); then the overhead against a direct
+# connection and open-stream capacity (bench/run-overhead.sh). `install-deps --bench` installs
+# nginx, wrk, valgrind and strace.
 bench-overhead: release
+	bash scripts/install-deps --bench
 	cmake --build --preset release -j $(JOBS) --target llmgw_load
+	bash bench/run-proxies.sh build/release
+	bash bench/run-streaming.sh build/release
 	bash bench/run-overhead.sh build/release
 
 # The gateway under faults, with real processes on loopback (docs/RELIABILITY.md "Faults"): a node

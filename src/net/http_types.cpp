@@ -25,7 +25,13 @@ std::optional<std::string_view> find_header(const HttpHeaders& headers, std::str
 }
 
 std::string_view target_path(std::string_view target) noexcept {
-  return target.substr(0, target.find_first_of("?#"));
+  // A plain loop: find_first_of("?#") searched the two-character set once per character of the
+  // target, 2 % of the gateway's instructions on short requests (bench/RESULTS.md §12).
+  std::size_t end = 0;
+  while (end < target.size() && target[end] != '?' && target[end] != '#') {
+    ++end;
+  }
+  return target.substr(0, end);
 }
 
 bool peer_closed_or_sent(int native_socket) noexcept {

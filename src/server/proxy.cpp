@@ -278,7 +278,7 @@ asio::awaitable<std::optional<ShortBody>> read_short_body(ClientConnection& conn
                                                           std::chrono::milliseconds idle) {
   auto& parser = *exchange.parser;
   const auto length = parser.content_length();
-  if (!length || *length > buffers.body.size()) {
+  if (!length || *length > RelayBuffers::kShortBodyBytes) {
     co_return std::nullopt;
   }
   ShortBody body;
@@ -538,6 +538,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     relay_request.client_accepts_chunks = client_accepts_chunks;
     relay_request.started = started;
     relay_request.preheated = planned.position && lands_preheated(shared, *planned.position, node);
+    relay_request.scan_usage = UsageScanner::reports_usage(net::target_path(request.target()));
     // A 2xx for a model: it is loaded there now. Noted before the slot is released, so that no
     // request of another model finds the node idle in between (catalog.hpp's takes_without_swap)
     // and makes it swap.

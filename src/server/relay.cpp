@@ -138,7 +138,9 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
         result.first_byte_seen = true;
         result.time_to_first_byte = Clock::now() - request.started;
       }
-      result.usage_scanner.feed(std::string_view{buffer.data(), got});
+      if (request.scan_usage) {
+        result.usage_scanner.feed(std::string_view{buffer.data(), got});
+      }
     }
     if (upstream_complete && !completion_signalled && request.on_upstream_complete) {
       completion_signalled = true;

@@ -31,6 +31,7 @@ struct RelayRequest {
   bool client_keep_alive = true;
   bool client_accepts_chunks = true;  // HTTP/1.1 or later (RFC 9112 §7: not to HTTP/1.0)
   bool preheated = false;  // the node was preheated for this turn: X-Gateway-Preheated: true
+  bool scan_usage = true;  // the answer may carry token usage (UsageScanner::reports_usage)
   std::chrono::steady_clock::time_point started;
   // Called once the node's last byte is in, just before the client's last write: the request
   // stops counting as in flight when the client has its answer, not after the bookkeeping.

@@ -120,6 +120,18 @@ std::optional<Record> read_record(std::string_view line) {
 
 }  // namespace
 
+bool UsageScanner::reports_usage(std::string_view path) noexcept {
+  static constexpr std::string_view kPaths[] = {
+      "/api/generate",        "/api/chat",       "/api/embed",  "/api/embeddings", "/v1/embeddings",
+      "/v1/chat/completions", "/v1/completions", "/v1/messages"};
+  for (const auto known : kPaths) {
+    if (path == known) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void UsageScanner::feed(std::string_view bytes) {
   while (!bytes.empty()) {
     const auto newline = bytes.find('\n');

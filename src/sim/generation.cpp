@@ -72,7 +72,7 @@ Completion plan_completion(std::uint64_t seed, std::string_view model, const Tok
   const std::size_t natural = low + static_cast<std::size_t>(generator() % (high - low + 1));
   Completion completion;
   std::size_t count = natural;
-  if (limit && *limit < natural) {
+  if (limit && (*limit < natural || length.ignore_eos)) {
     count = *limit;
     completion.hit_limit = true;
   }

@@ -79,6 +79,18 @@ std::string_view endpoint_label(std::string_view path) {
   return path.starts_with("/v1/models/") ? "/v1/models/{id}" : "other";
 }
 
+// Where a reply stops at the latest: num_predict (max_tokens). With --ignore-eos a reply without
+// one (Ollama's num_predict -1) runs until the context holds num_ctx tokens, prompt included: a
+// 4096-token context and a 96-token prompt give a 4000-token reply.
+std::optional<std::size_t> output_limit(const SimOptions& options, const InferenceRequest& req,
+                                        std::size_t prompt_tokens) {
+  if (req.limit || !options.output.ignore_eos) {
+    return req.limit;
+  }
+  const std::size_t context = req.num_ctx.value_or(options.default_num_ctx);
+  return context > prompt_tokens ? context - prompt_tokens : 0;
+}
+
 }  // namespace
 
 std::optional<FaultMode> parse_fault_mode(std::string_view name) {
@@ -253,7 +265,8 @@ asio::awaitable<void> OllamaSim::Impl::inference(Endpoint endpoint,
   metrics.cached_prompt_tokens.Increment(static_cast<double>(cached));
 
   generation.completion =
-      plan_completion(options.seed, canonical_model(req.model), prompt, options.output, req.limit);
+      plan_completion(options.seed, canonical_model(req.model), prompt, options.output,
+                      output_limit(options, req, prompt.size()));
   const double slow = fault.mode == FaultMode::slow ? fault.slow_factor : 1.0;
   FinalStats& stats = generation.stats;
   stats.done_reason = generation.completion.hit_limit ? "length" : "stop";

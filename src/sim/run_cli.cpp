@@ -60,6 +60,10 @@ int run_cli(int argc, char** argv) {
   app.add_option("--max-output-tokens", options.output.max_tokens, "Longest natural reply")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}))
       ->capture_default_str();
+  app.add_flag("--ignore-eos", options.output.ignore_eos,
+               "Never end a reply early: it runs to num_predict tokens, or without one until the "
+               "context (num_ctx) is full; with --time-scale 0, as fast as the node can write "
+               "(throughput benchmarks)");
   app.add_option("--seed", options.seed, "Seed of the generated text and lengths")
       ->capture_default_str();
   app.add_option("--threads", options.threads, "Server threads")

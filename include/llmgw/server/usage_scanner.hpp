@@ -25,6 +25,11 @@ class UsageScanner {
   // Lines longer than this are skipped (a huge non-streamed body is not worth holding).
   static constexpr std::size_t kMaxLineBytes = 256 * 1024;
 
+  // Whether answers to requests for `path` (no query) carry token usage: the generation and
+  // embedding endpoints of the Ollama and OpenAI APIs and Anthropic's Messages. The others
+  // (/api/show, /api/tags, ...) are relayed without scanning their bodies.
+  static bool reports_usage(std::string_view path) noexcept;
+
   void feed(std::string_view bytes);
   // Call at the end of the body: a last line without '\n' is examined too.
   void finish();

@@ -38,11 +38,15 @@ struct Completion {
 struct OutputLength {
   std::size_t min_tokens = 16;
   std::size_t max_tokens = 64;
+  // llama.cpp's ignore_eos: the model never ends a reply on its own, so a reply with a `limit`
+  // runs to exactly that many tokens (min/max_tokens are not used).
+  bool ignore_eos = false;
 };
 
 // The reply to `prompt`: its natural length is drawn from [min_tokens, max_tokens] by an RNG seeded
 // from (seed, model, prompt); a smaller `limit` (num_predict, max_tokens) cuts it and sets
-// hit_limit. The same inputs always give the same reply.
+// hit_limit. With ignore_eos and a limit, the reply is `limit` tokens long (hit_limit set). The
+// same inputs always give the same reply.
 Completion plan_completion(std::uint64_t seed, std::string_view model, const Tokens& prompt,
                            OutputLength length, std::optional<std::size_t> limit);
 

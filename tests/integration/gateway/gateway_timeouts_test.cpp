@@ -97,7 +97,8 @@ TEST(GatewayTimeouts, ShortTimeoutsDoNotCutAStreamWhoseChunksComeInTime) {
 }
 
 TEST(GatewayTimeouts, ResponsesSmallerAndLargerThanTheRelayBufferArriveIntact) {
-  // 16 KiB relay buffer: a few tokens fit with the head, 6,000 tokens take many reads.
+  // 2 KiB relay buffer (RelayBuffers): a few tokens fit with the head, 6,000 tokens take many
+  // reads, more than 16 KiB in all.
   for (const std::size_t tokens : {4U, 6'000U}) {
     sim::SimOptions options = fast_sim_options();
     options.latency.time_scale = 0.0001;

@@ -205,6 +205,38 @@ TEST(OllamaSimBehaviour, ClientLeavingMidStreamFreesTheSlotAtOnce) {
   EXPECT_LT(elapsed_since(start), milliseconds{2000}) << "the slot was free, not still decoding";
 }
 
+TEST(OllamaSimBehaviour, IgnoreEosRunsRepliesToNumPredictOrUntilTheContextIsFull) {
+  SimOptions options;
+  options.latency.time_scale = 0.0;  // as fast as it can write
+  options.output = {4, 8, true};     // a natural reply would stop after 4-8 tokens
+  options.default_num_ctx = 1000;
+  RunningSim sim(options);
+  net::HttpClient client;
+
+  const auto streamed =
+      post(client, sim.url("/api/generate"),
+           R"({"model":"llama3.2","prompt":"count","stream":true,"options":{"num_predict":2500}})");
+  ASSERT_EQ(streamed.status, 200);
+  const auto records = ndjson_records(streamed.body);
+  ASSERT_EQ(records.size(), 2501u) << "one record per token, then the final one";
+  EXPECT_EQ(records.back()["eval_count"], 2500) << "num_predict past the context is honoured";
+  EXPECT_EQ(records.back()["done_reason"], "length");
+
+  // num_predict -1: until the context is full (prompt tokens plus reply tokens = num_ctx).
+  const auto whole = json::parse(
+      post(client, sim.url("/api/generate"),
+           R"({"model":"llama3.2","prompt":"count","stream":false,"options":{"num_predict":-1}})")
+          .body);
+  EXPECT_EQ(whole["prompt_eval_count"].get<int>() + whole["eval_count"].get<int>(), 1000);
+  EXPECT_EQ(whole["done_reason"], "length");
+  const auto larger = json::parse(post(client, sim.url("/api/generate"),
+                                       R"({"model":"llama3.2","prompt":"count","stream":false,)"
+                                       R"("options":{"num_ctx":2000}})")
+                                      .body);
+  EXPECT_EQ(larger["prompt_eval_count"].get<int>() + larger["eval_count"].get<int>(), 2000)
+      << "the request's num_ctx bounds it";
+}
+
 TEST(OllamaSimBehaviour, Error500FaultAnswersInEachApisShape) {
   RunningSim sim;
   sim->set_fault({FaultMode::error500, 1.0, 0});

@@ -82,5 +82,17 @@ TEST(UsageScanner, ANonBooleanDoneIsNotAFinalRecordAndDoesNotThrow) {
   EXPECT_EQ(scanner.usage().prompt_tokens, 3U);
 }
 
+TEST(UsageScanner, OnlyGenerationAndEmbeddingAnswersReportUsage) {
+  for (const char* path :
+       {"/api/generate", "/api/chat", "/api/embed", "/api/embeddings", "/v1/chat/completions",
+        "/v1/completions", "/v1/embeddings", "/v1/messages"}) {
+    EXPECT_TRUE(UsageScanner::reports_usage(path)) << path;
+  }
+  for (const char* path :
+       {"/api/show", "/api/tags", "/api/ps", "/v1/models", "/api/generate/x", "/", ""}) {
+    EXPECT_FALSE(UsageScanner::reports_usage(path)) << path;
+  }
+}
+
 }  // namespace
 }  // namespace llmgw::server

@@ -45,6 +45,17 @@ TEST(SimCompletion, LengthStaysWithinBoundsAndLimitCutsIt) {
   EXPECT_FALSE(roomy.hit_limit);
 }
 
+TEST(SimCompletion, IgnoreEosRunsToTheLimit) {
+  const auto longer = plan_completion(1, "m", tokenize("p"), {20, 30, true}, 1000);
+  EXPECT_EQ(longer.pieces.size(), 1000u) << "past the natural length";
+  EXPECT_TRUE(longer.hit_limit);
+  const auto shorter = plan_completion(1, "m", tokenize("p"), {20, 30, true}, 3);
+  EXPECT_EQ(shorter.pieces.size(), 3u);
+  const auto unlimited = plan_completion(1, "m", tokenize("p"), {20, 30, true}, std::nullopt);
+  EXPECT_GE(unlimited.pieces.size(), 20u) << "no limit: the natural length";
+  EXPECT_LE(unlimited.pieces.size(), 30u);
+}
+
 TEST(SimEmbedding, UnitLengthAndDeterministic) {
   const auto a = embed_text("all-minilm", "why is the sky blue?", 384);
   ASSERT_EQ(a.size(), 384u);
