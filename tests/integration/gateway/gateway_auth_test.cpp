@@ -157,26 +157,24 @@ TEST(GatewayAuth, SighupRereadsTheKeysFileAndKeysNeverReachTheLog) {
   ASSERT_NE(gateway.port(), 0);
   net::HttpClient client;
   const std::string body = generate_body("hello", false);
-  EXPECT_EQ(post_json(client, gateway.url("/api/generate"), body, {}, bearer(kChatKey)).status,
-            200);
-  EXPECT_EQ(post_json(client, gateway.url("/api/generate"), body, {}, bearer(kEvalKey)).status,
-            401);
+  const auto status_with = [&](std::string_view key) {
+    return post_json(client, gateway.url("/api/generate"), body, {}, bearer(key)).status;
+  };
+  EXPECT_EQ(status_with(kChatKey), 200);
+  EXPECT_EQ(status_with(kEvalKey), 401);
 
   // The chat key is revoked and the eval key added.
   dir.write("keys", "eval: " + std::string{kEvalKey} + "\n");
   gateway.process().signal(SIGHUP);
   ASSERT_TRUE(gateway.wait_for_output("configuration reloaded"));
-  EXPECT_EQ(post_json(client, gateway.url("/api/generate"), body, {}, bearer(kEvalKey)).status,
-            200);
-  EXPECT_EQ(post_json(client, gateway.url("/api/generate"), body, {}, bearer(kChatKey)).status,
-            401);
+  EXPECT_EQ(status_with(kEvalKey), 200);
+  EXPECT_EQ(status_with(kChatKey), 401);
 
   // A broken file keeps the running keys.
   dir.write("keys", "eval " + std::string{kEvalKey} + "\n");
   gateway.process().signal(SIGHUP);
   ASSERT_TRUE(gateway.wait_for_output("auth.keys_file:"));
-  EXPECT_EQ(post_json(client, gateway.url("/api/generate"), body, {}, bearer(kEvalKey)).status,
-            200);
+  EXPECT_EQ(status_with(kEvalKey), 200);
 
   gateway.process().signal(SIGTERM);
   // Everything it wrote, to its exit (the pipe closes; the needle never comes).

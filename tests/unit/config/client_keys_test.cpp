@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "llmgw/config/gateway_config.hpp"
+#include "support/config_refusal.hpp"
 #include "support/serve_process.hpp"
 
 namespace llmgw::config::client_keys_test {
@@ -22,16 +23,6 @@ using ::testing::SizeIs;
 
 constexpr const char* kChatKey = "chat-ui-0123456789abcdef";
 constexpr const char* kEvalKey = "eval-fedcba9876543210zz";
-
-std::string load_refusal(const ConfigSources& sources) {
-  try {
-    load_gateway_config(sources);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "the configuration was accepted";
-  return {};
-}
 
 TEST(ClientKeys, ParsesNamesKeysAndPriorityClassesSkippingCommentsAndBlankLines) {
   std::vector<std::string> problems;
@@ -129,19 +120,20 @@ TEST(ClientKeys, MissingEmptyOrBadKeysFilesAreRefusedWithTheKeyPath) {
   const llmgw::testing::TempDir dir("llmgw-keys-test");
   const std::string missing = dir.path() + "/no-such-keys";
   const std::string from_env =
-      load_refusal({std::nullopt, {{"LLMGW_AUTH_KEYS_FILE", missing}}, {}});
+      llmgw::testing::config_refusal({std::nullopt, {{"LLMGW_AUTH_KEYS_FILE", missing}}, {}});
   EXPECT_THAT(from_env, HasSubstr("auth.keys_file: cannot read \"" + missing +
                                   "\": No such file or directory"));
   EXPECT_THAT(from_env, HasSubstr("(from LLMGW_AUTH_KEYS_FILE)"));
 
   const std::string empty = dir.write("empty", "# nothing yet\n");
   EXPECT_EQ(
-      load_refusal({std::nullopt, {}, {"auth.keys_file=" + empty}}),
+      llmgw::testing::config_refusal({std::nullopt, {}, {"auth.keys_file=" + empty}}),
       "auth.keys_file: \"" + empty + "\" holds no key (expected lines `NAME: KEY`) (from --set)");
 
   const std::string bad =
       dir.write("bad", std::string{"chat: "} + kChatKey + "\nchat: " + kEvalKey + "\n");
-  const std::string refusal = load_refusal({std::nullopt, {}, {"auth.keys_file=" + bad}});
+  const std::string refusal =
+      llmgw::testing::config_refusal({std::nullopt, {}, {"auth.keys_file=" + bad}});
   EXPECT_THAT(refusal, HasSubstr("auth.keys_file: \"" + bad +
                                  "\" line 2: the name chat is used "
                                  "twice"));
@@ -149,7 +141,7 @@ TEST(ClientKeys, MissingEmptyOrBadKeysFilesAreRefusedWithTheKeyPath) {
   EXPECT_THROW(load_client_keys(bad), ConfigError);
 
   // Not read without bound.
-  EXPECT_EQ(load_refusal({std::nullopt, {}, {"auth.keys_file=/dev/zero"}}),
+  EXPECT_EQ(llmgw::testing::config_refusal({std::nullopt, {}, {"auth.keys_file=/dev/zero"}}),
             "auth.keys_file: \"/dev/zero\" is larger than 1 MiB (from --set)");
 }
 
