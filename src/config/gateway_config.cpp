@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "gateway_config_internal.hpp"
+#include "llmgw/config/client_keys.hpp"
 
 extern char** environ;  // POSIX; read by llmgw_environment()
 
@@ -415,6 +416,17 @@ void read_secret_files(GatewayConfig& config, const std::filesystem::path& base_
       {config.routing.placement_store_password, config.routing.placement_store_password_file,
        "routing", "placement_store_password", "placement_store_password_file", "password"},
       base_of("routing.placement_store_password_file"), problems);
+  if (!config.auth.keys_file.empty()) {
+    std::filesystem::path file{config.auth.keys_file};
+    if (const auto base = base_of("auth.keys_file"); file.is_relative() && !base.empty()) {
+      file = base / file;
+    }
+    std::vector<std::string> key_problems;
+    config.auth.keys = read_client_keys(file.string(), key_problems);
+    for (const auto& problem : key_problems) {
+      problems.add("auth.keys_file", problem);
+    }
+  }
 }
 
 YAML::Node parse_yaml(const std::string& text, const std::string& name) {

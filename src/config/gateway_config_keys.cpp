@@ -133,6 +133,13 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                              "bearer token for /admin/*; empty disables the admin API"},
       LLMGW_KEY("admin.token_file", admin.token_file, kAny,
                 "file whose first line is the admin token (instead of admin.token)"),
+      LLMGW_KEY("admin.listen.address", admin.listen.address, kAny,
+                "serve /admin/* only on this address (404 on listen.*); empty = on listen.*"),
+      LLMGW_KEY("admin.listen.port", admin.listen.port, kAny,
+                "the admin listener's port (with admin.listen.address); 0 = ephemeral"),
+      LLMGW_KEY("auth.keys_file", auth.keys_file, kAny,
+                "client keys (lines NAME: KEY [interactive|batch]) proxied requests need; empty "
+                "= none needed; reread on SIGHUP"),
       LLMGW_KEY("status.require_token", status.require_token, kAny,
                 "the /status page asks for the admin token; off: open like /health"),
   };

@@ -349,6 +349,17 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
     problems.add("listen.address",
                  "expected an IPv4 or IPv6 address, got " + quote_value(config.listen.address));
   }
+  if (const auto& admin = config.admin.listen; !admin.address.empty()) {
+    if (!is_ip_address(admin.address)) {
+      problems.add("admin.listen.address",
+                   "expected an IPv4 or IPv6 address, got " + quote_value(admin.address));
+    } else if (admin.port != 0 && admin.port == config.listen.port &&
+               (admin.address == config.listen.address || config.listen.address == "0.0.0.0" ||
+                config.listen.address == "::")) {
+      problems.add("admin.listen", "must differ from listen (" + config.listen.address + ":" +
+                                       std::to_string(config.listen.port) + ")");
+    }
+  }
   if (config.workers > kMaxWorkers) {
     problems.add("workers", "must be at most " + std::to_string(kMaxWorkers) + ", got " +
                                 std::to_string(config.workers));

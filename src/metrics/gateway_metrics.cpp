@@ -7,9 +7,11 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "llmgw/metrics/process_metrics.hpp"
 #include "llmgw/version.hpp"
@@ -295,14 +297,46 @@ struct GatewayMetrics::Impl {
           .Help("The last-prompt store: sessions kept and bytes they cost (preheat.max_bytes)")
           .Register(*registry);
   PreheatMetrics preheat;
-  std::array<prometheus::Counter*, kStatusClassCount> unrouted{};
+  using StatusCounters = std::array<prometheus::Counter*, kStatusClassCount>;
+  std::array<std::atomic<const StatusCounters*>, kKeyLabelSlots> unrouted{};  // by key slot
   prometheus::Gauge* connection_gauge = nullptr;
   prometheus::Counter* fallback_unavailable = nullptr;
   prometheus::Counter* fallback_timeout = nullptr;
   prometheus::Gauge* placement_up_gauge = nullptr;
 
-  std::mutex mutex;  // guards nodes (control path only)
+  std::mutex mutex;  // guards nodes, key_names and the stores below
   std::map<std::string, std::unique_ptr<NodeMetrics>, std::less<>> nodes;
+  std::vector<std::string> key_names{"none"};                      // by slot
+  std::vector<std::unique_ptr<RequestCounters>> request_counters;  // what NodeMetrics point to
+  std::vector<std::unique_ptr<StatusCounters>> unrouted_counters;  // what unrouted points to
+
+  // Creates the children of (node, key slot); under `mutex`.
+  const RequestCounters* make_requests(const std::string& node_id, std::size_t slot) {
+    auto counters = std::make_unique<RequestCounters>();
+    for (std::size_t k = 0; k < routing::kRouteKindCount; ++k) {
+      for (std::size_t c = 0; c < kStatusClassCount; ++c) {
+        (*counters)[k][c] = &requests.Add(
+            {{"node", node_id},
+             {"route", std::string{routing::to_string(static_cast<routing::RouteKind>(k))}},
+             {"code", std::string{kStatusClasses[c]}},
+             {"key", key_names[slot]}});
+      }
+    }
+    request_counters.push_back(std::move(counters));
+    return request_counters.back().get();
+  }
+
+  const StatusCounters* make_unrouted(std::size_t slot) {
+    auto counters = std::make_unique<StatusCounters>();
+    for (std::size_t c = 0; c < kStatusClassCount; ++c) {
+      (*counters)[c] = &requests.Add({{"node", "none"},
+                                      {"route", "none"},
+                                      {"code", std::string{kStatusClasses[c]}},
+                                      {"key", key_names[slot]}});
+    }
+    unrouted_counters.push_back(std::move(counters));
+    return unrouted_counters.back().get();
+  }
 };
 
 GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
@@ -310,10 +344,7 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
     impl_->decision_counters[k] = &impl_->decisions.Add(
         {{"route", std::string{routing::to_string(static_cast<routing::RouteKind>(k))}}});
   }
-  for (std::size_t c = 0; c < kStatusClassCount; ++c) {
-    impl_->unrouted[c] = &impl_->requests.Add(
-        {{"node", "none"}, {"route", "none"}, {"code", std::string{kStatusClasses[c]}}});
-  }
+  impl_->unrouted[kNoKeySlot].store(impl_->make_unrouted(kNoKeySlot));
   impl_->connection_gauge = &impl_->connections.Add({});
   AdmissionMetrics& admission = impl_->admission;
   for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
@@ -366,15 +397,9 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
   }
   slot = std::make_unique<NodeMetrics>();
   NodeMetrics& m = *slot;
+  m.node_id = node_id;
   const prometheus::Labels node_label{{"node", node_id}};
-  for (std::size_t k = 0; k < routing::kRouteKindCount; ++k) {
-    for (std::size_t c = 0; c < kStatusClassCount; ++c) {
-      m.requests[k][c] = &impl_->requests.Add(
-          {{"node", node_id},
-           {"route", std::string{routing::to_string(static_cast<routing::RouteKind>(k))}},
-           {"code", std::string{kStatusClasses[c]}}});
-    }
-  }
+  m.requests[kNoKeySlot].store(impl_->make_requests(node_id, kNoKeySlot));
   for (std::size_t e = 0; e < kUpstreamErrorCount; ++e) {
     m.errors[e] = &impl_->errors.Add(
         {{"node", node_id}, {"kind", std::string{to_string(static_cast<UpstreamError>(e))}}});
@@ -427,8 +452,55 @@ prometheus::Counter& GatewayMetrics::key_source_counter(const std::string& sourc
   return impl_->key_sources.Add({{"source", source}});
 }
 
-void GatewayMetrics::count_unrouted(int status) noexcept {
-  impl_->unrouted[status_class_index(status)]->Increment();
+std::size_t GatewayMetrics::key_slot(const std::string& key_name) {
+  std::lock_guard lock(impl_->mutex);
+  auto& names = impl_->key_names;
+  if (const auto it = std::find(names.begin(), names.end(), key_name); it != names.end()) {
+    return static_cast<std::size_t>(it - names.begin());
+  }
+  if (names.size() + 1 < kKeyLabelSlots) {
+    names.push_back(key_name);
+    return names.size() - 1;
+  }
+  names.resize(kKeyLabelSlots, "other");  // full: every later name shares the last slot
+  return kKeyLabelSlots - 1;
+}
+
+void GatewayMetrics::count_request(NodeMetrics& node, std::size_t key_slot,
+                                   routing::RouteKind route, int status) noexcept {
+  const std::size_t slot = key_slot < kKeyLabelSlots ? key_slot : kNoKeySlot;
+  const RequestCounters* counters = node.requests[slot].load(std::memory_order_acquire);
+  if (counters == nullptr) {
+    try {
+      std::lock_guard lock(impl_->mutex);
+      counters = node.requests[slot].load(std::memory_order_acquire);
+      if (counters == nullptr) {
+        counters = impl_->make_requests(node.node_id, slot);
+        node.requests[slot].store(counters, std::memory_order_release);
+      }
+    } catch (...) {
+      counters = node.requests[kNoKeySlot].load(std::memory_order_acquire);  // out of memory
+    }
+  }
+  (*counters)[static_cast<std::size_t>(route)][status_class_index(status)]->Increment();
+}
+
+void GatewayMetrics::count_unrouted(int status, std::size_t key_slot) noexcept {
+  const std::size_t slot = key_slot < kKeyLabelSlots ? key_slot : kNoKeySlot;
+  const Impl::StatusCounters* counters = impl_->unrouted[slot].load(std::memory_order_acquire);
+  if (counters == nullptr) {
+    try {
+      std::lock_guard lock(impl_->mutex);
+      counters = impl_->unrouted[slot].load(std::memory_order_acquire);
+      if (counters == nullptr) {
+        counters = impl_->make_unrouted(slot);
+        impl_->unrouted[slot].store(counters, std::memory_order_release);
+      }
+    } catch (...) {
+      counters = impl_->unrouted[kNoKeySlot].load(std::memory_order_acquire);
+    }
+  }
+  (*counters)[status_class_index(status)]->Increment();
 }
 
 void GatewayMetrics::count_placement_fallback(bool timed_out) noexcept {

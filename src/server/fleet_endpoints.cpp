@@ -280,7 +280,7 @@ asio::awaitable<ProxyResult> send_fleet_response(FleetRequest& fleet,
     response.body().clear();  // Content-Length stays that of the GET
   }
   response.set(kRequestIdHeader, fleet.connection.request_id);
-  fleet.worker.shared.metrics.count_unrouted(status);
+  fleet.worker.shared.metrics.count_unrouted(status, fleet.connection.key_slot);
   fleet.connection.watchdog->arm(Watchdog::Side::client, fleet.snapshot->config().timeouts.idle);
   auto [ec, n] = co_await http::async_write(*fleet.connection.client, response, kAsTuple);
   co_return ProxyResult{status, !ec && response.keep_alive(), {}, "fleet", bytes};

@@ -279,7 +279,7 @@ asio::awaitable<ProxyResult> pull_on_fleet(FleetRequest& fleet) {
   }
   co_await stream.write(closing_records(fleet, pulls));
   co_await stream.finish();
-  fleet.worker.shared.metrics.count_unrouted(200);
+  fleet.worker.shared.metrics.count_unrouted(200, fleet.connection.key_slot);
   co_return ProxyResult{200, stream.keep_alive(), {}, "fleet", stream.bytes()};
 }
 

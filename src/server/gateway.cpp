@@ -29,6 +29,7 @@
 
 #include "access_log.hpp"
 #include "catalog.hpp"
+#include "credentials.hpp"
 #include "fleet_endpoints.hpp"
 #include "gateway_state.hpp"
 #include "health_checker.hpp"
@@ -66,8 +67,13 @@ struct Gateway::Impl {
   void limit_connections_to_open_files(std::size_t worker_count);
   void request_stop();
   void wait();
-  asio::awaitable<void> accept_loop(Worker& worker);
-  asio::awaitable<void> serve_client(Worker& worker, tcp::socket socket);
+  void listen_admin(Worker& worker);
+  std::string_view listener_refusal(std::string_view path, bool admin_listener) const;
+  asio::awaitable<ProxyResult> dispatch(Worker& worker, ClientConnection& connection,
+                                        Request& request, const std::string& client_ip,
+                                        Clock::time_point started, bool admin_listener);
+  asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, bool admin_listener);
+  asio::awaitable<void> serve_client(Worker& worker, tcp::socket socket, bool admin_listener);
   asio::awaitable<void> drain();
   void finish_stop();
   std::vector<std::string> reload(config::GatewayConfig next);
@@ -86,6 +92,7 @@ struct Gateway::Impl {
   ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;
   std::uint16_t port = 0;
+  std::uint16_t admin_port = 0;            // admin.listen's bound port; 0 without one
   std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files
   std::string too_many_connections;        // the 503 message past it
   std::mutex stopped_mutex;
@@ -132,8 +139,15 @@ void Gateway::Impl::start() {
     worker->acceptor.emplace(std::move(acceptor));
     workers.push_back(std::move(worker));
   }
+  if (!config.admin_listen.address.empty()) {
+    listen_admin(*workers.front());
+  }
   for (auto& worker : workers) {
-    asio::co_spawn(worker->io, accept_loop(*worker), asio::detached);
+    asio::co_spawn(worker->io, accept_loop(*worker, *worker->acceptor, false), asio::detached);
+    if (worker->admin_acceptor) {
+      asio::co_spawn(worker->io, accept_loop(*worker, *worker->admin_acceptor, true),
+                     asio::detached);
+    }
     worker->thread = std::thread([w = worker.get()] {
       auto guard = asio::make_work_guard(w->io);
       w->io.run();
@@ -147,9 +161,18 @@ void Gateway::Impl::start() {
   });
   running = true;
   const auto snapshot = shared.current();
+  if (!address.is_loopback() && snapshot->config().auth.keys.empty()) {
+    spdlog::warn(
+        "listening on {} without client keys: anyone who reaches this address can use the nodes "
+        "(set auth.keys_file, or listen on 127.0.0.1)",
+        config.listen.address);
+  }
   spdlog::info("llmgw listening on {}:{} with {} workers, {} nodes, routing {}",
                config.listen.address, port, workers.size(), snapshot->nodes.size(),
                describe_routing(snapshot->config().routing));
+  if (admin_port != 0) {
+    spdlog::info("admin API on {}:{} only (admin.listen)", config.admin_listen.address, admin_port);
+  }
 }
 
 void Gateway::Impl::limit_connections_to_open_files(std::size_t worker_count) {
@@ -174,11 +197,30 @@ void Gateway::Impl::limit_connections_to_open_files(std::size_t worker_count) {
   }
 }
 
-asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
+// admin.listen: one more acceptor, on the first worker (admin requests are rare).
+void Gateway::Impl::listen_admin(Worker& worker) {
+  const auto& listen = shared.config.admin_listen;
+  const tcp::endpoint endpoint(asio::ip::make_address(listen.address), listen.port);
+  tcp::acceptor acceptor(worker.io);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(asio::socket_base::reuse_address(true));
+  beast::error_code ec;
+  acceptor.bind(endpoint, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + listen.address + ":" +
+                             std::to_string(listen.port) + " (admin.listen): " + ec.message());
+  }
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  admin_port = acceptor.local_endpoint().port();
+  worker.admin_acceptor.emplace(std::move(acceptor));
+}
+
+asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker, tcp::acceptor& acceptor,
+                                                 bool admin_listener) {
   asio::steady_timer backoff(worker.io);
-  while (worker.acceptor && worker.acceptor->is_open()) {
-    auto [ec, socket] = co_await worker.acceptor->async_accept(kAsTuple);
-    if (ec == asio::error::operation_aborted || !worker.acceptor->is_open()) {
+  while (acceptor.is_open()) {
+    auto [ec, socket] = co_await acceptor.async_accept(kAsTuple);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) {
       co_return;
     }
     if (ec) {
@@ -189,12 +231,81 @@ asio::awaitable<void> Gateway::Impl::accept_loop(Worker& worker) {
       continue;
     }
     asio::co_spawn(
-        worker.io, serve_client(worker, std::move(socket)),
+        worker.io, serve_client(worker, std::move(socket), admin_listener),
         [](const std::exception_ptr& error) { util::log_exception("client session", error); });
   }
 }
 
-asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket) {
+// With admin.listen, /admin/* lives only on the admin listener and that listener serves nothing
+// else: the 404 message for a path on the wrong one, or "".
+std::string_view Gateway::Impl::listener_refusal(std::string_view path, bool admin_listener) const {
+  const bool admin_path = path == "/admin" || path.starts_with("/admin/");
+  if (shared.config.admin_listen.address.empty() || admin_path == admin_listener) {
+    return {};
+  }
+  return admin_listener ? "not found: this listener serves the admin API (/admin/*) only"
+                        : "not found: the admin API listens on its own address (admin.listen)";
+}
+
+// One request, read: answered locally, refused (wrong listener, no client key), asked of every
+// node (fleet paths) or proxied.
+asio::awaitable<ProxyResult> Gateway::Impl::dispatch(Worker& worker, ClientConnection& connection,
+                                                     Request& request, const std::string& client_ip,
+                                                     Clock::time_point started,
+                                                     bool admin_listener) {
+  const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
+  const auto& config = snapshot->config();
+  const bool keep_alive = request.keep_alive() && !shared.draining.load();
+  const std::string_view path = net::target_path(request.target());
+  connection.key_slot = metrics::kNoKeySlot;
+  connection.key_name.clear();
+  connection.key_priority.clear();
+  if (const auto refusal = listener_refusal(path, admin_listener); !refusal.empty()) {
+    co_return co_await send_local_answer(worker, connection, config.timeouts.idle,
+                                         json_error(404, std::string{refusal}, keep_alive));
+  }
+  if (is_local_path(path)) {
+    // The gateway's own paths keep their own rules (the admin token, status.require_token).
+    auto response = handle_local(shared, request);
+    response.set(kRequestIdHeader, connection.request_id);
+    ProxyResult result;
+    result.status = response.result_int();
+    result.bytes = response.body().size();
+    result.reusable = response.keep_alive();
+    if (request.method() == http::verb::head) {
+      response.body().clear();
+    }
+    connection.watchdog->arm(Watchdog::Side::client, config.timeouts.idle);
+    auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
+    result.reusable = result.reusable && !ec;
+    if (!is_probe_path(path)) {
+      shared.metrics.count_unrouted(result.status);  // probes and scrapes are not requests
+    }
+    co_return result;
+  }
+  // Every request that may reach a node needs a client key (auth.keys_file).
+  const std::optional<ClientIdentity> client = identify_client(*snapshot, request);
+  if (!client) {
+    co_return co_await send_local_answer(worker, connection, config.timeouts.idle,
+                                         key_required(request, keep_alive));
+  }
+  connection.key_slot = client->key_slot;
+  connection.key_name = client->name;
+  connection.key_priority = client->priority;
+  if (!config.auth.keys.empty()) {
+    // The key was for the gateway: nodes never see it.
+    request.erase(http::field::authorization);
+    request.erase("x-api-key");
+  }
+  if (is_fleet_request(request)) {
+    // One catalog for clients: /api/tags, /api/ps, /api/pull, ... asked of every node.
+    co_return co_await handle_fleet(worker, connection, request, started);
+  }
+  co_return co_await proxy_request(worker, connection, request, client_ip, started);
+}
+
+asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket,
+                                                  bool admin_listener) {
   const auto open = shared.client_connections.fetch_add(1) + 1;
   // A plain socket, not a beast::tcp_stream: the watchdog keeps the time (watchdog.hpp).
   tcp::socket& stream = socket;
@@ -266,29 +377,9 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     request.set(kRequestIdHeader, identity.request_id);  // the node gets both
     request.set("traceparent", identity.traceparent);
     connection.request_id = identity.request_id;
-    ProxyResult result;
-    if (is_local_path(net::target_path(request.target()))) {
-      auto response = handle_local(shared, request);
-      response.set(kRequestIdHeader, identity.request_id);
-      result.status = response.result_int();
-      result.bytes = response.body().size();
-      result.reusable = response.keep_alive();
-      if (request.method() == http::verb::head) {
-        response.body().clear();
-      }
-      watchdog->arm(Side::client, config.timeouts.idle);
-      auto [ec, n] = co_await http::async_write(stream, response, kAsTuple);
-      result.reusable = result.reusable && !ec;
-      if (!is_probe_path(net::target_path(request.target()))) {
-        shared.metrics.count_unrouted(result.status);  // probes and scrapes are not requests
-      }
-    } else if (is_fleet_request(request)) {
-      // One catalog for clients: /api/tags, /api/ps, /api/pull, ... asked of every node.
-      result = co_await handle_fleet(worker, connection, request, started);
-    } else {
-      result = co_await proxy_request(worker, connection, request, client_ip, started);
-    }
-    access_log(config.log, client_ip, request, identity, result, started);
+    const ProxyResult result =
+        co_await dispatch(worker, connection, request, client_ip, started, admin_listener);
+    access_log(config.log, client_ip, request, identity, connection.key_name, result, started);
     if (!result.reusable) {
       break;
     }
@@ -310,6 +401,9 @@ void Gateway::Impl::request_stop() {
       beast::error_code ignored;
       if (w->acceptor) {
         w->acceptor->close(ignored);
+      }
+      if (w->admin_acceptor) {
+        w->admin_acceptor->close(ignored);
       }
       // Connections waiting for their next request have nothing in flight: close them now.
       for (auto* connection : w->connections) {
@@ -444,6 +538,16 @@ std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
     restart_needed.push_back(fmt::format("listen.port: {} takes a restart; still {}",
                                          next.listen.port, at_start.listen.port));
   }
+  if (next.admin.listen.address != at_start.admin_listen.address ||
+      (!next.admin.listen.address.empty() &&
+       next.admin.listen.port != at_start.admin_listen.port)) {
+    restart_needed.push_back(fmt::format(
+        "admin.listen: {}:{} takes a restart; still {}", next.admin.listen.address,
+        next.admin.listen.port,
+        at_start.admin_listen.address.empty()
+            ? std::string{"on listen"}
+            : fmt::format("{}:{}", at_start.admin_listen.address, at_start.admin_listen.port)));
+  }
   if (next.routing.placement_store != at_start.placement_store) {
     restart_needed.push_back(fmt::format("routing.placement_store: {} takes a restart; still {}",
                                          net::redact_url(next.routing.placement_store),
@@ -538,6 +642,9 @@ Gateway::~Gateway() {
           if (w->acceptor) {
             w->acceptor->close(ignored);
           }
+          if (w->admin_acceptor) {
+            w->admin_acceptor->close(ignored);
+          }
           for (auto* connection : w->connections) {
             connection->client->close(ignored);
             if (connection->upstream != nullptr) {
@@ -557,6 +664,9 @@ void Gateway::start() {
 }
 std::uint16_t Gateway::port() const noexcept {
   return impl_->port;
+}
+std::uint16_t Gateway::admin_port() const noexcept {
+  return impl_->admin_port;
 }
 void Gateway::request_stop() {
   impl_->request_stop();

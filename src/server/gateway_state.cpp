@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "llmgw/config/client_keys.hpp"
 #include "shared_placement.hpp"
 
 namespace llmgw::server::detail {
@@ -78,7 +79,7 @@ const UpstreamNode* Snapshot::find(std::string_view name) const {
 namespace {
 
 RestartOnlyConfig restart_only(const config::GatewayConfig& gateway_config) {
-  return {gateway_config.listen,
+  return {gateway_config.listen, gateway_config.admin.listen,
           gateway_config.workers == 0 ? std::max(1U, std::thread::hardware_concurrency())
                                       : gateway_config.workers,
           gateway_config.routing.placement_store};
@@ -142,8 +143,14 @@ std::shared_ptr<const Snapshot> SharedState::update(const ConfigChange& change) 
 void SharedState::publish_locked(config::GatewayConfig next) {
   const auto previous = current();
   next.listen = config.listen;
+  next.admin.listen = config.admin_listen;
   next.workers = config.workers;
   resolve_admin_token(next.admin);
+  if (!next.auth.keys_file.empty() && next.auth.keys.empty()) {
+    // The loader read it already; a configuration built in code may not have. Throws
+    // config::ConfigError: a file that cannot be read never turns keys off.
+    next.auth.keys = config::load_client_keys(next.auth.keys_file);
+  }
   auto gateway_config = std::make_shared<const config::GatewayConfig>(std::move(next));
 
   std::vector<std::shared_ptr<UpstreamNode>> upstreams;
@@ -200,6 +207,9 @@ void SharedState::publish_locked(config::GatewayConfig next) {
     built->key_source_counters.push_back(&metrics.key_source_counter(source.label));
   }
   built->key_source_counters.push_back(&metrics.key_source_counter("none"));
+  for (const auto& key : built->config().auth.keys) {
+    built->key_slots.push_back(metrics.key_slot(key.name));
+  }
   std::shared_ptr<const Snapshot> snapshot_next = std::move(built);
   for (std::size_t i = 0; i < snapshot_next->nodes.size(); ++i) {
     snapshot_next->nodes[i]->metrics.ring_virtual_nodes->Set(

@@ -103,6 +103,8 @@ struct Snapshot {
   // counter is for requests no source answered ("none").
   std::vector<routing::KeySource> key_sources;
   std::vector<prometheus::Counter*> key_source_counters;
+  // The `key` label slot (metrics::GatewayMetrics::key_slot) of each of config().auth.keys.
+  std::vector<std::size_t> key_slots;
   std::uint64_t version;
 
   UpstreamNode& node(std::size_t index) const { return *nodes[index]; }
@@ -115,8 +117,9 @@ struct Snapshot {
 // What only a restart changes: the listeners and the worker threads exist once per process.
 struct RestartOnlyConfig {
   config::ListenConfig listen;
-  unsigned workers = 1;         // resolved: never 0
-  std::string placement_store;  // routing.placement_store (may hold a password)
+  config::ListenConfig admin_listen;  // admin.listen; an empty address: none
+  unsigned workers = 1;               // resolved: never 0
+  std::string placement_store;        // routing.placement_store (may hold a password)
 };
 
 struct SharedState {
@@ -217,6 +220,11 @@ struct ClientConnection {
   bool idle = true;  // waiting for the next request head
   // The current request's X-Request-ID (request_identity.hpp): every answer carries it.
   std::string request_id;
+  // The current request's client key (credentials.hpp): its `key` label slot, and the priority
+  // class its requests take when they name none ("" = interactive).
+  std::size_t key_slot = metrics::kNoKeySlot;
+  std::string key_name;  // for the access log; "" without keys
+  std::string key_priority;
 };
 
 struct Worker {
@@ -239,6 +247,7 @@ struct Worker {
   RelayBufferPool relay_buffers;
   asio::io_context io{1};
   std::optional<tcp::acceptor> acceptor;
+  std::optional<tcp::acceptor> admin_acceptor;  // admin.listen, on the first worker only
   UpstreamPool pool;
   std::unordered_set<ClientConnection*> connections;
   std::shared_ptr<const Snapshot> cached;

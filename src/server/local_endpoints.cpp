@@ -1,7 +1,5 @@
 #include "local_endpoints.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <prometheus/gauge.h>
 
 #include <algorithm>
@@ -9,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog.hpp"
+#include "credentials.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/net/url.hpp"
 #include "llmgw/version.hpp"
@@ -158,41 +157,6 @@ http::response<http::string_body> health(SharedState& shared, bool keep_alive) {
   return make_response(code, "application/json", body.dump() + "\n", keep_alive);
 }
 
-bool token_matches(std::string_view given, const std::string& expected) {
-  return !expected.empty() && given.size() == expected.size() &&
-         CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
-}
-
-// `Authorization: Bearer <token>`, or `Basic` with any user name and the token as password (what
-// a browser's login prompt sends).
-bool authorized_by_token(std::string_view authorization, const std::string& token) {
-  constexpr std::string_view kBearer = "Bearer ";
-  constexpr std::string_view kBasic = "Basic ";
-  if (authorization.starts_with(kBearer)) {
-    return token_matches(authorization.substr(kBearer.size()), token);
-  }
-  if (!authorization.starts_with(kBasic)) {
-    return false;
-  }
-  const std::string_view encoded = authorization.substr(kBasic.size());
-  if (encoded.empty() || encoded.size() % 4 != 0 || encoded.size() > 4096) {
-    return false;
-  }
-  std::string decoded(encoded.size() / 4 * 3, '\0');
-  const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
-                                     reinterpret_cast<const unsigned char*>(encoded.data()),
-                                     static_cast<int>(encoded.size()));
-  if (length < 0) {
-    return false;
-  }
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  const auto padding = encoded.size() - encoded.find_last_not_of('=') - 1;
-  decoded.resize(static_cast<std::size_t>(length) - std::min<std::size_t>(padding, 2));
-  const auto colon = decoded.find(':');
-  return colon != std::string::npos &&
-         token_matches(std::string_view{decoded}.substr(colon + 1), token);
-}
-
 http::response<http::string_body> status_page(const Snapshot& snapshot,
                                               const http::request<http::string_body>& request,
                                               bool keep_alive) {
@@ -306,7 +270,7 @@ http::response<http::string_body> admin(SharedState& shared,
                       keep_alive);
   }
   const std::string_view authorization = request[http::field::authorization];
-  if (!authorization.starts_with("Bearer ") || !authorized_by_token(authorization, token)) {
+  if (!token_matches(bearer_token(authorization), token)) {
     auto response = json_error(401, "missing or wrong admin bearer token", keep_alive);
     response.set(http::field::www_authenticate, "Bearer");
     return response;

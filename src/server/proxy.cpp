@@ -141,13 +141,15 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
   return {route, chosen.source, std::move(model), {}, position};
 }
 
-// The request's priority class: the configured header's value, interactive without one; nullopt
-// for a value that names no class (400).
+// The request's priority class: the configured header's value; without one, the client key's
+// class (auth.keys_file), else interactive; nullopt for a value that names no class (400).
 std::optional<admission::Priority> priority_of(const Request& request,
-                                               const config::AdmissionConfig& config) {
+                                               const config::AdmissionConfig& config,
+                                               std::string_view key_priority) {
   const auto it = request.find(config.priority_header);
   if (it == request.end()) {
-    return admission::Priority::interactive;
+    return key_priority.empty() ? admission::Priority::interactive
+                                : admission::parse_priority(key_priority);
   }
   return admission::parse_priority(it->value());
 }
@@ -197,8 +199,8 @@ std::string account_failed_attempt(const config::GatewayConfig& config, Upstream
 // account, for a relayed response.
 // `generates`: the request was not a GET or HEAD (its first byte times a prefill).
 ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config, UpstreamNode& node,
-                            routing::RouteKind route, bool generates, Exchange& exchange,
-                            RelayResult& relayed, Clock::time_point started) {
+                            std::size_t key_slot, routing::RouteKind route, bool generates,
+                            Exchange& exchange, RelayResult& relayed, Clock::time_point started) {
   const auto policy = outlier_policy(config.health);
   switch (relayed.end) {
     case RelayEnd::complete:
@@ -248,7 +250,7 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
   }
   node.metrics.bytes_relayed->Increment(static_cast<double>(relayed.bytes));
   node.metrics.request_duration[route_index]->Observe(seconds_of(duration));
-  node.metrics.requests[route_index][metrics::status_class_index(relayed.status)]->Increment();
+  worker.shared.metrics.count_request(node.metrics, key_slot, route, relayed.status);
   return ProxyResult{relayed.status, relayed.client_reusable, node.id, routing::to_string(route),
                      relayed.bytes};
 }
@@ -349,7 +351,7 @@ asio::awaitable<ProxyResult> send_local_answer(Worker& worker, ClientConnection&
                                                std::string node) {
   response.set(kRequestIdHeader, connection.request_id);
   const int status = static_cast<int>(response.result_int());
-  worker.shared.metrics.count_unrouted(status);
+  worker.shared.metrics.count_unrouted(status, connection.key_slot);
   connection.watchdog->arm(Side::client, idle_timeout);
   auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
   co_return ProxyResult{status, !ec && response.keep_alive(), std::move(node), "none",
@@ -385,7 +387,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   // (GET, HEAD) do not.
   const bool generates = request.method() != http::verb::get && !head_request;
 
-  const auto priority = priority_of(request, config.admission);
+  const auto priority = priority_of(request, config.admission, connection.key_priority);
   if (!priority) {
     co_return co_await answer_refused(
         worker, connection, timeouts.idle, 400, "unknown_priority",
@@ -561,7 +563,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       remember_turn(shared, *snapshot, *planned.position, net::target_path(request.target()),
                     request.body(), node);  // the next turn starts with it (preheat.hpp)
     }
-    co_return account_relayed(worker, config, node, route, generates, exchange, relayed, started);
+    co_return account_relayed(worker, config, node, connection.key_slot, route, generates, exchange,
+                              relayed, started);
   }
 
   // No node produced a response head. With every candidate ejected (the router offered them only

@@ -10,6 +10,7 @@
 //   nodes                   -> LLMGW_NODES = "name=http://host:port,http://host2:port" (name
 //   optional)
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -170,6 +171,28 @@ struct LogConfig {
 struct AdminConfig {
   std::string token;       // bearer token for /admin/*; empty disables the admin API
   std::string token_file;  // read the token from this file instead (first line)
+  // The admin API's own listener (e.g. 127.0.0.1:9001): with an address, /admin/* is served only
+  // there (404 on listen.*), and that listener serves nothing else. Empty address: /admin/* on
+  // the main listener. Port 0 = ephemeral (tests). Takes a restart.
+  ListenConfig listen{"", 9001};
+};
+
+// One inbound client key (auth.keys_file; llmgw/config/client_keys.hpp). The key itself is not
+// kept: only its SHA-256, compared in constant time.
+struct ClientKey {
+  std::string name;                        // the `key` label on llmgw_requests_total; never secret
+  std::array<unsigned char, 32> sha256{};  // of the key exactly as the client sends it
+  // The priority class of the key's requests that name none (admission.priority_header):
+  // "interactive", "batch", or "" (the header's default, interactive).
+  std::string priority;
+};
+
+// Inbound client keys: off by default (every client may use the nodes). With auth.keys_file, a
+// proxied or fleet request needs `Authorization: Bearer <key>` or `x-api-key: <key>`; /, /health,
+// /metrics and /status stay open, /admin/* keeps the admin token.
+struct AuthConfig {
+  std::string keys_file;        // lines `NAME: KEY [interactive|batch]`; reread on SIGHUP
+  std::vector<ClientKey> keys;  // read from keys_file by the loader; non-empty = keys required
 };
 
 struct StatusConfig {
@@ -192,6 +215,7 @@ struct GatewayConfig {
   std::chrono::milliseconds drain{30'000};  // shutdown.drain_ms
   LogConfig log;
   AdminConfig admin;
+  AuthConfig auth;
   StatusConfig status;
 };
 

@@ -9,6 +9,7 @@
 // from the data path (prometheus-cpp counters and gauges are atomics).
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -104,10 +105,23 @@ struct NodeAdmissionMetrics {
   prometheus::Gauge* prefill_seconds_per_token = nullptr;  // cold prefill cost (estimate input)
 };
 
+// The `key` label of llmgw_requests_total (auth.keys_file's key names): a slot per name, given on
+// the control path (GatewayMetrics::key_slot) and carried by each request. Slot 0 is "none" (no
+// key: auth off, or refused); a process names at most kKeyLabelSlots - 2 keys over its life (a
+// reload may rename them), later names count under "other", so the label stays bounded.
+inline constexpr std::size_t kKeyLabelSlots = 256;
+inline constexpr std::size_t kNoKeySlot = 0;
+
+// llmgw_requests_total children of one node and key: by route kind and status class.
+using RequestCounters =
+    std::array<std::array<prometheus::Counter*, kStatusClassCount>, routing::kRouteKindCount>;
+
 // Per-node children, resolved once so the data path never looks up a label set.
 struct NodeMetrics {
-  std::array<std::array<prometheus::Counter*, kStatusClassCount>, routing::kRouteKindCount>
-      requests{};
+  std::string node_id;
+  // By key slot; slot 0 made with the node, the others at a key's first request through the node
+  // (GatewayMetrics::count_request), then read without a lock.
+  std::array<std::atomic<const RequestCounters*>, kKeyLabelSlots> requests{};
   std::array<prometheus::Counter*, kUpstreamErrorCount> errors{};
   prometheus::Gauge* in_flight = nullptr;
   prometheus::Gauge* sessions = nullptr;  // set from the session table when /metrics is read
@@ -143,11 +157,17 @@ class GatewayMetrics {
   PreheatMetrics& preheat() noexcept;
 
   void count_routing_decision(routing::RouteKind kind) noexcept;
+  // The key label slot of a client key's name (control path; the same slot for the same name).
+  std::size_t key_slot(const std::string& key_name);
+  // One relayed answer of `node` to a client of key slot `key_slot`.
+  void count_request(NodeMetrics& node, std::size_t key_slot, routing::RouteKind route,
+                     int status) noexcept;
   // The counter of routing decisions whose session key came from `source` (a configured key
   // source's label, or "none"). Control path: resolve once, increment on the data path.
   prometheus::Counter& key_source_counter(const std::string& source);
-  // A request answered without a node (local endpoints, 4xx from limits, 502 with no node).
-  void count_unrouted(int status) noexcept;
+  // A request answered without a node (local endpoints, 4xx from limits, 401 without a valid
+  // key, 502 with no node), by the key slot of its client.
+  void count_unrouted(int status, std::size_t key_slot = kNoKeySlot) noexcept;
   void set_client_connections(double value) noexcept;
   // Shared placements (routing.placement_store): a session routed by the plain ring because the
   // store was unavailable (not asked) or did not answer within its timeout.

@@ -34,6 +34,8 @@ class Gateway {
   void start();
   // The bound port (useful with listen.port = 0).
   std::uint16_t port() const noexcept;
+  // The admin listener's bound port (admin.listen), 0 without one.
+  std::uint16_t admin_port() const noexcept;
 
   // Graceful stop: stop accepting, let in-flight requests (streams included) finish within the
   // drain deadline, then close the rest. Safe from any thread; returns at once.
@@ -42,8 +44,9 @@ class Gateway {
   void wait();
   // Applies `next` to new requests: nodes (those that stay keep their health and counters, as
   // with the admin API), weights, routing (placements are kept unless the balance mode changes),
-  // timeouts, limits, health checks, log level and format, admin token, drain time. Requests in
-  // flight finish on the configuration they started with. listen.* and workers take a restart:
+  // timeouts, limits, health checks, log level and format, admin token, client keys, drain time.
+  // Requests in flight finish on the configuration they started with. listen.*, admin.listen.*
+  // and workers take a restart:
   // a change there is not applied, and is returned (one line per key) and logged as a warning.
   // `next` must be valid (load_gateway_config validates). Safe from any thread.
   std::vector<std::string> reload(config::GatewayConfig next);

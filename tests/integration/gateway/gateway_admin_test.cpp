@@ -255,5 +255,61 @@ TEST(GatewayAdmin, ConcurrentChangesAllLand) {
   EXPECT_EQ(left["nodes"].size(), fixture.node_count());
 }
 
+// admin.listen: /admin/* only on its own address (404 on the main listener, which serves the rest
+// as before); the admin listener serves nothing else and still wants the token.
+TEST(GatewayAdmin, OnItsOwnListenerTheAdminApiIsServedOnlyThere) {
+  GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
+    config.admin.token = std::string{kToken};
+    config.admin.listen = {"127.0.0.1", 0};
+  }});
+  const auto admin_port = fixture.gateway().admin_port();
+  ASSERT_NE(admin_port, 0);
+  ASSERT_NE(admin_port, fixture.gateway().port());
+  const auto admin_url = [&](std::string_view path) {
+    return "http://127.0.0.1:" + std::to_string(admin_port) + std::string{path};
+  };
+  net::HttpClient client;
+
+  const auto listed = admin_call(client, "GET", admin_url("/admin/nodes"));
+  ASSERT_EQ(listed.status, 200) << listed.body;
+  EXPECT_EQ(json::parse(listed.body)["nodes"].size(), 3U);
+  EXPECT_EQ(admin_call(client, "GET", admin_url("/admin/nodes"), {}, "wrong-token").status, 401);
+  const auto patched = admin_call(
+      client, "PATCH", admin_url("/admin/nodes/" + fixture.node_name(0)), R"({"weight": 2})");
+  EXPECT_EQ(patched.status, 200) << patched.body;
+
+  // The main listener: no admin API, everything else as before.
+  const auto main_admin = admin_call(client, "GET", fixture.url("/admin/nodes"));
+  EXPECT_EQ(main_admin.status, 404);
+  EXPECT_EQ(json::parse(main_admin.body)["error"],
+            "not found: the admin API listens on its own address (admin.listen)");
+  EXPECT_EQ(
+      admin_call(client, "DELETE", fixture.url("/admin/nodes/" + fixture.node_name(1))).status,
+      404);
+  EXPECT_EQ(get_url(client, fixture.url("/health")).status, 200);
+  EXPECT_EQ(get_url(client, fixture.url("/metrics")).status, 200);
+  const auto generated =
+      post_json(client, fixture.url("/api/generate"), generate_body("hi", false));
+  EXPECT_EQ(generated.status, 200) << generated.body;
+
+  // The admin listener: nothing but the admin API.
+  for (const std::string path : {"/health", "/metrics", "/api/tags", "/"}) {
+    const auto other = get_url(client, admin_url(path));
+    EXPECT_EQ(other.status, 404) << path;
+    EXPECT_EQ(json::parse(other.body)["error"],
+              "not found: this listener serves the admin API (/admin/*) only")
+        << path;
+  }
+  EXPECT_EQ(post_json(client, admin_url("/api/generate"), generate_body("hi", false)).status, 404);
+  std::uint64_t inference = 0;
+  for (std::size_t i = 0; i < fixture.node_count(); ++i) {
+    inference += fixture.sim(i).stats().inference_requests;
+  }
+  EXPECT_EQ(inference, 1U) << "only the main listener's request reached a node";
+  // The change made through the admin listener is the one the main listener routes with.
+  const auto health = json::parse(get_url(client, fixture.url("/health")).body);
+  EXPECT_EQ(health["nodes"][0]["weight"], 2.0);
+}
+
 }  // namespace
 }  // namespace llmgw::testing

@@ -487,6 +487,22 @@ TEST(GatewayConfigAdmin, AStatusPageBehindATokenNeedsAToken) {
   EXPECT_EQ(load_gateway_config({file, {}, {}}).admin.token, "from-file");
 }
 
+TEST(GatewayConfigAdmin, TheAdminListenerIsAnAddressApartFromListen) {
+  EXPECT_TRUE(parse_gateway_config("").admin.listen.address.empty());  // on listen by default
+  const auto config = parse_gateway_config("admin: {listen: {address: 127.0.0.1, port: 9100}}");
+  EXPECT_EQ(config.admin.listen.address, "127.0.0.1");
+  EXPECT_EQ(config.admin.listen.port, 9100);
+  EXPECT_EQ(parse_gateway_config("admin: {listen: {address: '::1'}}").admin.listen.port, 9001);
+  EXPECT_THAT(problems_of("admin: {listen: {address: localhost}}"),
+              ElementsAre("admin.listen.address: expected an IPv4 or IPv6 address, got "
+                          "\"localhost\""));
+  EXPECT_THAT(problems_of("listen: {port: 9001}\nadmin: {listen: {address: 127.0.0.1}}"),
+              ElementsAre("admin.listen: must differ from listen (0.0.0.0:9001)"));
+  EXPECT_THAT(problems_of("admin: {listen: {adress: 127.0.0.1}}"),
+              ElementsAre(HasSubstr("admin.listen.adress: unknown key (did you mean "
+                                    "admin.listen.address?)")));
+}
+
 TEST(GatewayConfigAdmin, SecretsNeverAppearInMessages) {
   const std::string secret = "hunter2 with spaces";
   const TempDir dir;

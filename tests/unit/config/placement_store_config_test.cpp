@@ -9,6 +9,7 @@
 #include <string>
 
 #include "llmgw/config/gateway_config.hpp"
+#include "support/config_refusal.hpp"
 #include "support/wait.hpp"
 
 namespace llmgw::config {
@@ -16,17 +17,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-// The whole message of a configuration that must be refused.
-std::string refusal_of(const ConfigSources& sources) {
-  try {
-    load_gateway_config(sources);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "the configuration was accepted";
-  return {};
-}
 
 ConfigSources with_env(std::map<std::string, std::string> environment) {
   return ConfigSources{std::nullopt, std::move(environment), {}};
@@ -83,19 +73,21 @@ TEST(PlacementStoreConfig, DefaultsToNoStoreAndATwentyMillisecondTimeout) {
 }
 
 TEST(PlacementStoreConfig, ErrorsNameTheKeyAndHideThePassword) {
-  const std::string message =
-      refusal_of(with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "rediss://u:topsecret@host:6380/0"}}));
+  const std::string message = llmgw::testing::config_refusal(
+      with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "rediss://u:topsecret@host:6380/0"}}));
   EXPECT_THAT(message, HasSubstr("routing.placement_store: rediss:// (TLS) is not supported"));
   EXPECT_THAT(message, HasSubstr("(from LLMGW_ROUTING_PLACEMENT_STORE)"));
   EXPECT_THAT(message, Not(HasSubstr("topsecret")));
 }
 
 TEST(PlacementStoreConfig, NeedsPlacementsToShare) {
-  EXPECT_THAT(refusal_of(with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "redis://127.0.0.1:6379"},
-                                   {"LLMGW_ROUTING_BALANCE_BY", "requests"}})),
+  EXPECT_THAT(llmgw::testing::config_refusal(
+                  with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "redis://127.0.0.1:6379"},
+                            {"LLMGW_ROUTING_BALANCE_BY", "requests"}})),
               HasSubstr("routing.placement_store: needs routing.balance_by: sessions"));
-  EXPECT_THAT(refusal_of(with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "redis://127.0.0.1:6379"},
-                                   {"LLMGW_ROUTING_BALANCE_FACTOR", "0"}})),
+  EXPECT_THAT(llmgw::testing::config_refusal(
+                  with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "redis://127.0.0.1:6379"},
+                            {"LLMGW_ROUTING_BALANCE_FACTOR", "0"}})),
               HasSubstr("routing.placement_store: needs routing.balance_by: sessions"));
 }
 
@@ -113,9 +105,9 @@ TEST(PlacementStoreConfig, PasswordFromAVariableOrAFileButOnlyOnce) {
                                     {"LLMGW_ROUTING_PLACEMENT_STORE_PASSWORD_FILE", file}}));
   EXPECT_EQ(from_file.routing.placement_store_password, "from-file");
 
-  const std::string both =
-      refusal_of(with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "redis://u:in-url@127.0.0.1:6379"},
-                           {"LLMGW_ROUTING_PLACEMENT_STORE_PASSWORD_FILE", file}}));
+  const std::string both = llmgw::testing::config_refusal(
+      with_env({{"LLMGW_ROUTING_PLACEMENT_STORE", "redis://u:in-url@127.0.0.1:6379"},
+                {"LLMGW_ROUTING_PLACEMENT_STORE_PASSWORD_FILE", file}}));
   EXPECT_THAT(both, HasSubstr("routing.placement_store: the URL holds a password"));
   EXPECT_THAT(both, Not(HasSubstr("in-url")));
   EXPECT_THAT(both, Not(HasSubstr("from-file")));

@@ -1,0 +1,17 @@
+#include "support/config_refusal.hpp"
+
+#include <gtest/gtest.h>
+
+namespace llmgw::testing {
+
+std::string config_refusal(const config::ConfigSources& sources) {
+  try {
+    config::load_gateway_config(sources);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "the configuration was accepted";
+  return {};
+}
+
+}  // namespace llmgw::testing
