@@ -25,7 +25,7 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 constexpr std::string_view kNodesHeader = "X-Gateway-Nodes";
 constexpr std::string_view kPartialHeader = "X-Gateway-Partial";
-constexpr std::size_t kChannelCapacity = 32;
+constexpr std::size_t kAnswerChannelCapacity = 32;
 
 enum class ListingKind { tags, openai_models, ps, version };
 
@@ -114,7 +114,7 @@ select_targets(const Snapshot& snapshot, const Request& request, bool keep_alive
 asio::awaitable<std::vector<NodeAnswer>> ask_targets(FleetRequest& fleet, http::verb method,
                                                      std::string target, std::string body,
                                                      FleetCallLimits limits) {
-  auto state = std::make_shared<FanOut>(co_await asio::this_coro::executor, kChannelCapacity);
+  auto state = std::make_shared<FanOut>(co_await asio::this_coro::executor, kAnswerChannelCapacity);
   co_return co_await fan_out(
       state, fleet.targets.size(), [&](std::size_t index, const RecordSink&) {
         return call_node(*fleet.targets[index], method, target, body,

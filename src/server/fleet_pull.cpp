@@ -37,7 +37,7 @@ namespace {
 
 using nlohmann::json;
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kChannelCapacity = 16;
+constexpr std::size_t kPullChannelCapacity = 16;
 
 // The merged stream as the client receives it: the head with the first record, then one chunk
 // per record (raw bytes until close for an HTTP/1.0 client).
@@ -240,7 +240,7 @@ asio::awaitable<ProxyResult> pull_on_fleet(FleetRequest& fleet) {
                            fleet.keep_alive));
   }
   const bool streamed = body.streamed;
-  auto state = std::make_shared<FanOut>(co_await asio::this_coro::executor, kChannelCapacity);
+  auto state = std::make_shared<FanOut>(co_await asio::this_coro::executor, kPullChannelCapacity);
   MergedStream stream(fleet, state);
   std::vector<NodePull> pulls(fleet.targets.size());
   const auto limits = request_limits(fleet);
