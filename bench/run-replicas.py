@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from bench_procs import free_port, start, wait_http
+from bench_procs import free_port, start, wait_http, wait_placement_store
 
 
 def run(args, replicas, store):
@@ -65,14 +65,7 @@ def run(args, replicas, store):
             wait_http(port, "/health")
         if store:
             for port in ports:  # the store answers on every replica before the first turn
-                end = time.time() + 20
-                while time.time() < end:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    conn.request("GET", "/health")
-                    body = json.loads(conn.getresponse().read())
-                    if (body["routing"].get("placement_store") or {}).get("available"):
-                        break
-                    time.sleep(0.05)
+                wait_placement_store(port)
         def outage(turn_number):
             if not (store and args.outage):
                 return

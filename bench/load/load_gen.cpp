@@ -9,6 +9,8 @@
 //   llmgw_load open   --url U --streams N [--hold-s H] [--connect-per-s R] [--pid P]
 //   llmgw_load requests  --url U [--connections C] [--duration-s D] [--requests N] [--path P]
 //                        [--no-stream] [--tokens T] [--session-prefix S] [--think-ms M]
+//   llmgw_load keyed  --url U [--url U2 ...] [--rate R] [--duration-s D] [--turns T] [--window W]
+//                     (open loop, sessions' turns to random replicas; keyed_mode.hpp)
 //   llmgw_load slowloris --url U [--connections C] [--duration-s D] [--interval-ms I]
 //   llmgw_load flood     --url U [--connections C] [--body-bytes B] [--send-s S] [--pid P]
 //
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "chaos_modes.hpp"
+#include "keyed_mode.hpp"
 #include "llmgw/bench/report.hpp"
 #include "load_common.hpp"
 
@@ -448,6 +451,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   open->add_option("--connect-per-s", connect_per_s, "Connection rate")->capture_default_str();
   open->add_option("--pid", pid, "Server process whose RSS to sample");
+  KeyedOptions keyed_options;
+  auto* keyed = app.add_subcommand(
+      "keyed", "Open-loop sessions at a fixed rate to random replicas, first turns apart");
+  keyed->add_option("--url", keyed_options.urls, "Replica base URLs (each request: one at random)")
+      ->required();
+  keyed->add_option("--rate", keyed_options.rate, "Arrivals per second")->capture_default_str();
+  keyed->add_option("--duration-s", keyed_options.duration_s, "Scheduling time")
+      ->capture_default_str();
+  keyed->add_option("--turns", keyed_options.turns, "Turns per session")->capture_default_str();
+  keyed->add_option("--window", keyed_options.window, "Sessions in progress at once")
+      ->capture_default_str();
+  keyed->add_option("--session-prefix", keyed_options.session_prefix, "X-Session-ID prefix")
+      ->capture_default_str();
+  keyed->add_option("--tokens", keyed_options.tokens, "num_predict of each request")
+      ->capture_default_str();
+  keyed->add_option("--warmup-s", keyed_options.warmup_s, "Arrivals sent but not measured")
+      ->capture_default_str();
+  keyed->add_option("--seed", keyed_options.seed, "Replica choice")->capture_default_str();
   ChaosCommands chaos;
   add_chaos_commands(app, chaos);
 
@@ -456,6 +477,8 @@ int main(int argc, char** argv) {
     json result;
     if (auto chaos_result = run_chaos_command(chaos)) {
       result = std::move(*chaos_result);
+    } else if (*keyed) {
+      result = run_keyed(keyed_options);
     } else if (*rps) {
       result = run_rps(url, path, body, connections, duration_s, session_prefix);
     } else if (*stream) {

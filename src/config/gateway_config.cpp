@@ -350,7 +350,8 @@ GatewayConfig build_config(const RawConfig& raw, Problems& problems) {
       config.nodes.push_back(std::move(node));
     }
   }
-  if (config.nodes.empty()) {
+  // Without `nodes`, the default node; with DNS discovery, none (DNS finds them).
+  if (config.nodes.empty() && !config.discovery.dns.enabled()) {
     NodeConfig node;
     node.url = std::string{kDefaultNodeUrl};
     resolve_node(node);

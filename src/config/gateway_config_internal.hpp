@@ -145,7 +145,14 @@ struct NodeAddress {
 // The address of an http://host[:port][/] URL, or the problem in `problem`.
 std::optional<NodeAddress> parse_node_url(const std::string& url, std::string& problem);
 
+bool is_ip_address(const std::string& text);
+// Adds "<path>: must be one of a, b; got "x"" when `value` is not one of `allowed`.
+void check_one_of(const std::string& path, const std::string& value,
+                  const std::vector<std::string>& allowed, Problems& problems);
+
 void validate_into(const GatewayConfig& config, Problems& problems);
+// discovery.dns (discovery_config.cpp).
+void validate_discovery(const GatewayConfig& config, Problems& problems);
 // routing.placement_store and its password (store_url.cpp).
 void validate_placement_store(const GatewayConfig& config, Problems& problems);
 

@@ -71,12 +71,6 @@ bool is_http_token(std::string_view text) {
   });
 }
 
-bool is_ip_address(const std::string& text) {
-  std::array<unsigned char, 16> buffer{};
-  return inet_pton(AF_INET, text.c_str(), buffer.data()) == 1 ||
-         inet_pton(AF_INET6, text.c_str(), buffer.data()) == 1;
-}
-
 std::string join(const std::vector<std::string>& words, std::string_view separator) {
   std::string out;
   for (const auto& word : words) {
@@ -88,16 +82,9 @@ std::string join(const std::vector<std::string>& words, std::string_view separat
   return out;
 }
 
-void check_one_of(const std::string& path, const std::string& value,
-                  const std::vector<std::string>& allowed, Problems& problems) {
-  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
-    problems.add(path, "must be one of " + join(allowed, ", ") + "; got " + quote_value(value));
-  }
-}
-
-void validate_nodes(const std::vector<NodeConfig>& nodes, Problems& problems) {
-  if (nodes.empty()) {
-    problems.add(std::string{kNodesPath}, "at least one node is required");
+void validate_nodes(const std::vector<NodeConfig>& nodes, bool discovery, Problems& problems) {
+  if (nodes.empty() && !discovery) {
+    problems.add(std::string{kNodesPath}, "at least one node is required (or discovery.dns.name)");
   }
   std::map<std::string, std::size_t> index_by_name;
   std::map<std::string, std::size_t> index_by_address;
@@ -157,6 +144,19 @@ void validate_nodes(const std::vector<NodeConfig>& nodes, Problems& problems) {
 }
 
 }  // namespace
+
+bool is_ip_address(const std::string& text) {
+  std::array<unsigned char, 16> buffer{};
+  return inet_pton(AF_INET, text.c_str(), buffer.data()) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), buffer.data()) == 1;
+}
+
+void check_one_of(const std::string& path, const std::string& value,
+                  const std::vector<std::string>& allowed, Problems& problems) {
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+    problems.add(path, "must be one of " + join(allowed, ", ") + "; got " + quote_value(value));
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Typed values
@@ -364,7 +364,8 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
     problems.add("workers", "must be at most " + std::to_string(kMaxWorkers) + ", got " +
                                 std::to_string(config.workers));
   }
-  validate_nodes(config.nodes, problems);
+  validate_nodes(config.nodes, config.discovery.dns.enabled(), problems);
+  validate_discovery(config, problems);
   if (!is_http_token(config.routing.session_header)) {
     problems.add("routing.session_header",
                  quote_value(config.routing.session_header) + " is not a valid HTTP header name");

@@ -269,6 +269,18 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_placement_store_up")
           .Help("1 while the placement store (routing.placement_store) answers in time")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& discovery_resolutions =
+      prometheus::BuildCounter()
+          .Name("llmgw_discovery_resolutions_total")
+          .Help(
+              "DNS discovery resolutions by outcome: ok, nxdomain, no_records, servfail, refused, "
+              "timeout, unreachable, error (every outcome but ok keeps the last node set)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& discovery_nodes =
+      prometheus::BuildGauge()
+          .Name("llmgw_discovery_nodes")
+          .Help("Nodes found by DNS discovery (discovery.dns) in the node set")
+          .Register(*registry);
   prometheus::Family<prometheus::Counter>& preheats =
       prometheus::BuildCounter()
           .Name("llmgw_preheats_total")
@@ -303,6 +315,8 @@ struct GatewayMetrics::Impl {
   prometheus::Counter* fallback_unavailable = nullptr;
   prometheus::Counter* fallback_timeout = nullptr;
   prometheus::Gauge* placement_up_gauge = nullptr;
+  prometheus::Gauge* discovery_nodes_gauge = nullptr;
+  std::map<std::string, prometheus::Counter*, std::less<>> discovery_outcomes;
 
   std::mutex mutex;  // guards nodes, key_names and the stores below
   std::map<std::string, std::unique_ptr<NodeMetrics>, std::less<>> nodes;
@@ -517,6 +531,26 @@ void GatewayMetrics::set_placement_store_up(bool up) {
     impl_->placement_up_gauge = &impl_->placement_up.Add({});
   }
   impl_->placement_up_gauge->Set(up ? 1 : 0);
+}
+
+void GatewayMetrics::count_discovery_resolution(std::string_view outcome) {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->discovery_outcomes.find(outcome);
+  if (it == impl_->discovery_outcomes.end()) {
+    it = impl_->discovery_outcomes
+             .emplace(std::string{outcome},
+                      &impl_->discovery_resolutions.Add({{"outcome", std::string{outcome}}}))
+             .first;
+  }
+  it->second->Increment();
+}
+
+void GatewayMetrics::set_discovered_nodes(std::size_t count) {
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->discovery_nodes_gauge == nullptr) {
+    impl_->discovery_nodes_gauge = &impl_->discovery_nodes.Add({});
+  }
+  impl_->discovery_nodes_gauge->Set(static_cast<double>(count));
 }
 
 void GatewayMetrics::set_client_connections(double value) noexcept {

@@ -30,9 +30,11 @@
 #include "access_log.hpp"
 #include "catalog.hpp"
 #include "credentials.hpp"
+#include "dns_discovery.hpp"
 #include "fleet_endpoints.hpp"
 #include "gateway_state.hpp"
 #include "health_checker.hpp"
+#include "llmgw/config/discovered_nodes.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/net/url.hpp"
 #include "llmgw/server/logging.hpp"
@@ -88,6 +90,14 @@ struct Gateway::Impl {
   HealthChecker health_checker{shared, control, stop_requested};
   CatalogRefresher catalog{shared, control, stop_requested};
   Preheater preheater{shared, control};  // planned moves warm their new node (preheat.hpp)
+  // Nodes from DNS (discovery.dns): added ones are probed and their catalogs fetched at once.
+  DnsDiscovery discovery{shared, control, stop_requested,
+                         [this](const std::vector<std::string>& added) {
+                           health_checker.wake();
+                           for (const auto& id : added) {
+                             request_catalog_refresh(shared, id);
+                           }
+                         }};
   std::optional<asio::signal_set> signals;
   ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;
@@ -155,6 +165,7 @@ void Gateway::Impl::start() {
   }
   health_checker.start();
   catalog.start();
+  discovery.start();
   control_thread = std::thread([this] {
     auto guard = asio::make_work_guard(control);
     control.run();
@@ -562,12 +573,15 @@ std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
   }
   const config::LogConfig log = next.log;
   const auto before = shared.current();
-  const auto after = shared.update(
-      [&next](const config::GatewayConfig&) { return std::optional{std::move(next)}; });
+  // The file lists the static nodes; the discovered ones stay while discovery does.
+  const auto after = shared.update([&next](const config::GatewayConfig& in_force) {
+    return std::optional{config::carry_discovered_nodes(std::move(next), in_force)};
+  });
   update_logging(log);
   // Probe at once: new nodes get a health state now, and a new interval applies.
   health_checker.wake();
   catalog.wake();
+  discovery.wake();
   spdlog::info("configuration reloaded: {}, routing {}, snapshot version {}",
                describe_membership(*before, *after), describe_routing(after->config().routing),
                after->version);

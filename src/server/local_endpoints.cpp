@@ -94,6 +94,7 @@ json node_json(const UpstreamNode& node, unsigned virtual_nodes) {
           {"ejected_for_ms", ejected_for_ms(node)},
           {"virtual_nodes", virtual_nodes},
           {"api", node.config.api},
+          {"source", node.config.discovered ? "dns" : "config"},
           {"catalog", catalog_json(node)},
           {"admission", admission_json(node)},
           {"recent_events", events_json(node.events)}};
@@ -309,21 +310,31 @@ http::response<http::string_body> admin(SharedState& shared,
     if (named && request.method() == http::verb::delete_) {
       const std::string name{path.substr(kNodes.size() + 1)};
       std::optional<http::response<http::string_body>> refused;
-      const auto published = shared.update(
-          [&](const config::GatewayConfig& running) -> std::optional<config::GatewayConfig> {
-            auto next = running;
-            if (std::erase_if(next.nodes, [&](const auto& node) { return node.name == name; }) ==
-                0) {
-              refused = json_error(404, "no node named \"" + name + "\"", keep_alive);
-              return std::nullopt;
-            }
-            if (next.nodes.empty()) {
-              refused = json_error(409, "refusing to remove the last node", keep_alive);
-              return std::nullopt;
-            }
-            config::validate(next);
-            return next;
-          });
+      const auto published = shared.update([&](const config::GatewayConfig& running)
+                                               -> std::optional<config::GatewayConfig> {
+        auto next = running;
+        if (std::any_of(next.nodes.begin(), next.nodes.end(),
+                        [&](const auto& node) { return node.name == name && node.discovered; })) {
+          refused =
+              json_error(409,
+                         "node \"" + name + "\" was found by DNS discovery (discovery.dns.name " +
+                             running.discovery.dns.name +
+                             "): it leaves when its record does; drain it with PATCH "
+                             "{\"draining\": true} meanwhile",
+                         keep_alive);
+          return std::nullopt;
+        }
+        if (std::erase_if(next.nodes, [&](const auto& node) { return node.name == name; }) == 0) {
+          refused = json_error(404, "no node named \"" + name + "\"", keep_alive);
+          return std::nullopt;
+        }
+        if (next.nodes.empty()) {
+          refused = json_error(409, "refusing to remove the last node", keep_alive);
+          return std::nullopt;
+        }
+        config::validate(next);
+        return next;
+      });
       if (refused) {
         return std::move(*refused);
       }

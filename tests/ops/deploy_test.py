@@ -9,8 +9,8 @@
   of their gateway config as a service, and refuse to start the replicas without a Redis password;
   docker/haproxy.cfg passes `haproxy -c`; deploy/prometheus/prometheus.yml `promtool check config`.
 - deploy/kubernetes: every manifest is well formed, selectors match their pods, Services and
-  probes name ports that exist, the ConfigMap's gateway config passes `llmgw serve --check-config`
-  and names the StatefulSet's pods and the Redis Service.
+  probes name ports that exist, the ConfigMap's gateway config passes `llmgw serve --check-config`,
+  finds the StatefulSet's pods by their SRV records (DNS discovery) and names the Redis Service.
 
 Run by ctest as ops.deploy (LLMGW_BINARY, LLMGW_SOURCE_DIR in the environment).
 """
@@ -266,7 +266,7 @@ class Kubernetes(unittest.TestCase):
         annotations = gateway["spec"]["template"]["metadata"]["annotations"]
         self.assertEqual(annotations["prometheus.io/scrape"], "true")
 
-    def test_configmap_config_is_valid_and_names_the_ollama_pods_and_redis(self):
+    def test_configmap_config_is_valid_finds_the_ollama_pods_by_srv_and_names_redis(self):
         gateway = self.by_kind["Deployment"]["llmgw"]
         pod = gateway["spec"]["template"]["spec"]
         volume = next(v for v in pod["volumes"] if "configMap" in v)
@@ -284,9 +284,14 @@ class Kubernetes(unittest.TestCase):
         service = ollama["spec"]["serviceName"]
         self.assertEqual(self.by_kind["Service"][service]["spec"].get("clusterIP"), "None",
                          "the StatefulSet's Service is headless: each pod gets a DNS name")
-        pods = {f"ollama-{i}.{service}" for i in range(ollama["spec"]["replicas"])}
-        hosts = {n["url"].split("//")[1].split(":")[0] for n in config["nodes"]}
-        self.assertEqual(hosts, pods, "the gateway lists exactly the StatefulSet's pods")
+        dns = config["discovery"]["dns"]
+        self.assertTrue(dns["srv"], "the pods are found by their SRV records")
+        port_names = {p["name"] for p in self.by_kind["Service"][service]["spec"]["ports"]}
+        port_name, protocol, host = dns["name"].split(".", 2)
+        self.assertEqual(protocol, "_tcp")
+        self.assertIn(port_name.lstrip("_"), port_names, "the SRV name names a port of the Service")
+        self.assertEqual(host, service, "the SRV name is the StatefulSet's headless Service")
+        self.assertNotIn("nodes", config, "no static node list beside discovery")
         store = config["routing"]["placement_store"]
         self.assertIn(store.split("//")[1].split(":")[0], self.by_kind["Service"])
         drain_s = config["shutdown"]["drain_ms"] / 1000

@@ -1,38 +1,14 @@
 #include "support/redis_server.hpp"
 
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <stdexcept>
 
 #include "support/run_process.hpp"
+#include "support/wait.hpp"
 
 namespace llmgw::testing {
-namespace {
-
-// A port nothing listens on now (the kernel's pick for port 0); the server binds it right after.
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof address;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    throw std::runtime_error("cannot find a free port");
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
-}  // namespace
 
 bool RedisServer::installed() {
   return std::filesystem::exists(kBinary) && std::filesystem::exists(kCli);
@@ -40,7 +16,7 @@ bool RedisServer::installed() {
 
 RedisServer::RedisServer() {
   for (int attempt = 0; attempt < 3 && !process_; ++attempt) {
-    port_ = free_port();
+    port_ = free_loopback_port();
     try {
       launch();
     } catch (const std::runtime_error&) {

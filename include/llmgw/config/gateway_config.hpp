@@ -45,6 +45,11 @@ struct NodeConfig {
   // a preheat of their new node first, docs/DESIGN.md §2.4). It stays in the node list, health
   // checked and counted.
   bool draining = false;
+  // Found by DNS discovery (discovery.dns), not written in `nodes`: set by the discoverer, never
+  // by a file. A reload keeps such nodes (the file does not list them) while discovery stays on.
+  bool discovered = false;
+
+  bool operator==(const NodeConfig&) const = default;
 };
 
 struct ListenConfig {
@@ -201,10 +206,38 @@ struct StatusConfig {
   bool require_token = false;
 };
 
+// Nodes from DNS (server/dns_discovery.hpp, docs/DESIGN.md §2.5): `name` is re-resolved every
+// `interval`; the nodes found join the node set beside the static `nodes`, and leave it when their
+// record goes, as if added and removed through the admin API. A failed resolution (timeout,
+// SERVFAIL, NXDOMAIN, no records) keeps the last set.
+struct DnsDiscoveryConfig {
+  std::string name;  // the name to resolve; empty: no DNS discovery
+  // false: A/AAAA records of `name`, one node per address at `port`, id "address:port".
+  // true: SRV records of `name` (e.g. _ollama._tcp.ollama.default.svc.cluster.local), one node
+  // per target at the record's port, id = the target's name (stable across a pod's restarts).
+  bool srv = false;
+  std::uint16_t port = 11434;  // the nodes' port for A/AAAA records (SRV records carry theirs)
+  std::chrono::milliseconds interval{10'000};  // between two resolutions
+  std::chrono::milliseconds timeout{2'000};    // one query, retries included
+  std::string server;          // "ip" or "ip:port" ("[v6]:port"); empty: the system's (resolv.conf)
+  std::string api = "ollama";  // nodes[].api of the discovered nodes
+  std::size_t max_in_flight = 4;  // nodes[].max_in_flight of the discovered nodes
+
+  bool enabled() const { return !name.empty(); }
+  bool operator==(const DnsDiscoveryConfig&) const = default;
+};
+
+struct DiscoveryConfig {
+  DnsDiscoveryConfig dns;
+};
+
 struct GatewayConfig {
   ListenConfig listen;
-  unsigned workers = 0;           // io threads; 0 = number of cores
-  std::vector<NodeConfig> nodes;  // default: one node at http://127.0.0.1:11434
+  unsigned workers = 0;  // io threads; 0 = number of cores
+  // Static nodes, then discovered ones (NodeConfig::discovered). Default: one node at
+  // http://127.0.0.1:11434, unless discovery.dns.name is set (then none: DNS finds them).
+  std::vector<NodeConfig> nodes;
+  DiscoveryConfig discovery;
   RoutingConfig routing;
   TimeoutsConfig timeouts;
   LimitsConfig limits;
@@ -252,6 +285,14 @@ void resolve_node(NodeConfig& node, const std::string& path = "node");
 // The path the health checker probes on `node`: nodes[].health_path, else health.path for an
 // ollama node and /health for an openai one.
 const std::string& health_path_of(const NodeConfig& node, const HealthConfig& health);
+
+// discovery.dns.server ("ip", "ip:port", "[v6]:port"), parsed: the address and port (53 when
+// not given), or nullopt with `problem` set.
+struct DnsServerAddress {
+  std::string address;  // without brackets
+  std::uint16_t port = 53;
+};
+std::optional<DnsServerAddress> parse_dns_server(std::string_view text, std::string& problem);
 
 // routing.placement_store, parsed.
 struct StoreAddress {

@@ -179,6 +179,11 @@ class GatewayMetrics {
   void count_placement_late_answer(LateAnswer outcome) noexcept;
   // The store's availability; the series exists only with a store.
   void set_placement_store_up(bool up);
+  // DNS discovery (discovery.dns): one resolution's outcome (net::to_string(DnsOutcome): ok,
+  // nxdomain, no_records, servfail, refused, timeout, unreachable, error), and the discovered
+  // nodes in the node set. Control path only; the series exist only with discovery.
+  void count_discovery_resolution(std::string_view outcome);
+  void set_discovered_nodes(std::size_t count);
 
   // Prometheus text exposition format 0.0.4: the registry's families, then the process metrics
   // read from /proc now.
