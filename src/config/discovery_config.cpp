@@ -13,7 +13,7 @@ namespace llmgw::config {
 namespace {
 
 constexpr std::chrono::milliseconds kMinInterval{100};
-constexpr std::size_t kMaxNameBytes = 253;
+constexpr std::size_t kMaxDnsNameBytes = 253;
 constexpr std::size_t kMaxLabelBytes = 63;
 
 // "" when `name` is a DNS name a resolver can ask for: dot-separated labels of letters, digits,
@@ -26,7 +26,7 @@ std::string dns_name_problem(std::string_view name) {
   if (name.empty()) {
     return "is empty";
   }
-  if (name.size() > kMaxNameBytes) {
+  if (name.size() > kMaxDnsNameBytes) {
     return "is longer than 253 bytes";
   }
   std::size_t label_start = 0;

@@ -12,7 +12,7 @@ bool is_space(char c) {
   return std::isspace(static_cast<unsigned char>(c)) != 0;
 }
 
-std::string_view trim(std::string_view s) {
+std::string_view trim_space(std::string_view s) {
   while (!s.empty() && is_space(s.front())) {
     s.remove_prefix(1);
   }
@@ -25,16 +25,16 @@ std::string_view trim(std::string_view s) {
 // Removes a ``` fence (with an optional language tag) around `s`, and stray fence lines at its
 // ends.
 std::string_view strip_fences(std::string_view s) {
-  s = trim(s);
+  s = trim_space(s);
   if (s.starts_with("```")) {
     const auto eol = s.find('\n');
     s = eol == std::string_view::npos ? std::string_view{} : s.substr(eol + 1);
   }
-  s = trim(s);
+  s = trim_space(s);
   if (s.ends_with("```")) {
     s.remove_suffix(3);
   }
-  return trim(s);
+  return trim_space(s);
 }
 
 enum class Label { thought, action, action_input, final_answer, observation };
@@ -181,7 +181,7 @@ std::string_view label_value(std::string_view text, const std::vector<LabelHit>&
 // A tool name from "list_files", "`get_file_diff`", "\"read_file\"", "read_file(...)",
 // "[search_code]"; empty when there is none.
 std::string tool_name_from(std::string_view line) {
-  line = trim(line);
+  line = trim_space(line);
   while (!line.empty() && (line.front() == '`' || line.front() == '"' || line.front() == '\'' ||
                            line.front() == '[' || line.front() == '*')) {
     line.remove_prefix(1);
@@ -288,7 +288,7 @@ ReactStep parse_react(std::string_view model_output) {
   const auto decisive_index = static_cast<std::size_t>(decisive - hits.begin());
   for (std::size_t i = 0; i < decisive_index; ++i) {
     if (hits[i].label == Label::thought) {
-      thought = std::string{trim(label_value(text, hits, i))};
+      thought = std::string{trim_space(label_value(text, hits, i))};
     }
   }
   if (thought.empty()) {
@@ -297,7 +297,7 @@ ReactStep parse_react(std::string_view model_output) {
   }
 
   if (decisive == hits.end()) {
-    if (trim(text).empty()) {
+    if (trim_space(text).empty()) {
       return invalid(std::string{"Your answer was empty. "} + std::string{kFormatReminder});
     }
     if (const auto object = extract_json_object(text)) {
@@ -307,7 +307,7 @@ ReactStep parse_react(std::string_view model_output) {
     }
     return invalid(std::string{"No 'Action:' or 'Final Answer:' line was found. "} +
                        std::string{kFormatReminder},
-                   std::string{trim(text)});
+                   std::string{trim_space(text)});
   }
 
   if (decisive->label == Label::final_answer) {

@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "llmgw/util/text.hpp"
+
 namespace llmgw::routing {
 namespace {
 
@@ -11,15 +13,6 @@ std::string lower(std::string_view text) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   return out;
-}
-
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  const auto last = text.find_last_not_of(" \t");
-  return text.substr(first, last - first + 1);
 }
 
 bool is_token(std::string_view name) {
@@ -52,7 +45,7 @@ KeySourcesOrError parse_key_sources(std::string_view list, std::string_view sess
   std::size_t start = 0;
   while (start <= list.size()) {
     const std::size_t comma = std::min(list.find(',', start), list.size());
-    const auto entry = trim(list.substr(start, comma - start));
+    const auto entry = util::trim(list.substr(start, comma - start));
     start = comma + 1;
     if (entry.empty()) {
       continue;
@@ -103,7 +96,7 @@ ChosenKey choose_key(const std::vector<KeySource>& sources, const HeaderLookup& 
     switch (source.kind) {
       case KeySource::Kind::header:
         if (const auto value = header(source.header)) {
-          if (const auto trimmed = trim(*value); !trimmed.empty()) {
+          if (const auto trimmed = util::trim(*value); !trimmed.empty()) {
             return {std::string{trimmed}, source.label};
           }
         }

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "fleet_endpoints.hpp"
+#include "llmgw/util/text.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -34,14 +35,6 @@ void for_each_entry(const std::vector<NodeListing>& listings, const char* array_
       }
     }
   }
-}
-
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
 }
 
 // "0.6.0-rc1" -> numbers {0, 6, 0} and suffix "-rc1".
@@ -124,7 +117,7 @@ NodeSelection parse_node_selection(std::string_view header, const std::vector<st
   std::size_t start = 0;
   while (start <= header.size()) {
     const auto comma = std::min(header.find(',', start), header.size());
-    const std::string name{trim(header.substr(start, comma - start))};
+    const std::string name{util::trim(header.substr(start, comma - start))};
     start = comma + 1;
     if (name.empty()) {
       continue;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "llmgw/routing/session_key.hpp"
+#include "llmgw/util/text.hpp"
 #include "proxy.hpp"
 #include "server/as_tuple.hpp"
 #include "watchdog.hpp"
@@ -45,14 +46,6 @@ std::string printable(std::string_view text) {
     out += (c > ' ' && c < 0x7f) ? c : '?';
   }
   return text.size() > kMaxShown ? out + "..." : out;
-}
-
-std::string_view trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t");
-  if (first == std::string_view::npos) {
-    return {};
-  }
-  return text.substr(first, text.find_last_not_of(" \t") - first + 1);
 }
 
 RequestError body_too_large(const config::LimitsConfig& limits) {
@@ -92,7 +85,7 @@ std::optional<RequestError> check_transfer_encoding(const http::request_header<>
     std::string_view list = it->value();
     while (!list.empty()) {
       const auto comma = list.find(',');
-      const auto coding = trim(list.substr(0, comma));
+      const auto coding = util::trim(list.substr(0, comma));
       if (!coding.empty()) {
         codings.push_back(coding);
       }
@@ -100,7 +93,7 @@ std::optional<RequestError> check_transfer_encoding(const http::request_header<>
     }
   }
   for (const auto coding : codings) {
-    const auto name = trim(coding.substr(0, coding.find(';')));
+    const auto name = util::trim(coding.substr(0, coding.find(';')));
     if (!beast::iequals(name, "chunked")) {
       return RequestError{
           501, "transfer coding \"" + printable(name) + "\" is not supported (only chunked is)"};
