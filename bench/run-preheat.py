@@ -12,7 +12,8 @@ the prompt tokens the preheats cost. The modes (preheat.max_bytes 64 MiB and 0) 
 round (the machine is shared and noisy).
 
 Usage: bench/run-preheat.py [--build build/ci] [--rounds 4] [--sessions 16] [--turns 8]
-                            [--drain-after 4] [--think 0.5] [--time-scale 0.1]
+                            [--drain-after 4] [--think 0.5] [--time-scale 0.1] [--seed 1]
+                            [--multiuser-cache] [--log-turns]
 """
 
 import argparse
@@ -28,8 +29,13 @@ import time
 from bench_procs import free_port, start, wait_http
 
 
-def turn(port, session, messages):
-    """One streamed chat turn: (time to first token in s, node, reply text)."""
+PREFILL_TOKENS_PER_S = 2000.0  # ollama-sim's default --prefill-tps
+
+
+def turn(port, session, messages, time_scale):
+    """One streamed chat turn: a dict of its time to first token (s), node, reply text, prompt
+    tokens, the tokens the node evaluated (the rest came from its KV cache, read back from the
+    final record's prompt_eval_duration) and X-Gateway-Preheated."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     body = json.dumps({"model": "llama3.2", "messages": messages})
     started = time.perf_counter()
@@ -39,14 +45,18 @@ def turn(port, session, messages):
     first = response.readline()
     ttft = time.perf_counter() - started
     node = response.getheader("X-Gateway-Node")
+    preheated = response.getheader("X-Gateway-Preheated") == "true"
     reply = ""
     line = first
+    record = {}
     while line:
         record = json.loads(line)
         reply += record.get("message", {}).get("content", "")
         line = response.readline()
     conn.close()
-    return ttft, node, reply
+    evaluated = round(record.get("prompt_eval_duration", 0) / 1e9 * PREFILL_TOKENS_PER_S / time_scale)
+    return {"ttft": ttft, "node": node, "reply": reply, "preheated": preheated,
+            "prompt": record.get("prompt_eval_count", 0), "evaluated": evaluated}
 
 
 def metric(port, name):
@@ -67,7 +77,9 @@ def run_round(args, preheat):
         for i in range(args.nodes):
             port = free_port()
             procs.append(start([f"{args.build}/ollama-sim", "--port", str(port), "--num-parallel",
-                                "4", "--time-scale", str(args.time_scale), "--seed", str(i + 1)]))
+                                str(args.num_parallel), "--time-scale", str(args.time_scale),
+                                "--seed", str(args.seed + i)]
+                               + (["--multiuser-cache"] if args.multiuser_cache else [])))
             wait_http(port, "/api/version")
             nodes.append(f"  - name: node-{chr(ord('a') + i)}\n    url: http://127.0.0.1:{port}\n")
         gateway_port = free_port()
@@ -93,9 +105,15 @@ def run_round(args, preheat):
             later = []
             for t in range(args.turns):
                 messages.append({"role": "user", "content": f"turn {t}: " + "words " * args.user_bytes})
-                ttft, node, reply = turn(gateway_port, session, messages)
-                messages.append({"role": "assistant", "content": reply})
+                got = turn(gateway_port, session, messages, args.time_scale)
+                ttft, node = got["ttft"], got["node"]
+                messages.append({"role": "assistant", "content": got["reply"]})
                 nodes_seen.append(node)
+                if args.log_turns:
+                    print(f"  {'preheat' if preheat else 'plain':<8}{session:<10} turn {t} {node} "
+                          f"ttft {ttft * 1000:6.0f} ms  prompt {got['prompt']:5} evaluated "
+                          f"{got['evaluated']:5}{'  preheated' if got['preheated'] else ''}",
+                          flush=True)
                 if t + 1 == args.drain_after:
                     barrier.wait()
                     resume.wait()
@@ -147,10 +165,16 @@ def main():
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--turns", type=int, default=8)
     parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--num-parallel", type=int, default=4, help="KV slots per sim")
     parser.add_argument("--drain-after", type=int, default=4)
     parser.add_argument("--think", type=float, default=0.5)
     parser.add_argument("--user-bytes", type=int, default=300)
     parser.add_argument("--time-scale", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=1, help="the sims' seeds are SEED, SEED+1, ...")
+    parser.add_argument("--multiuser-cache", action="store_true",
+                        help="sims choose KV slots as Ollama with OLLAMA_MULTIUSER_CACHE=1")
+    parser.add_argument("--log-turns", action="store_true",
+                        help="print every turn's node, TTFT and prompt tokens evaluated")
     args = parser.parse_args()
     totals = {mode: {"moved": [], "others": [], "tokens": 0.0, "completed": 0.0}
               for mode in (True, False)}

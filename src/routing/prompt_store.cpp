@@ -20,7 +20,8 @@ struct Entry {
 
 std::size_t cost_of(const StoredPrompt& prompt) {
   return PromptStore::kEntryOverheadBytes + prompt.path.size() + prompt.node.size() +
-         prompt.preheat_node.size() + (prompt.body ? prompt.body->size() : 0);
+         prompt.preheat_node.size() + prompt.failed_node.size() +
+         (prompt.body ? prompt.body->size() : 0);
 }
 
 }  // namespace
@@ -73,17 +74,25 @@ PromptStore::~PromptStore() = default;
 
 void PromptStore::remember(std::uint64_t key_position, std::string path, std::string body,
                            std::string node, Clock::time_point now) {
-  StoredPrompt prompt{std::move(path),
-                      std::make_shared<const std::string>(std::move(body)),
-                      std::move(node),
-                      {},
-                      false};
-  const std::size_t cost = cost_of(prompt);
+  StoredPrompt prompt{std::move(path), std::make_shared<const std::string>(std::move(body)),
+                      std::move(node), {},
+                      false,           {}};
   std::lock_guard lock(impl_->mutex);
   impl_->expire(now);
   if (const auto it = impl_->entries.find(key_position); it != impl_->entries.end()) {
+    // A turn served elsewhere than a preheat's node leaves the preheat standing: it is still for
+    // the session's next turn there (a failover session's turn while its owner is warmed).
+    const StoredPrompt& before = it->second.prompt;
+    if (!before.preheat_node.empty() && before.preheat_node != prompt.node) {
+      prompt.preheat_node = before.preheat_node;
+      prompt.preheated = before.preheated;
+    }
+    if (!before.failed_node.empty() && before.failed_node != prompt.node) {
+      prompt.failed_node = before.failed_node;
+    }
     impl_->erase(it);
   }
+  const std::size_t cost = cost_of(prompt);
   if (cost > impl_->options.max_bytes) {
     return;  // larger than the whole budget: not kept (the older entry is stale, and gone)
   }
@@ -123,8 +132,29 @@ bool PromptStore::begin_preheat(std::uint64_t key_position, const std::string& n
   }
   it->second.prompt.preheat_node = node;
   it->second.prompt.preheated = false;
+  it->second.prompt.failed_node.clear();
   impl_->recount(it->second);
   return true;
+}
+
+ReturnPreheat PromptStore::return_preheat(std::uint64_t key_position, const std::string& node) {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->entries.find(key_position);
+  if (it == impl_->entries.end()) {
+    return ReturnPreheat::no_prompt;
+  }
+  StoredPrompt& prompt = it->second.prompt;
+  if (prompt.preheat_node == node) {
+    return prompt.preheated ? ReturnPreheat::completed : ReturnPreheat::pending;
+  }
+  if (prompt.failed_node == node) {
+    return ReturnPreheat::failed;
+  }
+  prompt.preheat_node = node;
+  prompt.preheated = false;
+  prompt.failed_node.clear();
+  impl_->recount(it->second);
+  return ReturnPreheat::started;
 }
 
 void PromptStore::end_preheat(std::uint64_t key_position, const std::string& node, bool completed) {
@@ -137,6 +167,7 @@ void PromptStore::end_preheat(std::uint64_t key_position, const std::string& nod
     it->second.prompt.preheated = true;
   } else {
     it->second.prompt.preheat_node.clear();
+    it->second.prompt.failed_node = node;
     impl_->recount(it->second);
   }
 }

@@ -60,6 +60,7 @@ struct SessionTable::Impl {
   explicit Impl(SessionTableOptions table_options) : options(table_options) {}
 
   SessionTableOptions options;
+  ReturnGate may_return;
   std::mutex mutex;
   EntryMap entries;
   std::list<EntryMap::iterator> lru;  // least recently used first
@@ -96,6 +97,8 @@ struct SessionTable::Impl {
   // may not stay is forgotten). `cached` gets the placement.
   std::optional<RoutePlan> reuse(const Decision& decision, Clock::time_point now, Placement* cached,
                                  bool spill_when_busy);
+  // Does the failover placement `entry` end now (its owner is healthy again, may_return agrees)?
+  bool returns(const Decision& decision, std::uint64_t key, const Entry& entry) const;
 };
 
 SessionTable::SessionTable(SessionTableOptions options) : impl_(std::make_unique<Impl>(options)) {}
@@ -114,6 +117,11 @@ void SessionTable::clear() {
 void SessionTable::set_options(SessionTableOptions options) {
   std::lock_guard lock(impl_->mutex);
   impl_->options = options;
+}
+
+void SessionTable::set_return_gate(ReturnGate gate) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->may_return = std::move(gate);
 }
 
 // What one request's placement decision reads: the plain plan (for retries and spills), the key's
@@ -207,6 +215,12 @@ struct SessionTable::Decision {
   bool tiered = false;  // the model's preferred holders (router.hpp) include a healthy one
 };
 
+bool SessionTable::Impl::returns(const Decision& decision, std::uint64_t key,
+                                 const Entry& entry) const {
+  return entry.failover && decision.owner_healthy &&
+         (!may_return || may_return(key, decision.table.node(decision.owner)));
+}
+
 std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clock::time_point now,
                                                    Placement* cached, bool spill_when_busy) {
   const auto it = entries.find(decision.key);
@@ -215,7 +229,7 @@ std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clo
   }
   const Entry& entry = it->second;
   const auto home = index_of(decision.table, entry.home.get());
-  const bool keep = home && decision.may_keep(*home) && !(entry.failover && decision.owner_healthy);
+  const bool keep = home && decision.may_keep(*home) && !returns(decision, decision.key, entry);
   if (!keep) {
     erase(it);
     return std::nullopt;

@@ -191,6 +191,10 @@ void SharedState::publish_locked(config::GatewayConfig next) {
       sessions->set_options(session_options(routing));
     } else {
       sessions = std::make_shared<routing::SessionTable>(session_options(routing));
+      sessions->set_return_gate(
+          [this](std::uint64_t key_position, const routing::NodeState& owner) {
+            return !may_return || may_return(key_position, owner);
+          });
     }
   } else if (previous && previous->sessions) {
     previous->sessions->clear();

@@ -163,6 +163,10 @@ struct SharedState {
   // threads start; empty before.
   std::function<void(std::shared_ptr<const Snapshot> before, std::shared_ptr<const Snapshot> after)>
       on_published;
+  // Asked by the session table before a failover session returns to its recovered owner
+  // (SessionTableOptions::may_return; preheat.hpp). Set once by the gateway before its threads
+  // start; empty: it returns at once.
+  std::function<bool(std::uint64_t key_position, const routing::NodeState& owner)> may_return;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
  private:

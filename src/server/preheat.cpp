@@ -169,6 +169,58 @@ Preheater::Preheater(SharedState& shared, asio::io_context& control)
                                 std::shared_ptr<const Snapshot> after) {
     asio::post(control_, [this, after = std::move(after)] { plan_moves(after); });
   };
+  shared_.may_return = [this](std::uint64_t position, const routing::NodeState& owner) {
+    return may_return(position, owner.id);
+  };
+}
+
+bool Preheater::may_return(std::uint64_t position, const std::string& owner) {
+  if (shared_.current()->config().preheat.max_bytes == 0) {
+    return true;
+  }
+  switch (shared_.prompts.return_preheat(position, owner)) {
+    case routing::ReturnPreheat::started:
+      asio::post(control_, [this, position, owner] { start_return(position, owner); });
+      return false;
+    case routing::ReturnPreheat::pending:
+      return false;
+    case routing::ReturnPreheat::no_prompt:
+    case routing::ReturnPreheat::completed:
+    case routing::ReturnPreheat::failed:
+      break;
+  }
+  return true;
+}
+
+void Preheater::start_return(std::uint64_t position, const std::string& owner) {
+  const auto snapshot = shared_.current();
+  const auto& config = snapshot->config();
+  const auto prompt = shared_.prompts.find(position, Clock::now());
+  std::shared_ptr<UpstreamNode> target;
+  for (const auto& node : snapshot->nodes) {
+    if (node->id == owner) {
+      target = node;
+    }
+  }
+  if (!prompt || !target || prompt->preheat_node != owner) {
+    shared_.prompts.end_preheat(position, owner, false);  // it returns at once
+    return;
+  }
+  if (per_node_[owner] >= config.preheat.max_per_node || total_ >= config.preheat.max_total) {
+    count_skip(shared_, PreheatSkip::cap);
+    shared_.prompts.end_preheat(position, owner, false);
+    return;
+  }
+  if (shared_.catalog_refresh) {
+    shared_.catalog_refresh(owner);  // its entry went stale while it was down: the preheat waits
+  }
+  const auto fields = routing::scan_body(*prompt->body, config.routing.prefix_bytes, true);
+  ++per_node_[owner];
+  ++total_;
+  asio::co_spawn(control_,
+                 preheat(snapshot, std::move(target), position, *prompt,
+                         route_model(*snapshot, fields.model).model),
+                 asio::detached);
 }
 
 void Preheater::count_unkept_moves(

@@ -23,6 +23,11 @@
 // - bounded: at most preheat.max_per_node preheats running or queued per node and
 //   preheat.max_total in all; more are skipped (cap). One preheat per session and new node.
 // - a failure changes nothing: the session's next turn goes where it would have gone, cold.
+// - failover and return: a session placed away from its unhealthy owner returns when the owner is
+//   healthy again, but only after a preheat of the owner ended. The session table asks
+//   may_return() at the session's next turn; the first ask begins the preheat (and that turn
+//   stays on the failover node, where its cache is); the session returns at the first turn after
+//   the preheat completed, failed or was skipped, or at once when no prompt is kept.
 //
 // Thread safety: the store and the metrics are thread-safe; the Preheater runs on the control
 // thread (changes are posted to it).
@@ -67,6 +72,11 @@ class Preheater {
   Preheater& operator=(const Preheater&) = delete;
 
  private:
+  // Any thread, under the session table's lock: may the failover session at `position` return
+  // to `owner` now? Begins the return preheat on first ask (posted to the control thread).
+  bool may_return(std::uint64_t position, const std::string& owner);
+  // On the control thread: the return preheat begun by may_return, sent or skipped.
+  void start_return(std::uint64_t position, const std::string& owner);
   // On the control thread: the sessions `after` moves, each preheated or skipped.
   void plan_moves(const std::shared_ptr<const Snapshot>& after);
   // Placed sessions that `after` moves (home draining or gone) but whose prompt is not kept.

@@ -167,7 +167,8 @@ ModelRegistry::Entry& ModelRegistry::insert_locked(ModelInfo info) {
   entry.info = std::move(info);
   entry.id = next_id_++;
   entry.keep_alive = options_.default_keep_alive;
-  entry.slots = std::make_shared<SlotScheduler>(options_.num_parallel, options_.queue_size);
+  entry.slots = std::make_shared<SlotScheduler>(options_.num_parallel, options_.queue_size,
+                                                options_.slot_choice);
   return entries_.insert_or_assign(name, std::move(entry)).first->second;
 }
 

@@ -383,7 +383,9 @@ asio::awaitable<void> OllamaSim::Impl::whole_reply(Generation& generation, SlotL
     co_return;
   }
   const std::string text = generation.completion.text();
-  lease.append(text);
+  for (const auto& piece : generation.completion.pieces) {
+    lease.append(piece);
+  }
   generated_tokens.fetch_add(stats.eval_count);
   metrics.generated_tokens.Increment(static_cast<double>(stats.eval_count));
   stats.total_duration =

@@ -131,23 +131,37 @@ class ModelUse {
 
 enum class EmbedApi { embed, legacy, openai };
 
-// Holds a KV slot for one generation and gives it back, holding what was served (prompt plus the
-// text generated so far), however the handler ends: normally, on a failed write, or destroyed
-// when the server stops.
+// Holds a KV slot for one generation and gives it back, however the handler ends: normally, on a
+// failed write, or destroyed when the server stops. The slot then holds what Ollama's runner
+// leaves in it: the prompt and every generated token but the last, which was sampled and never
+// decoded (the runner adds a token to the cache when the next batch decodes it). So a preheat cut
+// to one token leaves exactly its prompt, and the next turn, which starts with that prompt and
+// the reply, finds the whole slot as its prefix (kv_cache.hpp: reused in place).
 class SlotLease {
  public:
   SlotLease(SlotScheduler& scheduler, std::size_t slot, std::string prompt)
-      : scheduler_(scheduler), slot_(slot), served_(std::move(prompt)) {}
-  ~SlotLease() { scheduler_.release(slot_, tokenize(served_)); }
+      : scheduler_(scheduler),
+        slot_(slot),
+        decoded_bytes_(prompt.size()),
+        served_(std::move(prompt)) {}
+  ~SlotLease() {
+    scheduler_.release(slot_, whole_tokens(std::string_view(served_).substr(0, decoded_bytes_)));
+  }
   SlotLease(const SlotLease&) = delete;
   SlotLease& operator=(const SlotLease&) = delete;
 
-  void append(std::string_view piece) { served_ += piece; }
+  // One generated token's text.
+  void append(std::string_view piece) {
+    decoded_bytes_ = served_.size();
+    served_ += piece;
+  }
+  // The prompt and everything generated (an /api/generate reply's "context").
   const std::string& served() const noexcept { return served_; }
 
  private:
   SlotScheduler& scheduler_;
   std::size_t slot_;
+  std::size_t decoded_bytes_;  // of served_: what the node decoded into the slot
   std::string served_;
 };
 

@@ -155,6 +155,7 @@ ResidencyOptions OllamaSim::Impl::residency_options(const SimOptions& options) {
   residency.default_num_ctx = options.default_num_ctx;
   residency.num_parallel = options.num_parallel;
   residency.queue_size = options.queue_size;
+  residency.slot_choice = options.multiuser_cache ? SlotChoice::multi_user : SlotChoice::longest;
   return residency;
 }
 

@@ -37,6 +37,10 @@ int run_cli(int argc, char** argv) {
       ->envname("OLLAMA_NUM_PARALLEL")
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}))
       ->capture_default_str();
+  app.add_flag("--multiuser-cache", options.multiuser_cache,
+               "Choose KV slots as Ollama does with OLLAMA_MULTIUSER_CACHE=1: a slot holding a "
+               "longer history is not overwritten by a prompt sharing only its start")
+      ->envname("OLLAMA_MULTIUSER_CACHE");
   app.add_option("--queue-size", options.queue_size,
                  "Requests that may wait for a slot per model before 503")
       ->envname("OLLAMA_MAX_QUEUE")

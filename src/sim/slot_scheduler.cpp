@@ -4,6 +4,7 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <utility>
 
 namespace llmgw::sim {
 
@@ -18,8 +19,8 @@ struct SlotScheduler::Waiter {
   bool stopped = false;
 };
 
-SlotScheduler::SlotScheduler(std::size_t num_slots, std::size_t max_queue)
-    : cache_(num_slots, max_queue) {}
+SlotScheduler::SlotScheduler(std::size_t num_slots, std::size_t max_queue, SlotChoice choice)
+    : cache_(num_slots, max_queue, choice) {}
 
 SlotScheduler::~SlotScheduler() {
   shutdown();
@@ -56,14 +57,18 @@ asio::awaitable<SlotScheduler::Acquired> SlotScheduler::acquire(const Tokens& pr
         return;
       }
       std::optional<KvCache::Lease> unused;
+      Tokens kept;  // what the slot holds since it was taken: the reused prefix
       {
         std::lock_guard lock(scheduler->mutex_);
         scheduler->waiters_.erase(ticket);
         scheduler->cache_.withdraw(ticket);
         unused = waiter->lease;
+        if (unused) {
+          kept = scheduler->cache_.slot_contents(unused->slot);
+        }
       }
       if (unused) {
-        scheduler->release(unused->slot, Tokens{});
+        scheduler->release(unused->slot, std::move(kept));
       }
     }
   } abandon{this, ticket, waiter};

@@ -8,6 +8,11 @@ std::size_t count_tokens(std::string_view text) noexcept {
   return std::max<std::size_t>(1, (text.size() + kBytesPerToken - 1) / kBytesPerToken);
 }
 
+Tokens whole_tokens(std::string_view text) {
+  const std::size_t whole = text.size() - text.size() % kBytesPerToken;
+  return whole == 0 ? Tokens{} : tokenize(text.substr(0, whole));
+}
+
 Tokens tokenize(std::string_view text) {
   Tokens tokens;
   tokens.reserve(count_tokens(text));

@@ -48,6 +48,16 @@ struct StoredPrompt {
   std::string node;                         // the node that served the turn
   std::string preheat_node;                 // a preheat was sent there for the next turn ("")
   bool preheated = false;                   // ... and completed
+  std::string failed_node;                  // the last preheat that failed or was skipped ("")
+};
+
+// Where a session returning from failover to `node` stands (PromptStore::return_preheat).
+enum class ReturnPreheat {
+  no_prompt,  // nothing kept: it returns at once, cold
+  started,    // none was sent to the node yet: one is begun now (the caller sends it)
+  pending,    // sent, not ended: it stays where it is
+  completed,  // the node is warm: it returns
+  failed,     // failed or skipped: it returns at once
 };
 
 class PromptStore {
@@ -61,8 +71,9 @@ class PromptStore {
   PromptStore(const PromptStore&) = delete;
   PromptStore& operator=(const PromptStore&) = delete;
 
-  // Records the session's last successful turn (replacing what was kept; clears its preheat
-  // marks), evicting the least recently used entries to stay within max_bytes.
+  // Records the session's last successful turn (replacing what was kept; its preheat marks end
+  // when the turn was served by the preheated node, and stay otherwise), evicting the least
+  // recently used entries to stay within max_bytes.
   void remember(std::uint64_t key_position, std::string path, std::string body, std::string node,
                 Clock::time_point now);
 
@@ -78,6 +89,9 @@ class PromptStore {
   // The preheat to `node` ended: `completed` (the node answered 2xx) or not (the mark is cleared,
   // so a later change may try again).
   void end_preheat(std::uint64_t key_position, const std::string& node, bool completed);
+  // For a failover session whose owner `node` is healthy again (server/preheat.hpp): the state
+  // of its preheat there, beginning one (as begin_preheat) when none was sent.
+  ReturnPreheat return_preheat(std::uint64_t key_position, const std::string& node);
   // True when a completed preheat of `node` waits for this session's turn there (the turn that
   // finds it says X-Gateway-Preheated).
   bool preheated_on(std::uint64_t key_position, const std::string& node);

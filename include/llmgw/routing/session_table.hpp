@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,11 @@ struct SessionTableOptions {
   std::chrono::milliseconds idle_timeout{300'000};
   std::size_t max_sessions = 100'000;
 };
+
+// Asked, under the table's lock, before a failover placement ends because its owner is healthy
+// again: false keeps the session where it is for this request (the gateway warms the owner first,
+// server/preheat.hpp). Must not call into the table.
+using ReturnGate = std::function<bool(std::uint64_t key_position, const NodeState& owner)>;
 
 // A plan answered from the table's cache, with the placement it came from.
 struct CachedRoute {
@@ -112,6 +118,9 @@ class SessionTable {
   // New limits for a running table (a config reload): placements are kept; a shorter idle
   // timeout applies from the next call, a lower max_sessions from the next new placement.
   void set_options(SessionTableOptions options);
+
+  // The gate failover placements ask before they return (unset, the default: at once).
+  void set_return_gate(ReturnGate gate);
 
   // Forgets every placement and gives the nodes' session counts back (the table is retired).
   void clear();

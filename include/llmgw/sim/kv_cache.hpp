@@ -5,14 +5,27 @@
 // (OLLAMA_MAX_QUEUE). Pure bookkeeping with no clock and no I/O, so every rule is unit-testable;
 // the asynchronous wait around it lives in the server.
 //
-// Rules:
-// - A request takes the FREE slot whose contents share the longest common prefix with its prompt;
-//   with no shared prefix anywhere (or a tie) it takes the least recently used of them.
+// A slot is chosen as Ollama's runner chooses it (runner/ollamarunner/cache.go and
+// llamarunner/cache.go, InputCache.LoadCacheSlot), by one of its two policies:
+// - SlotChoice::longest (Ollama's default, findLongestCacheSlot): the FREE slot whose contents
+//   share the longest common prefix with the prompt, the lowest-numbered on a tie, is reused
+//   however short that prefix is. Every prompt shares its chat template's first tokens with every
+//   other, so a new conversation overwrites a slot that holds another one even when an empty
+//   slot exists.
+// - SlotChoice::multi_user (OLLAMA_MULTIUSER_CACHE=1, findBestCacheSlot): the slot with the
+//   longest common prefix, busy or not, is reused only when it is free and its whole contents are
+//   that prefix (reusing it destroys nothing). Otherwise the common prefix is copied into the
+//   least recently used free slot (CopyPrefix), which is the one overwritten: a slot holding a
+//   longer history survives a request that shares only its system prompt.
+// "Recently used" is when a request last took the slot (Ollama's lastUsed, set at load).
+//
+// Common to both:
 // - Only the uncached suffix is evaluated, and at least one token always is:
-//   cached = min(common prefix, prompt size - 1).
-// - With no free slot (or earlier waiters still queued, so arrival order is kept) a request waits
-// in
-//   a FIFO queue of at most `max_queue` entries; past that it is rejected (Ollama answers 503).
+//   cached = min(common prefix, prompt size - 1). A taken slot holds the cached prefix at once
+//   (Ollama truncates it at load), so a busy slot offers only that much to a copy.
+// - With no free slot (or earlier waiters still queued, so arrival order is kept) a request
+//   waits in a FIFO queue of at most `max_queue` entries; past that it is rejected (Ollama
+//   answers 503).
 // - Releasing a slot stores the whole served sequence (prompt + generated tokens) in it and hands
 //   free slots to the queued requests in arrival order.
 //
@@ -27,6 +40,9 @@
 #include "llmgw/sim/tokenizer.hpp"
 
 namespace llmgw::sim {
+
+// Ollama's two slot policies (see above); `longest` is its default.
+enum class SlotChoice { longest, multi_user };
 
 class KvCache {
  public:
@@ -49,7 +65,7 @@ class KvCache {
     Lease lease;
   };
 
-  KvCache(std::size_t num_slots, std::size_t max_queue);
+  KvCache(std::size_t num_slots, std::size_t max_queue, SlotChoice choice = SlotChoice::longest);
 
   // Grants a slot now, queues the request under `ticket`, or rejects it (queue full).
   AdmitResult admit(Ticket ticket, const Tokens& prompt);
@@ -81,11 +97,16 @@ class KvCache {
     Tokens prompt;
   };
 
-  std::optional<Lease> take_best_free_slot(const Tokens& prompt);
+  // The slot Ollama would load for `prompt` and the prefix it keeps; nullopt when none is free.
+  std::optional<Lease> choose_slot(const Tokens& prompt) const;
+  std::optional<Lease> choose_longest(const Tokens& prompt) const;
+  std::optional<Lease> choose_multi_user(const Tokens& prompt) const;
+  std::optional<Lease> take_slot(const Tokens& prompt);
 
   std::vector<Slot> slots_;
   std::deque<Waiter> queue_;
   std::size_t max_queue_;
+  SlotChoice choice_;
   std::size_t busy_ = 0;
   std::uint64_t clock_ = 0;
 };

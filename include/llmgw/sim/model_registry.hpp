@@ -79,9 +79,10 @@ struct ResidencyOptions {
   std::chrono::nanoseconds load_time_per_gb{0};
   // OLLAMA_KEEP_ALIVE: how long an idle model stays loaded; negative = forever, 0 = unload at once.
   std::chrono::nanoseconds default_keep_alive = std::chrono::minutes{5};
-  std::size_t default_num_ctx = 4096;  // OLLAMA_CONTEXT_LENGTH
-  std::size_t num_parallel = 4;        // KV slots per model
-  std::size_t queue_size = 512;        // waiting requests per model
+  std::size_t default_num_ctx = 4096;            // OLLAMA_CONTEXT_LENGTH
+  std::size_t num_parallel = 4;                  // KV slots per model
+  std::size_t queue_size = 512;                  // waiting requests per model
+  SlotChoice slot_choice = SlotChoice::longest;  // OLLAMA_MULTIUSER_CACHE: multi_user
 };
 
 // A model in memory, as /api/ps shows it.

@@ -65,6 +65,9 @@ struct SimOptions {
   bool fail_pull = false;              // /api/pull fails after "pulling manifest" (tests)
   std::size_t num_parallel = 4;        // KV slots per model (OLLAMA_NUM_PARALLEL)
   std::size_t queue_size = 512;  // waiting requests per model beyond the slots (OLLAMA_MAX_QUEUE)
+  // OLLAMA_MULTIUSER_CACHE: choose KV slots as Ollama does for many users (kv_cache.hpp); off by
+  // default, as in Ollama.
+  bool multiuser_cache = false;
   LatencyModel latency;
   OutputLength output;
   std::uint64_t seed = 0;

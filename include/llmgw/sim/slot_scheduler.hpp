@@ -24,7 +24,8 @@ class SlotScheduler {
     KvCache::Lease lease;
   };
 
-  SlotScheduler(std::size_t num_slots, std::size_t max_queue);
+  SlotScheduler(std::size_t num_slots, std::size_t max_queue,
+                SlotChoice choice = SlotChoice::longest);
   ~SlotScheduler();
   SlotScheduler(const SlotScheduler&) = delete;
   SlotScheduler& operator=(const SlotScheduler&) = delete;

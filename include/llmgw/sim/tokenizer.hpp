@@ -32,6 +32,12 @@ inline constexpr std::size_t kBytesPerToken = 4;
 // Tokens of `text`; an empty text still yields one token (as a BOS token would).
 Tokens tokenize(std::string_view text);
 
+// The tokens of `text`'s whole 4-byte pieces, without a short last piece (none for less than 4
+// bytes). What a KV slot keeps of served text: a real tokenizer gives a conversation's next prompt
+// the same tokens for the text they share, but a short last piece here would differ from the
+// longer text's piece at the same place and break the prefix one token early.
+Tokens whole_tokens(std::string_view text);
+
 // The text of `tokens` (the inverse of tokenize for text without NUL bytes): lets /api/generate
 // accept the deprecated "context" a previous response returned.
 std::string detokenize(const Tokens& tokens);

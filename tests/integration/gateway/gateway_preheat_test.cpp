@@ -63,6 +63,9 @@ class RecordingOllamaNode {
     return seen_;
   }
 
+  // A node that is down answers everything (health checks too) with 500 and records nothing.
+  void set_down(bool down) { down_.store(down); }
+
  private:
   struct Reply {
     int status = 200;
@@ -72,6 +75,9 @@ class RecordingOllamaNode {
 
   // Everything but the I/O (GCC 12 miscompiles some initializer lists inside coroutines).
   Reply reply_to(const net::ServerRequest& request) {
+    if (down_.load()) {
+      return {500, R"({"error":"down"})"};
+    }
     if (request.path() == "/api/tags") {
       json list = json::array();
       for (const auto& model : models_) {
@@ -121,6 +127,7 @@ class RecordingOllamaNode {
 
   std::vector<std::string> models_;
   bool fail_preheats_;
+  std::atomic<bool> down_{false};
   mutable std::mutex mutex_;
   std::vector<Seen> seen_;
   net::HttpServer server_;
@@ -473,6 +480,101 @@ TEST(GatewayPreheat, ASessionWhosePromptIsNotKeptIsCountedAsSkipped) {
   const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
   EXPECT_EQ(health["preheat"]["sessions"], 0);
   EXPECT_EQ(health["preheat"]["max_bytes"], 64);
+}
+
+// Waits (bounded) until /health shows node `name` healthy or not.
+bool node_health_is(PreheatFleet& fleet, std::string_view name, bool healthy) {
+  return wait_until([&] {
+    const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+    for (const auto& node : health["nodes"]) {
+      if (node["name"] == name) {
+        return node["healthy"].get<bool>() == healthy;
+      }
+    }
+    return false;
+  });
+}
+
+// Failover and return (DESIGN §2.4): a session that failed over from its owner returns once
+// the owner is healthy again, but only after its preheat there ended. The turn that finds the
+// owner back stays on the failover node (warm) while the owner is warmed; the next one returns.
+TEST(GatewayPreheat, ASessionReturnsToItsRecoveredOwnerOnlyAfterItsPreheat) {
+  PreheatFleet fleet(recording_nodes(3), [](config::GatewayConfig& config) {
+    config.health.interval = std::chrono::milliseconds{100};
+    config.health.unhealthy_threshold = 1;
+    config.health.healthy_threshold = 1;
+  });
+  std::vector<std::string> owned;
+  for (int i = 0; i < 18; ++i) {
+    const std::string session = "recover-" + std::to_string(i);
+    const auto first = fleet.turn(session);
+    ASSERT_EQ(first.status, 200) << first.body;
+    if (first.node == "node-a" && first.route == "affinity") {
+      owned.push_back(session);
+    }
+  }
+  ASSERT_FALSE(owned.empty());
+
+  fleet.nodes[0]->set_down(true);
+  ASSERT_TRUE(node_health_is(fleet, "node-a", false));  // the turns below are placed away
+  for (const auto& session : owned) {
+    const auto away = fleet.turn(session, "while a is down");
+    ASSERT_EQ(away.status, 200) << away.body;
+    EXPECT_NE(away.node, "node-a");
+  }
+  fleet.nodes[0]->set_down(false);
+  ASSERT_TRUE(node_health_is(fleet, "node-a", true));
+
+  for (const auto& session : owned) {
+    const auto stays = fleet.turn(session, "a is back");
+    ASSERT_EQ(stays.status, 200) << stays.body;
+    EXPECT_NE(stays.node, "node-a") << session << " returned before its preheat ended";
+  }
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", owned.size()));
+  for (const auto& session : owned) {
+    const auto back = fleet.turn(session, "home again");
+    ASSERT_EQ(back.status, 200) << back.body;
+    EXPECT_EQ(back.node, "node-a");
+    EXPECT_EQ(back.response.header("X-Gateway-Preheated").value_or(""), "true") << session;
+    std::vector<std::string> order;  // on node-a: its first turn, the preheat, the return
+    for (const auto& seen : fleet.nodes[0]->seen()) {
+      if (first_message(seen) == "hello from " + session) {
+        order.push_back(is_preheat(seen) ? "preheat" : "turn");
+      }
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{"turn", "preheat", "turn"})) << session;
+  }
+}
+
+// A failed preheat does not hold the session back: it returns at its next turn, cold.
+TEST(GatewayPreheat, ASessionReturnsAtOnceWhenItsReturnPreheatFails) {
+  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
+  nodes.push_back(std::make_unique<RecordingOllamaNode>(std::vector<std::string>{"llama3.2:latest"},
+                                                        /*fail_preheats=*/true));
+  nodes.push_back(std::make_unique<RecordingOllamaNode>());
+  PreheatFleet fleet(std::move(nodes), [](config::GatewayConfig& config) {
+    config.health.interval = std::chrono::milliseconds{100};
+    config.health.unhealthy_threshold = 1;
+    config.health.healthy_threshold = 1;
+  });
+  std::string session;
+  for (int i = 0; i < 16 && session.empty(); ++i) {
+    const auto first = fleet.turn("refused-" + std::to_string(i));
+    if (first.node == "node-a" && first.route == "affinity") {
+      session = "refused-" + std::to_string(i);
+    }
+  }
+  ASSERT_FALSE(session.empty());
+  fleet.nodes[0]->set_down(true);
+  ASSERT_TRUE(node_health_is(fleet, "node-a", false));
+  ASSERT_EQ(fleet.turn(session, "while a is down").node, "node-b");
+  fleet.nodes[0]->set_down(false);
+  ASSERT_TRUE(node_health_is(fleet, "node-a", true));
+  EXPECT_EQ(fleet.turn(session, "a is back").node, "node-b");
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"failed\"", 1));
+  const auto back = fleet.turn(session, "home again");
+  EXPECT_EQ(back.node, "node-a");
+  EXPECT_FALSE(back.response.header("X-Gateway-Preheated").has_value());
 }
 
 }  // namespace

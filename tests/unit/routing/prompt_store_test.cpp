@@ -91,6 +91,26 @@ TEST(PromptStore, APreheatIsSentOncePerTargetAndItsMarkEndsWithTheNextTurn) {
   EXPECT_TRUE(store.begin_preheat(1, "node-c")) << "a failed preheat may be tried again";
 }
 
+// The return gate's states (server/preheat.hpp): the first ask begins the preheat, later asks see
+// it pending, then completed or failed; nothing kept means no wait at all.
+TEST(PromptStore, AReturnPreheatIsBegunOnceAndReportsHowItEnded) {
+  PromptStore store({.max_bytes = 1'000'000, .idle_timeout = 60s});
+  const auto now = Clock::now();
+  EXPECT_EQ(store.return_preheat(1, "node-a"), ReturnPreheat::no_prompt);
+  store.remember(1, "/api/chat", body_of('1'), "node-b", now);
+  EXPECT_EQ(store.return_preheat(1, "node-a"), ReturnPreheat::started);
+  EXPECT_EQ(store.return_preheat(1, "node-a"), ReturnPreheat::pending);
+  store.end_preheat(1, "node-a", true);
+  EXPECT_EQ(store.return_preheat(1, "node-a"), ReturnPreheat::completed);
+  EXPECT_TRUE(store.preheated_on(1, "node-a"));
+
+  store.remember(2, "/api/chat", body_of('2'), "node-b", now);
+  EXPECT_EQ(store.return_preheat(2, "node-a"), ReturnPreheat::started);
+  store.end_preheat(2, "node-a", false);
+  EXPECT_EQ(store.return_preheat(2, "node-a"), ReturnPreheat::failed) << "returns at once";
+  EXPECT_FALSE(store.preheated_on(2, "node-a"));
+}
+
 TEST(PromptStore, ALowerCapAppliesAtOnce) {
   PromptStore store({.max_bytes = 10 * kEntryCost, .idle_timeout = 60s});
   const auto now = Clock::now();

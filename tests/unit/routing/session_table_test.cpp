@@ -165,6 +165,33 @@ TEST_F(SessionTableTest, AnUnhealthyHomeMovesTheSessionAndFailoverReturnsToTheRe
   EXPECT_EQ(back.kind, RouteKind::affinity);
 }
 
+// The gateway holds a returning session on its failover node until the owner is warmed
+// (server/preheat.hpp): the gate is asked with the owner, and the session returns when it agrees.
+TEST_F(SessionTableTest, AFailoverSessionReturnsOnlyWhenTheReturnGateAgrees) {
+  const auto key = keys_owned_by(table_, 2, 1).front();
+  ASSERT_EQ(route(key).first(), 2U);
+  bool warm = false;
+  std::vector<std::string> asked;
+  sessions_.set_return_gate([&](std::uint64_t position, const NodeState& owner) {
+    EXPECT_EQ(position, ring_position(key));
+    asked.push_back(owner.id);
+    return warm;
+  });
+  table_.node(2).healthy = false;
+  const auto moved = route(key);
+  ASSERT_EQ(moved.kind, RouteKind::failover);
+  EXPECT_TRUE(asked.empty()) << "asked while the owner was down";
+  table_.node(2).healthy = true;
+  const auto held = route(key);
+  EXPECT_EQ(held.first(), moved.first());
+  EXPECT_EQ(held.kind, RouteKind::failover);
+  warm = true;
+  const auto back = route(key);
+  EXPECT_EQ(back.first(), 2U);
+  EXPECT_EQ(back.kind, RouteKind::affinity);
+  EXPECT_EQ(asked, (std::vector<std::string>{table_.node(2).id, table_.node(2).id}));
+}
+
 TEST_F(SessionTableTest, ASessionWhoseHomeLeftTheTableIsPlacedAgainOnTheNewRing) {
   const auto key = keys_owned_by(table_, 0, 1).front();
   ASSERT_EQ(route(key).first(), 0U);

@@ -50,20 +50,98 @@ TEST(SimKvCache, PicksTheFreeSlotWithTheLongestCommonPrefix) {
   EXPECT_EQ(again.lease.cached_tokens, 3u);
 }
 
-TEST(SimKvCache, WithoutAnySharedPrefixTakesTheLeastRecentlyUsedSlot) {
+// Ollama's default (findLongestCacheSlot): the free slot with the longest common prefix is
+// reused however short the prefix, the first slot on a tie, so an unrelated prompt overwrites the
+// first slot's conversation although slot 1 holds nothing it could share either.
+TEST(SimKvCache, DefaultPolicyReusesTheFirstSlotOnATieAsOllamaDoes) {
   KvCache cache(2, 4);
   const auto a = cache.admit(1, tokenize("AAAA"));
   const auto b = cache.admit(2, tokenize("BBBB"));
-  cache.release(b.lease.slot, tokenize("BBBB"));  // b released first: least recently used
+  ASSERT_EQ(a.lease.slot, 0u);
+  cache.release(b.lease.slot, tokenize("BBBB"));
   cache.release(a.lease.slot, tokenize("AAAA"));
   const auto fresh = cache.admit(3, tokenize("ZZZZ"));
   ASSERT_EQ(fresh.admission, Admission::granted);
-  EXPECT_EQ(fresh.lease.slot, b.lease.slot);
+  EXPECT_EQ(fresh.lease.slot, 0u);
   EXPECT_EQ(fresh.lease.cached_tokens, 0u);
-  // The other conversation's slot survived the unrelated request.
-  const auto back = cache.admit(4, tokenize("AAAAqqqq"));
-  EXPECT_EQ(back.lease.slot, a.lease.slot);
+}
+
+// Ollama's default again: a prompt sharing only a system prompt with a slot that holds a long
+// history takes that slot (its prefix beats the empty slot's zero) and truncates the history.
+TEST(SimKvCache, DefaultPolicyOverwritesALongHistorySharingOnlyTheSystemPrompt) {
+  KvCache cache(2, 4);
+  const Tokens history = tokenize("SYSTEMPRhistoryAhistoryAhistoryAhistoryA");
+  const auto a = cache.admit(1, history);
+  cache.release(a.lease.slot, history);
+  const auto other = cache.admit(2, tokenize("SYSTEMPRsession-B"));
+  ASSERT_EQ(other.admission, Admission::granted);
+  EXPECT_EQ(other.lease.slot, a.lease.slot);
+  EXPECT_EQ(other.lease.cached_tokens, 2u);
+  cache.release(other.lease.slot, tokenize("SYSTEMPRsession-B"));
+  const auto back = cache.admit(3, tokenize("SYSTEMPRhistoryAhistoryAhistoryAhistoryAnext"));
+  EXPECT_EQ(back.lease.cached_tokens, 2u) << "session A's history is gone";
+}
+
+// OLLAMA_MULTIUSER_CACHE=1 (findBestCacheSlot): the slot with the longest prefix holds more than
+// the prefix, so the prefix is copied into the least recently used free slot instead (CopyPrefix)
+// and the longer history survives. This is what keeps a preheated slot for its session.
+TEST(SimKvCache, MultiUserPolicyKeepsAPreheatedHistoryFromAPromptSharingOnlyTheSystemPrompt) {
+  KvCache cache(2, 4, SlotChoice::multi_user);
+  const Tokens preheated = tokenize("SYSTEMPRhistoryAhistoryAhistoryAhistoryA");
+  const auto warm = cache.admit(1, preheated);
+  ASSERT_EQ(warm.lease.slot, 0u);
+  cache.release(warm.lease.slot, preheated);
+  const auto other = cache.admit(2, tokenize("SYSTEMPRsession-B"));
+  ASSERT_EQ(other.admission, Admission::granted);
+  EXPECT_EQ(other.lease.slot, 1u) << "the empty slot gets a copy of the shared prefix";
+  EXPECT_EQ(other.lease.cached_tokens, 2u) << "the system prompt is still reused";
+  cache.release(other.lease.slot, tokenize("SYSTEMPRsession-B"));
+  const auto next_turn = cache.admit(3, tokenize("SYSTEMPRhistoryAhistoryAhistoryAhistoryAnext"));
+  EXPECT_EQ(next_turn.lease.slot, 0u);
+  EXPECT_EQ(next_turn.lease.cached_tokens, preheated.size());
+}
+
+// findBestCacheSlot reuses the longest slot in place when all it holds is the prefix: the next
+// turn of a conversation extends its own slot, whatever the slots' ages.
+TEST(SimKvCache, MultiUserPolicyExtendsASlotWhoseWholeContentsArePrefix) {
+  KvCache cache(3, 4, SlotChoice::multi_user);
+  const auto a = cache.admit(1, tokenize("AAAAxxxx"));
+  const auto b = cache.admit(2, tokenize("BBBBxxxx"));
+  cache.release(a.lease.slot, tokenize("AAAAxxxx"));
+  cache.release(b.lease.slot, tokenize("BBBBxxxx"));
+  const auto again = cache.admit(3, tokenize("BBBBxxxxyyyy"));
+  EXPECT_EQ(again.lease.slot, b.lease.slot);
+  EXPECT_EQ(again.lease.cached_tokens, 2u);
+}
+
+// findBestCacheSlot overwrites the least recently used free slot (by when a request last took
+// it), never the most recently loaded one.
+TEST(SimKvCache, MultiUserPolicyEvictsTheLeastRecentlyLoadedFreeSlot) {
+  KvCache cache(2, 4, SlotChoice::multi_user);
+  const auto a = cache.admit(1, tokenize("AAAA"));
+  const auto b = cache.admit(2, tokenize("BBBB"));  // loaded after a
+  cache.release(b.lease.slot, tokenize("BBBB"));
+  cache.release(a.lease.slot, tokenize("AAAA"));
+  const auto fresh = cache.admit(3, tokenize("ZZZZ"));
+  EXPECT_EQ(fresh.lease.slot, a.lease.slot);
+  const auto back = cache.admit(4, tokenize("BBBBqqqq"));
+  EXPECT_EQ(back.lease.slot, b.lease.slot);
   EXPECT_EQ(back.lease.cached_tokens, 1u);
+}
+
+// A busy slot can lend its prefix (as loaded) to a copy, and a prompt finding no free slot waits.
+TEST(SimKvCache, MultiUserPolicyCopiesFromABusySlotAndQueuesWhenNoneIsFree) {
+  KvCache cache(2, 4, SlotChoice::multi_user);
+  const Tokens history = tokenize("AAAABBBBCCCC");
+  const auto first = cache.admit(1, history);
+  cache.release(first.lease.slot, history);
+  const auto extended = cache.admit(2, tokenize("AAAABBBBCCCCDDDD"));  // takes slot 0, 3 cached
+  ASSERT_EQ(extended.lease.slot, first.lease.slot);
+  const auto sibling = cache.admit(3, tokenize("AAAABBBBEEEE"));
+  ASSERT_EQ(sibling.admission, Admission::granted);
+  EXPECT_NE(sibling.lease.slot, extended.lease.slot);
+  EXPECT_EQ(sibling.lease.cached_tokens, 2u) << "copied from the busy slot";
+  EXPECT_EQ(cache.admit(4, tokenize("FFFF")).admission, Admission::queued);
 }
 
 TEST(SimKvCache, QueuesBeyondFreeSlotsAndRejectsBeyondTheQueue) {

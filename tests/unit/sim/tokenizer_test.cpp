@@ -63,5 +63,20 @@ TEST(SimTokenizer, NextTurnPromptExtendsPreviousPromptPlusReply) {
   EXPECT_GE(common_prefix(cached, tokenize(prompt2)), cached.size() - 1);
 }
 
+// What a slot keeps (whole pieces only) is entirely a prefix of the next turn, so Ollama's
+// multi-user slot choice reuses that slot in place instead of copying it (kv_cache.hpp).
+TEST(SimTokenizer, WholeTokensOfServedTextAreAllAPrefixOfTheNextTurn) {
+  const std::vector<ChatMessage> turn1{{"user", "Why is the sky blue?"}};
+  const std::string served = render_chat(turn1) + "Rayleigh scattering.";
+  auto turn2 = turn1;
+  turn2.push_back({"assistant", "Rayleigh scattering."});
+  turn2.push_back({"user", "And sunsets?"});
+  const Tokens kept = whole_tokens(served);
+  EXPECT_EQ(kept.size(), served.size() / kBytesPerToken);
+  EXPECT_EQ(common_prefix(kept, tokenize(render_chat(turn2))), kept.size());
+  EXPECT_TRUE(whole_tokens("abc").empty());
+  EXPECT_EQ(whole_tokens("abcdefg"), tokenize("abcd"));
+}
+
 }  // namespace
 }  // namespace llmgw::sim
