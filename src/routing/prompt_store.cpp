@@ -8,14 +8,14 @@
 namespace llmgw::routing {
 namespace {
 
-struct Entry;
-using EntryMap = std::unordered_map<std::uint64_t, Entry>;
+struct PromptEntry;
+using PromptMap = std::unordered_map<std::uint64_t, PromptEntry>;
 
-struct Entry {
+struct PromptEntry {
   StoredPrompt prompt;
   PromptStore::Clock::time_point last_used;
   std::size_t bytes = 0;
-  std::list<EntryMap::iterator>::iterator lru;
+  std::list<PromptMap::iterator>::iterator lru;
 };
 
 std::size_t cost_of(const StoredPrompt& prompt) {
@@ -31,12 +31,12 @@ struct PromptStore::Impl {
 
   PromptStoreOptions options;
   mutable std::mutex mutex;
-  EntryMap entries;
-  std::list<EntryMap::iterator> lru;  // least recently used first
+  PromptMap entries;
+  std::list<PromptMap::iterator> lru;  // least recently used first
   std::size_t bytes = 0;
   std::size_t evictions = 0;
 
-  void erase(EntryMap::iterator it) {
+  void erase(PromptMap::iterator it) {
     bytes -= it->second.bytes;
     lru.erase(it->second.lru);
     entries.erase(it);
@@ -56,12 +56,12 @@ struct PromptStore::Impl {
   }
 
   // The live entry of `key`, or end().
-  EntryMap::iterator live(std::uint64_t key, Clock::time_point now) {
+  PromptMap::iterator live(std::uint64_t key, Clock::time_point now) {
     expire(now);
     return entries.find(key);
   }
 
-  void recount(Entry& entry) {
+  void recount(PromptEntry& entry) {
     bytes -= entry.bytes;
     entry.bytes = cost_of(entry.prompt);
     bytes += entry.bytes;
@@ -98,7 +98,7 @@ void PromptStore::remember(std::uint64_t key_position, std::string path, std::st
   }
   impl_->make_room(cost);
   const auto it =
-      impl_->entries.emplace(key_position, Entry{std::move(prompt), now, cost, {}}).first;
+      impl_->entries.emplace(key_position, PromptEntry{std::move(prompt), now, cost, {}}).first;
   impl_->lru.push_back(it);
   it->second.lru = std::prev(impl_->lru.end());
   impl_->bytes += cost;
