@@ -19,18 +19,10 @@ import json
 import subprocess
 import time
 
-from bench_procs import free_port, start, wait_http, wait_placement_store
+from bench_procs import (free_port, metric, start, start_sims, stop_all, wait_http,
+                         wait_placement_store)
 
 
-def metric(port, name):
-    """The sum of a metric's samples on the replica at `port`."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request("GET", "/metrics")
-    total = 0.0
-    for line in conn.getresponse().read().decode().splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def one_round(args, nodes, store, round_index):
@@ -70,13 +62,7 @@ def one_round(args, nodes, store, round_index):
                                   for port in ports)
         return result
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def main():
@@ -92,13 +78,9 @@ def main():
 
     sims = []
     try:
-        nodes = []
-        for i in range(args.nodes):
-            port = free_port()
-            sims.append(start([f"{args.build}/ollama-sim", "--port", str(port), "--num-parallel",
-                               "64", "--time-scale", "0.001", "--seed", str(i + 1)]))
-            wait_http(port, "/api/version")
-            nodes.append(f"node-{i}=http://127.0.0.1:{port}")
+        sims, ports = start_sims(args.build, args.nodes,
+                                 ["--num-parallel", 64, "--time-scale", 0.001])
+        nodes = [f"node-{i}=http://127.0.0.1:{port}" for i, port in enumerate(ports)]
         # A round of each mode first, not reported: the sims' first requests (model loads,
         # connections) would otherwise land on whichever mode runs first.
         for store in (False, True):
@@ -115,9 +97,7 @@ def main():
                       f"| {first['p50'] / 1000:.2f} / {first['p99'] / 1000:.2f} "
                       f"| {later['p50'] / 1000:.2f} / {later['p99'] / 1000:.2f} |", flush=True)
     finally:
-        for proc in sims:
-            proc.terminate()
-            proc.wait(timeout=5)
+        stop_all(sims)
 
 
 if __name__ == "__main__":

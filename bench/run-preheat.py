@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from bench_procs import free_port, start, wait_http
+from bench_procs import free_port, metric, start, start_sims, wait_http
 
 
 PREFILL_TOKENS_PER_S = 2000.0  # ollama-sim's default --prefill-tps
@@ -59,14 +59,6 @@ def turn(port, session, messages, time_scale):
             "prompt": record.get("prompt_eval_count", 0), "evaluated": evaluated}
 
 
-def metric(port, name):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/metrics")
-    total = 0.0
-    for line in conn.getresponse().read().decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def run_round(args, preheat):
@@ -74,13 +66,13 @@ def run_round(args, preheat):
     tmp = tempfile.mkdtemp(prefix="llmgw-preheat-bench-")
     try:
         nodes = []
-        for i in range(args.nodes):
-            port = free_port()
-            procs.append(start([f"{args.build}/ollama-sim", "--port", str(port), "--num-parallel",
-                                str(args.num_parallel), "--time-scale", str(args.time_scale),
-                                "--seed", str(args.seed + i)]
-                               + (["--multiuser-cache"] if args.multiuser_cache else [])))
-            wait_http(port, "/api/version")
+        sims, ports = start_sims(args.build, args.nodes,
+                                 ["--num-parallel", args.num_parallel, "--time-scale",
+                                  args.time_scale]
+                                 + (["--multiuser-cache"] if args.multiuser_cache else []),
+                                 seed=args.seed)
+        procs += sims
+        for i, port in enumerate(ports):
             nodes.append(f"  - name: node-{chr(ord('a') + i)}\n    url: http://127.0.0.1:{port}\n")
         gateway_port = free_port()
         config = os.path.join(tmp, "gateway.yaml")

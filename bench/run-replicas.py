@@ -25,24 +25,19 @@ import http.client
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 
-from bench_procs import free_port, start, wait_http, wait_placement_store
+from bench_procs import free_port, start, start_sims, stop_all, wait_http, wait_placement_store
 
 
 def run(args, replicas, store):
     procs = []
     redis = {}
     try:
-        nodes = []
-        for i in range(args.nodes):
-            port = free_port()
-            procs.append(start([f"{args.build}/ollama-sim", "--port", str(port), "--num-parallel",
-                                "4", "--time-scale", "0.01", "--seed", str(i + 1)]))
-            wait_http(port, "/api/version")
-            nodes.append(f"node-{i}=http://127.0.0.1:{port}")
+        sims, ports = start_sims(args.build, args.nodes, ["--num-parallel", 4, "--time-scale", 0.01])
+        procs += sims
+        nodes = [f"node-{i}=http://127.0.0.1:{port}" for i, port in enumerate(ports)]
         settings = []
         if store:
             redis_port = free_port()
@@ -88,13 +83,7 @@ def run(args, replicas, store):
     finally:
         if "proc" in redis:
             procs.append(redis["proc"])
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def percentile(values, q):
