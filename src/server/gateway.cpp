@@ -1,5 +1,5 @@
-// The gateway's listeners, client sessions, reloads and two-phase shutdown (the health checker:
-// health_checker.hpp).
+// The gateway's listeners, client sessions and two-phase shutdown (reloads: gateway_reload.cpp;
+// the health checker: health_checker.hpp).
 
 #include "llmgw/server/gateway.hpp"
 
@@ -14,7 +14,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -25,16 +24,15 @@
 #include <boost/beast/http/write.hpp>
 #include <condition_variable>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "access_log.hpp"
 #include "catalog.hpp"
 #include "credentials.hpp"
 #include "dns_discovery.hpp"
 #include "fleet_endpoints.hpp"
+#include "gateway_impl.hpp"
 #include "gateway_state.hpp"
 #include "health_checker.hpp"
-#include "llmgw/config/discovered_nodes.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "llmgw/net/url.hpp"
 #include "llmgw/server/logging.hpp"
@@ -52,64 +50,6 @@ namespace llmgw::server {
 
 using namespace detail;
 using Clock = std::chrono::steady_clock;
-namespace {
-
-std::string describe_routing(const config::RoutingConfig& routing) {
-  return routing.balance_factor > 0
-             ? fmt::format("bounded by {} (c = {})", routing.balance_by, routing.balance_factor)
-             : std::string{"consistent_hash (plain ring)"};
-}
-
-}  // namespace
-
-struct Gateway::Impl {
-  explicit Impl(config::GatewayConfig config) : shared(std::move(config)) {}
-
-  void start();
-  void limit_connections_to_open_files(std::size_t worker_count);
-  void request_stop();
-  void wait();
-  void listen_admin(Worker& worker);
-  std::string_view listener_refusal(std::string_view path, bool admin_listener) const;
-  asio::awaitable<ProxyResult> dispatch(Worker& worker, ClientConnection& connection,
-                                        Request& request, const std::string& client_ip,
-                                        Clock::time_point started, bool admin_listener);
-  asio::awaitable<void> accept_loop(Worker& worker, tcp::acceptor& acceptor, bool admin_listener);
-  asio::awaitable<void> serve_client(Worker& worker, tcp::socket socket, bool admin_listener);
-  asio::awaitable<void> drain();
-  void finish_stop();
-  std::vector<std::string> reload(config::GatewayConfig next);
-  void reload_from(const ConfigLoader& load_config);
-  void handle_signals(ConfigLoader load_config);
-  void await_signal();
-
-  SharedState shared;
-  std::atomic<bool> stop_requested{false};
-  std::vector<std::unique_ptr<Worker>> workers;
-  asio::io_context control{1};  // health checks, drain timer, signals, reloads
-  HealthChecker health_checker{shared, control, stop_requested};
-  CatalogRefresher catalog{shared, control, stop_requested};
-  Preheater preheater{shared, control};  // planned moves warm their new node (preheat.hpp)
-  // Nodes from DNS (discovery.dns): added ones are probed and their catalogs fetched at once.
-  DnsDiscovery discovery{shared, control, stop_requested,
-                         [this](const std::vector<std::string>& added) {
-                           health_checker.wake();
-                           for (const auto& id : added) {
-                             request_catalog_refresh(shared, id);
-                           }
-                         }};
-  std::optional<asio::signal_set> signals;
-  ConfigLoader config_loader;  // for SIGHUP; may be empty
-  std::thread control_thread;
-  std::uint16_t port = 0;
-  std::uint16_t admin_port = 0;            // admin.listen's bound port; 0 without one
-  std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files
-  std::string too_many_connections;        // the 503 message past it
-  std::mutex stopped_mutex;
-  std::condition_variable stopped_cv;
-  bool stopped = false;
-  bool running = false;
-};
 
 void Gateway::Impl::start() {
   const auto& config = shared.config;
@@ -507,141 +447,6 @@ void Gateway::Impl::wait() {
   if (shared.placement_store) {
     shared.placement_store->stop();  // no answer is posted to a worker's io_context after this
   }
-}
-
-namespace {
-
-std::string node_names(const std::vector<std::string>& names) {
-  return names.empty() ? std::string{"none"} : fmt::format("{}", fmt::join(names, ", "));
-}
-
-// "nodes a, b -> a, c": what a reload did to the node set, for the log.
-std::string describe_membership(const Snapshot& before, const Snapshot& after) {
-  std::vector<std::string> added;
-  std::vector<std::string> removed;
-  for (const auto& node : after.nodes) {
-    if (before.find(node->id) != node.get()) {
-      added.push_back(node->id);  // new, or a new url or weight
-    }
-  }
-  for (const auto& node : before.nodes) {
-    if (after.find(node->id) != node.get()) {
-      removed.push_back(node->id);
-    }
-  }
-  return fmt::format("{} nodes (added or changed: {}; removed: {})", after.nodes.size(),
-                     node_names(added), node_names(removed));
-}
-
-}  // namespace
-
-std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
-  // The listeners and the workers were made at start; a reload cannot move them.
-  std::vector<std::string> restart_needed;
-  const auto& at_start = shared.config;
-  const unsigned next_workers =
-      next.workers == 0 ? std::max(1U, std::thread::hardware_concurrency()) : next.workers;
-  if (next.listen.address != at_start.listen.address) {
-    restart_needed.push_back(fmt::format("listen.address: {} takes a restart; still {}",
-                                         next.listen.address, at_start.listen.address));
-  }
-  if (next.listen.port != at_start.listen.port) {
-    restart_needed.push_back(fmt::format("listen.port: {} takes a restart; still {}",
-                                         next.listen.port, at_start.listen.port));
-  }
-  if (next.admin.listen.address != at_start.admin_listen.address ||
-      (!next.admin.listen.address.empty() &&
-       next.admin.listen.port != at_start.admin_listen.port)) {
-    restart_needed.push_back(fmt::format(
-        "admin.listen: {}:{} takes a restart; still {}", next.admin.listen.address,
-        next.admin.listen.port,
-        at_start.admin_listen.address.empty()
-            ? std::string{"on listen"}
-            : fmt::format("{}:{}", at_start.admin_listen.address, at_start.admin_listen.port)));
-  }
-  if (next.routing.placement_store != at_start.placement_store) {
-    restart_needed.push_back(fmt::format("routing.placement_store: {} takes a restart; still {}",
-                                         net::redact_url(next.routing.placement_store),
-                                         net::redact_url(at_start.placement_store)));
-  }
-  if (next_workers != at_start.workers) {
-    restart_needed.push_back(
-        fmt::format("workers: {} takes a restart; still {}", next_workers, at_start.workers));
-  }
-  for (const auto& line : restart_needed) {
-    spdlog::warn("reload: {}", line);
-  }
-  const config::LogConfig log = next.log;
-  const auto before = shared.current();
-  // The file lists the static nodes; the discovered ones stay while discovery does.
-  const auto after = shared.update([&next](const config::GatewayConfig& in_force) {
-    return std::optional{config::carry_discovered_nodes(std::move(next), in_force)};
-  });
-  update_logging(log);
-  // Probe at once: new nodes get a health state now, and a new interval applies.
-  health_checker.wake();
-  catalog.wake();
-  discovery.wake();
-  spdlog::info("configuration reloaded: {}, routing {}, snapshot version {}",
-               describe_membership(*before, *after), describe_routing(after->config().routing),
-               after->version);
-  return restart_needed;
-}
-
-void Gateway::Impl::reload_from(const ConfigLoader& load_config) {
-  if (!load_config) {
-    spdlog::warn("SIGHUP ignored: the gateway was started without a configuration file to reload");
-    return;
-  }
-  config::GatewayConfig next;
-  try {
-    next = load_config();
-  } catch (const config::ConfigError& e) {
-    std::vector<std::string> problems;
-    std::istringstream lines{e.what()};
-    for (std::string line; std::getline(lines, line);) {
-      problems.push_back(std::move(line));
-    }
-    spdlog::error("reload failed: keeping the running configuration (snapshot version {}); {} {}:",
-                  shared.current()->version, problems.size(),
-                  problems.size() == 1 ? "problem" : "problems");
-    for (const auto& problem : problems) {
-      spdlog::error("reload: {}", problem);
-    }
-    return;
-  } catch (const std::exception& e) {
-    spdlog::error("reload failed: keeping the running configuration: {}", e.what());
-    return;
-  }
-  reload(std::move(next));
-}
-
-void Gateway::Impl::handle_signals(ConfigLoader load_config) {
-  if (signals) {
-    return;
-  }
-  config_loader = std::move(load_config);
-  // Registered now, delivered once the control thread runs (start()).
-  signals.emplace(control, SIGINT, SIGTERM, SIGHUP);
-  await_signal();
-}
-
-void Gateway::Impl::await_signal() {
-  signals->async_wait([this](const beast::error_code& ec, int signal) {
-    if (ec) {
-      return;  // stopping
-    }
-    if (signal != SIGHUP) {
-      spdlog::info("received signal {}", signal);
-      request_stop();
-    } else if (stop_requested.load()) {
-      spdlog::info("received SIGHUP while stopping: ignored");
-    } else {
-      spdlog::info("received SIGHUP: reloading the configuration");
-      reload_from(config_loader);
-    }
-    await_signal();
-  });
 }
 
 Gateway::Gateway(config::GatewayConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
