@@ -217,10 +217,13 @@ TEST_F(GatewaySharedPlacementFaults, AHungRedisDelaysNoRequestPastTheTimeout) {
   Conversations after(replicas, 12, "after-hang-");
   after.turn(0);
   EXPECT_EQ(after.turn(1), 0);
-  EXPECT_EQ(replicas.metric(0, "llmgw_placement_store_fallbacks_total") +
-                replicas.metric(1, "llmgw_placement_store_fallbacks_total"),
-            fallbacks)
-      << "placement resumed: no new fallbacks";
+  // Placement resumed: the new sessions were placed through the store. (Not "no fallback at
+  // all": on a loaded machine one of Redis's answers can miss the 20 ms timeout; before resuming
+  // every one of the 12 new sessions fell back.)
+  EXPECT_LT(replicas.metric(0, "llmgw_placement_store_fallbacks_total") +
+                replicas.metric(1, "llmgw_placement_store_fallbacks_total") - fallbacks,
+            4)
+      << "placement did not resume after the hang";
 }
 
 // A placement that missed the timeout: the request went to the plain ring's node, and Redis's late
