@@ -137,7 +137,9 @@ TEST_F(SummariseFlow, AnUnreachableModelFailsFast) {
   EXPECT_EQ(result.exit_code, 1) << result.err;
   EXPECT_NE(result.err.find("Connection refused"), std::string::npos) << result.err;
   EXPECT_EQ(result.err.find("retrying"), std::string::npos) << result.err;
-  EXPECT_LT(elapsed, std::chrono::milliseconds{3000});
+  // Generous for a sanitizer build's start on a loaded machine (3.9 s seen at load 12); the four
+  // backoffs of the default retry policy alone would take about 7.5 s.
+  EXPECT_LT(elapsed, std::chrono::milliseconds{6000});
 }
 
 TEST_F(SummariseFlow, FilesBeyondTheLimitAreNamedAsLeftOut) {
