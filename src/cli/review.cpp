@@ -15,7 +15,6 @@
 namespace llmgw::cli {
 namespace {
 
-
 struct ReviewOptions {
   std::string repo;
   int number = 0;

@@ -23,7 +23,6 @@
 namespace llmgw::cli {
 namespace {
 
-
 struct ReviewServerCliOptions {
   std::string listen = "127.0.0.1:8090";
   std::optional<std::string> secret_file;

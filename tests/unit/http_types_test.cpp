@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "llmgw/net/http_types.hpp"
+
+#include <gtest/gtest.h>
 
 namespace llmgw::net {
 namespace {
