@@ -42,12 +42,10 @@ LLMGW_BEFORE=${LLMGW_BEFORE:-}
 LLMGW="$BUILD_DIR/llmgw"
 SIM="$BUILD_DIR/ollama-sim"
 LOAD="$BUILD_DIR/bench/llmgw_load"
-for binary in "$LLMGW" "$SIM" "$LOAD" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}; do
-  [[ -x "$binary" ]] || { echo "missing $binary (build llmgw ollama-sim llmgw_load)" >&2; exit 2; }
-done
 mkdir -p "$OUT_DIR"
 # shellcheck source=bench/servers.sh
 source "$(dirname "$0")/servers.sh"
+require_binaries "$LLMGW" "$SIM" "$LOAD" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}
 
 print_machine
 find_proxies

@@ -31,13 +31,11 @@ LLMGW="$BUILD_DIR/llmgw"
 SIM="$BUILD_DIR/ollama-sim"
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 
-for binary in "$LLMGW" "$SIM" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}; do
-  [[ -x "$binary" ]] || { echo "missing $binary (build llmgw ollama-sim)" >&2; exit 2; }
-done
 command -v wrk >/dev/null || { echo "wrk is not installed (scripts/install-deps --bench)" >&2; exit 2; }
 mkdir -p "$OUT_DIR"
 # shellcheck source=bench/servers.sh
 source "$SCRIPT_DIR/servers.sh"
+require_binaries "$LLMGW" "$SIM" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}
 
 print_machine
 echo "== wrk: $(wrk -v 2>&1 | head -1)"

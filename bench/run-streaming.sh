@@ -27,13 +27,11 @@ LLMGW="$BUILD_DIR/llmgw"
 SIM="$BUILD_DIR/ollama-sim"
 LOAD="$BUILD_DIR/bench/llmgw_load"
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
-for binary in "$LLMGW" "$SIM" "$LOAD" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}; do
-  [[ -x "$binary" ]] || { echo "missing $binary (build llmgw ollama-sim llmgw_load)" >&2; exit 2; }
-done
 mkdir -p "$OUT_DIR"
 OTHER_CPU=$(( PROXY_CPU == 0 ? 1 : 0 ))
 # shellcheck source=bench/servers.sh
 source "$SCRIPT_DIR/servers.sh"
+require_binaries "$LLMGW" "$SIM" "$LOAD" ${LLMGW_BEFORE:+"$LLMGW_BEFORE"}
 
 print_machine
 find_proxies

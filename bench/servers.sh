@@ -1,4 +1,4 @@
-# Sourced by bench/run-overhead.sh and bench/run-proxies.sh: starts ollama-sim, llmgw, and haproxy
+# Sourced by bench/run-overhead.sh, bench/run-proxies.sh and bench/run-streaming.sh: starts ollama-sim, llmgw, and haproxy
 # and nginx as consistent-hash proxies on X-Session-ID configured alike, each in the foreground on
 # a free loopback port. Needs OUT_DIR, SIM and LLMGW (binaries). Every process started here goes
 # into PIDS and is stopped when the script exits. haproxy and nginx are optional, never a
@@ -14,6 +14,17 @@ trap cleanup EXIT
 
 # Each stream holds a client, a gateway-in, a gateway-out and a sim descriptor.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# Exits 2 naming the first of "$@" that is not an executable.
+require_binaries() {
+  local binary
+  for binary in "$@"; do
+    [[ -x "$binary" ]] || {
+      echo "missing $binary (cmake --build --preset release --target llmgw ollama-sim llmgw_load)" >&2
+      exit 2
+    }
+  done
+}
 
 # The machine, the time and the load, for the first line of a run's output.
 print_machine() {
