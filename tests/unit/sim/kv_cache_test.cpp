@@ -38,13 +38,13 @@ TEST(SimKvCache, ExtendedPromptReusesTheServedSequence) {
 
 TEST(SimKvCache, PicksTheFreeSlotWithTheLongestCommonPrefix) {
   KvCache cache(3, 4);
-  const auto a = cache.admit(1, tokenize("AAAAxxxx"));
-  const auto b = cache.admit(2, tokenize("BBBBxxxx"));
-  const auto c = cache.admit(3, tokenize("CCCCxxxx"));
-  cache.release(a.lease.slot, tokenize("AAAAxxxx"));
-  cache.release(b.lease.slot, tokenize("BBBBxxxxyyyy"));
-  cache.release(c.lease.slot, tokenize("CCCCxxxx"));
-  const auto again = cache.admit(4, tokenize("BBBBxxxxyyyyzzzz"));
+  const auto a = cache.admit(1, tokenize("AAAAbody"));
+  const auto b = cache.admit(2, tokenize("BBBBbody"));
+  const auto c = cache.admit(3, tokenize("CCCCbody"));
+  cache.release(a.lease.slot, tokenize("AAAAbody"));
+  cache.release(b.lease.slot, tokenize("BBBBbodyyyyy"));
+  cache.release(c.lease.slot, tokenize("CCCCbody"));
+  const auto again = cache.admit(4, tokenize("BBBBbodyyyyyzzzz"));
   ASSERT_EQ(again.admission, Admission::granted);
   EXPECT_EQ(again.lease.slot, b.lease.slot);
   EXPECT_EQ(again.lease.cached_tokens, 3u);
@@ -105,11 +105,11 @@ TEST(SimKvCache, MultiUserPolicyKeepsAPreheatedHistoryFromAPromptSharingOnlyTheS
 // turn of a conversation extends its own slot, whatever the slots' ages.
 TEST(SimKvCache, MultiUserPolicyExtendsASlotWhoseWholeContentsArePrefix) {
   KvCache cache(3, 4, SlotChoice::multi_user);
-  const auto a = cache.admit(1, tokenize("AAAAxxxx"));
-  const auto b = cache.admit(2, tokenize("BBBBxxxx"));
-  cache.release(a.lease.slot, tokenize("AAAAxxxx"));
-  cache.release(b.lease.slot, tokenize("BBBBxxxx"));
-  const auto again = cache.admit(3, tokenize("BBBBxxxxyyyy"));
+  const auto a = cache.admit(1, tokenize("AAAAbody"));
+  const auto b = cache.admit(2, tokenize("BBBBbody"));
+  cache.release(a.lease.slot, tokenize("AAAAbody"));
+  cache.release(b.lease.slot, tokenize("BBBBbody"));
+  const auto again = cache.admit(3, tokenize("BBBBbodyyyyy"));
   EXPECT_EQ(again.lease.slot, b.lease.slot);
   EXPECT_EQ(again.lease.cached_tokens, 2u);
 }
