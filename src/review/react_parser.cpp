@@ -275,17 +275,12 @@ std::optional<nlohmann::json> extract_json_object(std::string_view text) {
   return std::nullopt;
 }
 
-ReactStep parse_react(std::string_view model_output) {
-  const std::string_view text = model_output;
-  const auto hits = find_labels(text);
+namespace {
 
-  const auto decisive = std::find_if(hits.begin(), hits.end(), [](const LabelHit& hit) {
-    return hit.label == Label::action || hit.label == Label::final_answer;
-  });
-
-  // The reasoning: the last Thought before the decision, else whatever prose came before any label.
+// The reasoning: the last Thought before the decision, else whatever prose came before any label.
+std::string thought_before(std::string_view text, const std::vector<LabelHit>& hits,
+                           std::size_t decisive_index) {
   std::string thought;
-  const auto decisive_index = static_cast<std::size_t>(decisive - hits.begin());
   for (std::size_t i = 0; i < decisive_index; ++i) {
     if (hits[i].label == Label::thought) {
       thought = std::string{trim_space(label_value(text, hits, i))};
@@ -295,31 +290,29 @@ ReactStep parse_react(std::string_view model_output) {
     const auto first = hits.empty() ? text.size() : hits.front().line_begin;
     thought = std::string{strip_fences(text.substr(0, first))};
   }
+  return thought;
+}
 
-  if (decisive == hits.end()) {
-    if (trim_space(text).empty()) {
-      return invalid(std::string{"Your answer was empty. "} + std::string{kFormatReminder});
-    }
-    if (const auto object = extract_json_object(text)) {
-      if (auto step = from_bare_json(*object)) {
-        return std::move(*step);
-      }
-    }
-    return invalid(std::string{"No 'Action:' or 'Final Answer:' line was found. "} +
-                       std::string{kFormatReminder},
-                   std::string{trim_space(text)});
+// No Action or Final Answer label: a bare JSON answer, or an error that reminds the format.
+ReactStep without_labels(std::string_view text) {
+  if (trim_space(text).empty()) {
+    return invalid(std::string{"Your answer was empty. "} + std::string{kFormatReminder});
   }
-
-  if (decisive->label == Label::final_answer) {
-    ReactStep step;
-    step.kind = ReactStep::Kind::final_answer;
-    step.thought = std::move(thought);
-    step.final_answer = std::string{strip_fences(label_value(text, hits, decisive_index))};
-    return step;
+  if (const auto object = extract_json_object(text)) {
+    if (auto step = from_bare_json(*object)) {
+      return std::move(*step);
+    }
   }
+  return invalid(std::string{"No 'Action:' or 'Final Answer:' line was found. "} +
+                     std::string{kFormatReminder},
+                 std::string{trim_space(text)});
+}
 
-  // Action: the tool's name is on the label's line; "Action: read_file Action Input: {...}" and
-  // "Action: read_file({...})" carry the input on the same line.
+// Action: the tool's name is on the label's line; "Action: read_file Action Input: {...}" and
+// "Action: read_file({...})" carry the input on the same line.
+ReactStep parse_action(std::string_view text, const std::vector<LabelHit>& hits,
+                       std::size_t decisive_index, std::string thought) {
+  const auto* decisive = &hits[decisive_index];
   const auto value_begin = decisive->value_begin;
   auto eol = text.find('\n', value_begin);
   if (eol == std::string_view::npos) {
@@ -389,6 +382,29 @@ ReactStep parse_react(std::string_view model_output) {
   }
   step.input = std::get<nlohmann::json>(std::move(parsed));
   return step;
+}
+
+}  // namespace
+
+ReactStep parse_react(std::string_view model_output) {
+  const std::string_view text = model_output;
+  const auto hits = find_labels(text);
+  const auto decisive = std::find_if(hits.begin(), hits.end(), [](const LabelHit& hit) {
+    return hit.label == Label::action || hit.label == Label::final_answer;
+  });
+  if (decisive == hits.end()) {
+    return without_labels(text);
+  }
+  const auto decisive_index = static_cast<std::size_t>(decisive - hits.begin());
+  std::string thought = thought_before(text, hits, decisive_index);
+  if (decisive->label == Label::final_answer) {
+    ReactStep step;
+    step.kind = ReactStep::Kind::final_answer;
+    step.thought = std::move(thought);
+    step.final_answer = std::string{strip_fences(label_value(text, hits, decisive_index))};
+    return step;
+  }
+  return parse_action(text, hits, decisive_index, std::move(thought));
 }
 
 std::string react_instructions(const std::vector<llm::ToolSpec>& tools) {

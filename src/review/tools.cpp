@@ -116,6 +116,33 @@ json schema(json properties, std::vector<std::string> required) {
   return {{"type", "object"}, {"properties", std::move(properties)}, {"required", required}};
 }
 
+// Why GitHub could not anchor a comment on lines first..last of path (empty when it can).
+std::optional<std::string> anchor_problem(const github::CommentableLines& commentable,
+                                          const std::string& path, int first, int last,
+                                          github::Side side) {
+  const std::string side_text{to_string(side)};
+  if (!commentable.contains(path, last, side)) {
+    std::string text = "line " + std::to_string(last) + " (" + side_text + ") of " + path +
+                       " is not part of the diff, so GitHub cannot anchor a comment there.";
+    const auto allowed = commentable.describe(path);
+    text += allowed.empty() ? " The file has no commentable lines."
+                            : " Commentable lines: " + allowed + ".";
+    if (const auto nearest = commentable.nearest(path, last, side)) {
+      text += " The nearest is " + side_text + " " + std::to_string(*nearest) + ".";
+    }
+    return text;
+  }
+  for (int n = first; n < last; ++n) {
+    if (!commentable.contains(path, n, side)) {
+      return "line " + std::to_string(n) + " (" + side_text + ") of " + path +
+             " is not part of the diff; a multi-line comment must stay within one hunk. "
+             "Commentable lines: " +
+             commentable.describe(path) + ".";
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string DraftComment::rendered_body() const {
@@ -438,34 +465,14 @@ ToolOutcome ReviewTools::add_comment(const json& arguments) {
   if (!commentable_.has_file(*path)) {
     return reject("\"" + *path + "\" is not a changed file of this pull request; call list_files.");
   }
-  if (!commentable_.contains(*path, *line, *side)) {
-    std::string text = "line " + std::to_string(*line) + " (" + std::string{to_string(*side)} +
-                       ") of " + *path + " is not part of the diff, so GitHub cannot anchor a " +
-                       "comment there.";
-    const auto allowed = commentable_.describe(*path);
-    text += allowed.empty() ? " The file has no commentable lines."
-                            : " Commentable lines: " + allowed + ".";
-    if (const auto nearest = commentable_.nearest(*path, *line, *side)) {
-      text +=
-          " The nearest is " + std::string{to_string(*side)} + " " + std::to_string(*nearest) + ".";
-    }
-    return reject(std::move(text));
-  }
   const bool has_start = arguments.contains("start_line") && !arguments["start_line"].is_null();
   const auto start_line = int_arg(arguments, "start_line");
   if (has_start && (!start_line || *start_line > *line)) {
     return reject("start_line must be a line number no greater than line.");
   }
-  if (start_line && *start_line < *line) {
-    for (int n = *start_line; n < *line; ++n) {
-      if (!commentable_.contains(*path, n, *side)) {
-        return reject("line " + std::to_string(n) + " (" + std::string{to_string(*side)} + ") of " +
-                      *path +
-                      " is not part of the diff; a multi-line comment must stay within one "
-                      "hunk. Commentable lines: " +
-                      commentable_.describe(*path) + ".");
-      }
-    }
+  if (auto problem =
+          anchor_problem(commentable_, *path, start_line.value_or(*line), *line, *side)) {
+    return reject(std::move(*problem));
   }
   const auto suggestion = string_arg(arguments, "suggestion");
   if (suggestion && *side != github::Side::right) {

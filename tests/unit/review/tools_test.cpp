@@ -96,6 +96,32 @@ TEST_F(ReviewToolsTest, AddCommentOffTheDiffIsRefusedWithTheAllowedLines) {
   EXPECT_EQ(tools.rejected_comments(), 1);
 }
 
+TEST_F(ReviewToolsTest, AMultiLineCommentMustStayWithinOneHunk) {
+  auto tools = make_tools();
+  const auto across = tools.call(
+      "add_comment",
+      {{"path", "src/cache.cpp"}, {"start_line", 12}, {"line", 15}, {"body", "this block"}});
+  EXPECT_FALSE(across.ok);
+  EXPECT_NE(across.observation.find("line 12 (RIGHT) of src/cache.cpp is not part of the diff; a "
+                                    "multi-line comment must stay within one hunk"),
+            std::string::npos)
+      << across.observation;
+  const auto reversed = tools.call(
+      "add_comment",
+      {{"path", "src/cache.cpp"}, {"start_line", 16}, {"line", 15}, {"body", "this block"}});
+  EXPECT_FALSE(reversed.ok);
+  EXPECT_NE(reversed.observation.find("start_line must be a line number no greater than line"),
+            std::string::npos)
+      << reversed.observation;
+  const auto within = tools.call(
+      "add_comment",
+      {{"path", "src/cache.cpp"}, {"start_line", 14}, {"line", 16}, {"body", "this block"}});
+  EXPECT_TRUE(within.ok) << within.observation;
+  ASSERT_EQ(tools.comments().size(), 1U);
+  EXPECT_EQ(tools.comments().front().start_line, 14);
+  EXPECT_EQ(tools.rejected_comments(), 2);
+}
+
 TEST_F(ReviewToolsTest, AddCommentAcceptsRightAndLeftLinesOfTheDiff) {
   auto tools = make_tools();
   EXPECT_TRUE(tools
