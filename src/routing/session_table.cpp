@@ -183,8 +183,12 @@ struct SessionTable::Decision {
            table.node(index).healthy.load(std::memory_order_relaxed);
   }
 
-  // The nodes a new placement tries, in order: the owner, then the holders clockwise (or, when
-  // the model is loaded on some holders only, base's order, which has those first).
+  // The nodes a new placement tries, in order: the owner, then the holders clockwise, those
+  // where the model is loaded (preferred) before the others. Every holder is in the order: with
+  // the catalog on, the eligibility is never `all()`, and taking base's order instead (capped at
+  // max_attempts candidates) left the fourth of 4 nodes out, so that a session whose three
+  // candidates held their share went over it on its owner (4 chats on 4 nodes shared a node in
+  // 57 of 200 key sets; bench/RESULTS.md §6.1.1).
   std::vector<std::size_t> new_placement_order() const {
     std::vector<std::size_t> order;
     if (eligibility.holders.contains(owner)) {
@@ -195,17 +199,20 @@ struct SessionTable::Decision {
         order.push_back(index);
       }
     };
-    if (eligibility.preferred.all()) {
-      table.ring().walk_clockwise(key, [&](std::size_t index) {
-        if (eligibility.holders.contains(index)) {
-          add(index);
-        }
+    std::vector<std::size_t> not_preferred;
+    table.ring().walk_clockwise(key, [&](std::size_t index) {
+      if (!eligibility.holders.contains(index)) {
         return true;
-      });
-    } else {
-      for (std::size_t i = 0; i < base.count; ++i) {
-        add(base.candidates[i]);
       }
+      if (eligibility.preferred.contains(index)) {
+        add(index);
+      } else {
+        not_preferred.push_back(index);
+      }
+      return true;
+    });
+    for (const std::size_t index : not_preferred) {
+      add(index);
     }
     return order;
   }

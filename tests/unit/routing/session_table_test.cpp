@@ -122,6 +122,34 @@ TEST_F(SessionTableTest, ChatSessionsAreSpreadByTheirOwnCountWhateverBatchSessio
   EXPECT_EQ(table_.node(0).interactive_sessions.load(), 0);
 }
 
+TEST(SessionTablePlacement, WithTheCatalogOnEveryHolderIsTriedNotOnlyTheFirstCandidates) {
+  // The catalog gives explicit masks (holders and preferred: every node), never all(). Four
+  // sessions on four nodes must land one per node whatever their owners, as without a catalog;
+  // trying only the plan's max_attempts (3) candidates left the fourth node out, and 57 of 200
+  // key sets put two sessions on one node.
+  for (int set = 1; set <= 50; ++set) {
+    RoutingTable table(make_nodes(4), 150);
+    SessionTable sessions({});
+    NodeMask holders(4);
+    NodeMask preferred(4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      holders.add(i);
+      preferred.add(i);
+    }
+    const Eligibility every_node{holders, preferred};
+    std::vector<int> placed(4, 0);
+    for (int s = 0; s < 4; ++s) {
+      const auto key = "set-" + std::to_string(set) + "-session-" + std::to_string(s);
+      const auto plan = sessions.plan(table, ring_position(key), s, {1.25, 3}, Clock::now(),
+                                      every_node);
+      ASSERT_FALSE(plan.empty());
+      ++table.node(plan.first()).in_flight;  // its first turn runs
+      ++placed[plan.first()];
+    }
+    EXPECT_EQ(placed, (std::vector<int>{1, 1, 1, 1})) << "key set " << set;
+  }
+}
+
 TEST_F(SessionTableTest, APlacementEndsAfterTheIdleTimeoutAndTheSessionReturnsToItsOwner) {
   const auto keys = keys_owned_by(table_, 0, 2);
   ASSERT_EQ(route(keys[0]).first(), 0U);
