@@ -140,8 +140,8 @@ TEST(SessionTablePlacement, WithTheCatalogOnEveryHolderIsTriedNotOnlyTheFirstCan
     std::vector<int> placed(4, 0);
     for (int s = 0; s < 4; ++s) {
       const auto key = "set-" + std::to_string(set) + "-session-" + std::to_string(s);
-      const auto plan = sessions.plan(table, ring_position(key), s, {1.25, 3}, Clock::now(),
-                                      every_node);
+      const auto plan =
+          sessions.plan(table, ring_position(key), s, {1.25, 3}, Clock::now(), every_node);
       ASSERT_FALSE(plan.empty());
       ++table.node(plan.first()).in_flight;  // its first turn runs
       ++placed[plan.first()];
