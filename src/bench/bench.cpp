@@ -223,6 +223,7 @@ class SpawnedCluster {
     for (std::size_t i = 0; i < spawn.sims; ++i) {
       sim::SimOptions sim_options;
       sim_options.num_parallel = spawn.num_parallel;
+      sim_options.multiuser_cache = spawn.multiuser_cache;
       sim_options.latency.prefill_tokens_per_s = spawn.prefill_tokens_per_s;
       sim_options.latency.decode_tokens_per_s = spawn.decode_tokens_per_s;
       sim_options.latency.time_scale = spawn.time_scale;
@@ -423,6 +424,7 @@ nlohmann::json describe_workload(const BenchOptions& options) {
     const SpawnOptions& s = *options.spawn;
     out["spawn"] = {{"sims", s.sims},
                     {"num_parallel", s.num_parallel},
+                    {"multiuser_cache", s.multiuser_cache},
                     {"prefill_tokens_per_s", s.prefill_tokens_per_s},
                     {"decode_tokens_per_s", s.decode_tokens_per_s},
                     {"time_scale", s.time_scale},

@@ -310,6 +310,9 @@ void add_bench_command(CLI::App& app, ExitCode& exit_code) {
   cmd->add_option("--num-parallel", cli->spawn.num_parallel, "KV slots per spawned sim")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  cmd->add_flag("--multiuser-cache", cli->spawn.multiuser_cache,
+                "Spawned sims choose KV slots as Ollama with OLLAMA_MULTIUSER_CACHE=1 (a longer "
+                "history survives a request sharing only its system prompt)");
   cmd->add_option("--prefill-tps", cli->spawn.prefill_tokens_per_s,
                   "Spawned sims' prefill rate (tokens/s)")
       ->capture_default_str()

@@ -20,7 +20,8 @@ using EntryMap = std::unordered_map<std::uint64_t, Entry>;
 struct Entry {
   std::shared_ptr<NodeState> home;
   SessionTable::Clock::time_point last_used;
-  bool failover = false;  // placed away from an unhealthy owner: returns when the owner recovers
+  bool failover = false;    // placed away from an unhealthy owner: returns when the owner recovers
+  bool interactive = true;  // placed by an interactive request (counted apart for new chats)
   std::list<EntryMap::iterator>::iterator lru;
 };
 
@@ -63,10 +64,15 @@ struct SessionTable::Impl {
   ReturnGate may_return;
   std::mutex mutex;
   EntryMap entries;
+  std::int64_t interactive_entries = 0;
   std::list<EntryMap::iterator> lru;  // least recently used first
 
   void erase(EntryMap::iterator it) {
     it->second.home->sessions.fetch_sub(1, std::memory_order_relaxed);
+    if (it->second.interactive) {
+      it->second.home->interactive_sessions.fetch_sub(1, std::memory_order_relaxed);
+      --interactive_entries;
+    }
     lru.erase(it->second.lru);
     entries.erase(it);
   }
@@ -83,12 +89,17 @@ struct SessionTable::Impl {
   }
 
   void insert(std::uint64_t key, std::shared_ptr<NodeState> home, bool failover,
-              Clock::time_point now) {
+              Clock::time_point now, bool interactive = true) {
     while (!lru.empty() && entries.size() >= options.max_sessions) {
       erase(lru.front());
     }
     home->sessions.fetch_add(1, std::memory_order_relaxed);
-    const auto it = entries.emplace(key, Entry{std::move(home), now, failover, {}}).first;
+    if (interactive) {
+      home->interactive_sessions.fetch_add(1, std::memory_order_relaxed);
+      ++interactive_entries;
+    }
+    const auto it =
+        entries.emplace(key, Entry{std::move(home), now, failover, interactive, {}}).first;
     lru.push_back(it);
     it->second.lru = std::prev(lru.end());
   }
@@ -172,8 +183,12 @@ struct SessionTable::Decision {
            table.node(index).healthy.load(std::memory_order_relaxed);
   }
 
-  // The nodes a new placement tries, in order: the owner, then the holders clockwise (or, when
-  // the model is loaded on some holders only, base's order, which has those first).
+  // The nodes a new placement tries, in order: the owner, then the holders clockwise, those
+  // where the model is loaded (preferred) before the others. Every holder is in the order: with
+  // the catalog on, the eligibility is never `all()`, and taking base's order instead (capped at
+  // max_attempts candidates) left the fourth of 4 nodes out, so that a session whose three
+  // candidates held their share went over it on its owner (4 chats on 4 nodes shared a node in
+  // 57 of 200 key sets; bench/RESULTS.md §6.1.1).
   std::vector<std::size_t> new_placement_order() const {
     std::vector<std::size_t> order;
     if (eligibility.holders.contains(owner)) {
@@ -184,17 +199,20 @@ struct SessionTable::Decision {
         order.push_back(index);
       }
     };
-    if (eligibility.preferred.all()) {
-      table.ring().walk_clockwise(key, [&](std::size_t index) {
-        if (eligibility.holders.contains(index)) {
-          add(index);
-        }
+    std::vector<std::size_t> not_preferred;
+    table.ring().walk_clockwise(key, [&](std::size_t index) {
+      if (!eligibility.holders.contains(index)) {
         return true;
-      });
-    } else {
-      for (std::size_t i = 0; i < base.count; ++i) {
-        add(base.candidates[i]);
       }
+      if (eligibility.preferred.contains(index)) {
+        add(index);
+      } else {
+        not_preferred.push_back(index);
+      }
+      return true;
+    });
+    for (const std::size_t index : not_preferred) {
+      add(index);
     }
     return order;
   }
@@ -255,7 +273,8 @@ std::optional<RoutePlan> SessionTable::Impl::reuse(const Decision& decision, Clo
 
 RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_position,
                              std::int64_t total_in_flight, const RoutingPolicy& policy,
-                             Clock::time_point now, const Eligibility& eligibility) {
+                             Clock::time_point now, const Eligibility& eligibility,
+                             bool interactive) {
   const Decision decision(table, key_position, total_in_flight, policy, eligibility);
   if (decision.base.empty()) {
     return decision.base;
@@ -266,12 +285,15 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
     return *reused;
   }
 
-  // A new placement: the first node of the order below both caps.
-  const auto live = static_cast<std::int64_t>(impl_->entries.size());
+  // A new placement: the first node of the order below both caps. The fair share counts the
+  // sessions of the request's class (interactive) or all of them (batch).
+  const auto live =
+      interactive ? impl_->interactive_entries : static_cast<std::int64_t>(impl_->entries.size());
   const auto fits = [&](std::size_t index) {
     const NodeState& node = table.node(index);
+    const auto& placed = interactive ? node.interactive_sessions : node.sessions;
     return node.healthy.load(std::memory_order_relaxed) &&
-           node.sessions.load(std::memory_order_relaxed) <
+           placed.load(std::memory_order_relaxed) <
                load_cap(kSessionBalance, live, node.weight, decision.healthy_weight) &&
            decision.below_request_cap(node) && decision.may_take_new(index);
   };
@@ -287,7 +309,7 @@ RoutePlan SessionTable::plan(const RoutingTable& table, std::uint64_t key_positi
     home = preferred != order.end() ? *preferred : home;
   }
   const bool failover = !decision.owner_healthy && home != decision.owner;
-  impl_->insert(key_position, table.nodes()[home], failover, now);
+  impl_->insert(key_position, table.nodes()[home], failover, now, interactive);
   return lead_with(decision.base, home, decision.kind_of(home, failover), policy);
 }
 

@@ -101,9 +101,9 @@ asio::awaitable<Admission> admit_on(Worker& worker, ClientConnection& connection
   UpstreamNode& node = snapshot.node(plan.candidates[candidate]);
   const auto class_deadline = Clock::now() + limits.max_wait;
   const bool class_bound = class_deadline <= request.deadline;
-  auto waited = co_await node.admission.admit(worker.io, connection, worker.shared.drain_cut,
-                                              request.priority, request.model, limits.max_queue,
-                                              std::min(class_deadline, request.deadline));
+  auto waited = co_await node.admission.admit(
+      worker.io, connection, worker.shared.drain_cut, request.priority, request.model,
+      request.session, limits.max_queue, std::min(class_deadline, request.deadline));
   if (waited.queued) {
     metrics.wait_seconds[class_index(request.priority)]->Observe(
         std::chrono::duration<double>(waited.waited_for).count());
@@ -151,7 +151,8 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
   auto& metrics = worker.shared.metrics.admission();
   const auto& config = snapshot.config().admission;
   UpstreamNode& first = snapshot.node(plan.first());
-  if (auto permit = first.admission.try_admit(request.model, request.priority); permit.held()) {
+  if (auto permit = first.admission.try_admit(request.model, request.priority, request.session);
+      permit.held()) {
     co_return admitted_at_once(metrics, request.priority, 0, false, std::move(permit));
   }
   // The first candidate is full. Another with room? Not for a keyed request on the plain ring
@@ -169,7 +170,8 @@ asio::awaitable<Admission> admit_first(Worker& worker, ClientConnection& connect
     }
     wait_for_first = request.keyed && wait_for_warm_node(worker, config, first, other, request);
     if (!wait_for_first) {
-      if (auto permit = other.admission.try_admit(request.model, request.priority); permit.held()) {
+      if (auto permit = other.admission.try_admit(request.model, request.priority, request.session);
+          permit.held()) {
         co_return admitted_at_once(metrics, request.priority, i, true, std::move(permit));
       }
     }

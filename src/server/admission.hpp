@@ -29,6 +29,8 @@ struct AdmissionRequest {
   std::size_t body_bytes = 0;  // for the history estimate
   bool keyed = false;          // a session key chose the first candidate (warm wait applies)
   std::chrono::steady_clock::time_point deadline;  // timeouts.first_byte_total from arrival
+  // The session's ring position, for the interactive reserve; kUnkeyed without a key.
+  std::uint64_t session = admission::InteractiveReserve::kUnkeyed;
 };
 
 struct Admission {

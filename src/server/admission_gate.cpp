@@ -25,10 +25,9 @@ AdmissionGate::AdmissionGate(metrics::NodeAdmissionMetrics& node_metrics,
       cap_(node.max_in_flight),
       per_model_cap_(node.max_in_flight_per_model),
       interactive_reserve_(admission.interactive_reserve),
-      reserve_idle_(admission.interactive_reserve_idle),
-      // A new node holds its reserve until the idle time passed without chats: the first turns
-      // of a fleet that starts under a batch flood find their slot too.
-      last_interactive_(Clock::now()),
+      // A new node holds one session's reserve for the first window: the first turns of a fleet
+      // that starts under a batch flood find their slot too.
+      reserve_(admission.interactive_reserve, admission.interactive_reserve_idle, Clock::now()),
       queue_(admission.batch_aging) {
   metrics_.max_in_flight->Set(static_cast<double>(cap_));
 }
@@ -43,7 +42,7 @@ void AdmissionGate::configure(const config::NodeConfig& node,
     cap_ = node.max_in_flight;
     per_model_cap_ = node.max_in_flight_per_model;
     interactive_reserve_ = admission.interactive_reserve;
-    reserve_idle_ = admission.interactive_reserve_idle;
+    reserve_.configure(admission.interactive_reserve, admission.interactive_reserve_idle);
     queue_.set_batch_aging(admission.batch_aging);
     metrics_.max_in_flight->Set(static_cast<double>(cap_));
     granted = dispatch_locked(Clock::now());
@@ -56,6 +55,7 @@ AdmissionGate::Permit& AdmissionGate::Permit::operator=(Permit&& other) noexcept
     release(false);
     gate_ = std::exchange(other.gate_, nullptr);
     model_ = std::move(other.model_);
+    priority_ = other.priority_;
     granted_ = other.granted_;
   }
   return *this;
@@ -66,12 +66,9 @@ void AdmissionGate::Permit::release(bool completed) noexcept {
     return;
   }
   std::exchange(gate_, nullptr)
-      ->release_slot(model_, completed ? std::optional<Clock::duration>{Clock::now() - granted_}
-                                       : std::nullopt);
-}
-
-bool AdmissionGate::reserve_held_locked(Clock::time_point now) const {
-  return interactive_reserve_ > 0 && now - last_interactive_ < reserve_idle_;
+      ->release_slot(
+          model_, priority_,
+          completed ? std::optional<Clock::duration>{Clock::now() - granted_} : std::nullopt);
 }
 
 bool AdmissionGate::has_room_locked(const std::string& model, Priority priority,
@@ -82,9 +79,8 @@ bool AdmissionGate::has_room_locked(const std::string& model, Priority priority,
   if (in_flight_ >= cap_) {
     return false;
   }
-  // Batch leaves the reserve free while interactive requests come (but always keeps one slot).
-  if (priority == Priority::batch && reserve_held_locked(now) &&
-      in_flight_ + std::min(interactive_reserve_, cap_ - 1) >= cap_) {
+  // Batch leaves the active chat sessions' reserve free (but always keeps one slot).
+  if (priority == Priority::batch && batch_in_flight_ >= reserve_.batch_limit(cap_, now)) {
     return false;
   }
   if (per_model_cap_ == 0 || model.empty()) {
@@ -106,24 +102,27 @@ void AdmissionGate::count_model(std::unordered_map<std::string, std::size_t>& co
   }
 }
 
-void AdmissionGate::admit_locked(const std::string& model, Priority priority,
+void AdmissionGate::admit_locked(const std::string& model, Priority priority, std::uint64_t session,
                                  Clock::time_point now) {
   if (priority == Priority::interactive) {
-    last_interactive_ = now;
+    reserve_.touch(session, now);
+  } else {
+    ++batch_in_flight_;
   }
   ++in_flight_;
   count_model(model_in_flight_, model, true);
   metrics_.admitted->Set(static_cast<double>(in_flight_));
 }
 
-AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model, Priority priority) {
+AdmissionGate::Permit AdmissionGate::try_admit(const std::string& model, Priority priority,
+                                               std::uint64_t session) {
   std::lock_guard lock(mutex_);
   const auto now = Clock::now();
   if (!has_room_locked(model, priority, now)) {
     return {};
   }
-  admit_locked(model, priority, now);
-  return Permit{this, model};
+  admit_locked(model, priority, session, now);
+  return Permit{this, model, priority};
 }
 
 AdmissionGate::Permit AdmissionGate::try_admit_idle(const std::string& model) {
@@ -136,16 +135,19 @@ AdmissionGate::Permit AdmissionGate::try_admit_idle(const std::string& model) {
   if (queue_.depth() > 0 || !headroom || !has_room_locked(model, Priority::batch, now)) {
     return {};
   }
-  admit_locked(model, Priority::batch, now);
-  return Permit{this, model};
+  admit_locked(model, Priority::batch, admission::InteractiveReserve::kUnkeyed, now);
+  return Permit{this, model, Priority::batch};
 }
 
-void AdmissionGate::release_slot(const std::string& model,
+void AdmissionGate::release_slot(const std::string& model, Priority priority,
                                  std::optional<Clock::duration> held) noexcept {
   std::vector<std::shared_ptr<Waiter>> granted;
   {
     std::lock_guard lock(mutex_);
     in_flight_ -= in_flight_ > 0 ? 1 : 0;
+    if (priority == Priority::batch) {
+      batch_in_flight_ -= batch_in_flight_ > 0 ? 1 : 0;
+    }
     count_model(model_in_flight_, model, false);
     metrics_.admitted->Set(static_cast<double>(in_flight_));
     if (held) {
@@ -168,7 +170,7 @@ std::vector<std::shared_ptr<AdmissionGate::Waiter>> AdmissionGate::dispatch_lock
       break;  // what waits is at its model's cap, or batch facing the reserve
     }
     count_model(model_queued_, next->model, false);
-    admit_locked(next->model, next->priority, now);
+    admit_locked(next->model, next->priority, next->session, now);
     const auto it = waiters_.find(next->ticket);
     it->second->granted = true;
     granted.push_back(std::move(it->second));
@@ -194,16 +196,17 @@ void AdmissionGate::publish_depth_locked() {
 
 asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
     asio::io_context& io, ClientConnection& connection, const std::atomic<bool>& drain_cut,
-    Priority priority, std::string model, std::size_t max_queue, Clock::time_point deadline) {
+    Priority priority, std::string model, std::uint64_t session, std::size_t max_queue,
+    Clock::time_point deadline) {
   Waited result;
   auto waiter = std::make_shared<Waiter>(io);
   const std::uint64_t ticket = [&] {
     std::lock_guard lock(mutex_);
     const auto now = Clock::now();
     if (has_room_locked(model, priority, now)) {
-      admit_locked(model, priority, now);
+      admit_locked(model, priority, session, now);
       result.outcome = Outcome::admitted;
-      result.permit = Permit{this, model};
+      result.permit = Permit{this, model, priority};
       return std::uint64_t{0};
     }
     if (queue_.depth(priority) >= max_queue) {
@@ -212,9 +215,9 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
     }
     const std::uint64_t id = next_ticket_++;
     if (priority == Priority::interactive) {
-      last_interactive_ = now;  // the reserve holds from now on for the next ones
+      reserve_.touch(session, now);  // a waiting chat keeps its session's slot reserved
     }
-    queue_.push({id, priority, now, model});
+    queue_.push({id, priority, now, model, session});
     count_model(model_queued_, model, true);
     waiters_.emplace(id, waiter);
     publish_depth_locked();
@@ -244,7 +247,7 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
     std::lock_guard lock(mutex_);
     if (waiter->granted) {
       result.outcome = Outcome::admitted;
-      result.permit = Permit{this, model};
+      result.permit = Permit{this, model, priority};
       break;
     }
     if (watchdog.client_gone()) {
@@ -273,8 +276,10 @@ AdmissionGate::View AdmissionGate::view(Priority priority, const std::string& mo
   view.per_model_cap = per_model_cap_;
   view.interactive_reserve = interactive_reserve_;
   const auto now = Clock::now();
-  view.reserve_held = reserve_held_locked(now);
+  view.active_sessions = reserve_.active_sessions(now);
+  view.reserved = reserve_.reserved(cap_, now);
   view.in_flight = in_flight_;
+  view.batch_in_flight = batch_in_flight_;
   for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
     view.queued[p] = queue_.depth(static_cast<Priority>(p));
   }

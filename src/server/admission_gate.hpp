@@ -3,10 +3,10 @@
 // Internal: one node's admission (docs/DESIGN.md §2.2). At most `cap` generating requests hold a
 // slot on the node at once (and at most `per_model_cap` of one model); the rest wait here, in
 // the node's AdmissionQueue (llmgw/admission/admission_queue.hpp: interactive first, aged batch
-// by arrival), never on the node. While the node has had an interactive request within
-// admission.interactive_reserve_idle_ms, batch requests hold at most cap - interactive_reserve
-// of its slots (at least one): a chat turn then finds a slot free instead of waiting for a
-// summary to end (slots are not preempted).
+// by arrival), never on the node. Batch requests hold at most cap - the node's interactive reserve
+// (llmgw/admission/interactive_reserve.hpp: interactive_reserve slots per chat session active
+// here within admission.interactive_reserve_idle_ms, at least one slot left to batch): a chat
+// turn then finds a slot free instead of waiting for a summary to end (slots are not preempted).
 //
 // Threads: a node's requests come from every worker thread, so one mutex guards the counts and
 // the queue. A waiting request sleeps on a steady_timer of its own worker; whoever frees a slot
@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "llmgw/admission/admission_queue.hpp"
+#include "llmgw/admission/interactive_reserve.hpp"
 #include "llmgw/admission/wait_estimate.hpp"
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/metrics/gateway_metrics.hpp"
@@ -59,8 +60,8 @@ class AdmissionGate {
   class Permit {
    public:
     Permit() = default;
-    Permit(AdmissionGate* gate, std::string model) noexcept
-        : gate_(gate), model_(std::move(model)), granted_(Clock::now()) {}
+    Permit(AdmissionGate* gate, std::string model, Priority priority) noexcept
+        : gate_(gate), model_(std::move(model)), priority_(priority), granted_(Clock::now()) {}
     Permit(Permit&& other) noexcept { *this = std::move(other); }
     Permit& operator=(Permit&& other) noexcept;
     ~Permit() { release(false); }
@@ -73,12 +74,15 @@ class AdmissionGate {
    private:
     AdmissionGate* gate_ = nullptr;
     std::string model_;
+    Priority priority_ = Priority::interactive;
     Clock::time_point granted_{};
   };
 
   // A slot now if one is free (for `model` and `priority`, under the caps and the reserve), else
-  // none.
-  Permit try_admit(const std::string& model, Priority priority);
+  // none. `session`: the request's session (its ring position; InteractiveReserve::kUnkeyed
+  // without a key), which an interactive request marks active here.
+  Permit try_admit(const std::string& model, Priority priority,
+                   std::uint64_t session = admission::InteractiveReserve::kUnkeyed);
   // The lowest class, below batch (the gateway's own preheats, preheat.hpp): a slot only when no
   // client request waits in any class and another slot stays free after it (a cap of 1 takes no
   // preheat), so a client arriving finds room; the caller polls. Never queued.
@@ -96,16 +100,18 @@ class AdmissionGate {
   // leaves is taken out of the queue at once. Never throws.
   boost::asio::awaitable<Waited> admit(boost::asio::io_context& io, ClientConnection& connection,
                                        const std::atomic<bool>& drain_cut, Priority priority,
-                                       std::string model, std::size_t max_queue,
-                                       Clock::time_point deadline);
+                                       std::string model, std::uint64_t session,
+                                       std::size_t max_queue, Clock::time_point deadline);
 
   // What admission decisions read (a consistent view under the mutex).
   struct View {
     std::size_t cap = 0;  // 0: no cap
     std::size_t per_model_cap = 0;
-    std::size_t interactive_reserve = 0;  // configured
-    bool reserve_held = false;            // interactive traffic was seen recently
+    std::size_t interactive_reserve = 0;  // configured, per active session
+    std::size_t active_sessions = 0;      // interactive sessions seen within the window
+    std::size_t reserved = 0;             // slots batch leaves free now
     std::size_t in_flight = 0;
+    std::size_t batch_in_flight = 0;
     std::array<std::size_t, admission::kPriorityCount> queued{};
     std::size_t ahead = 0;  // ahead of a new request of the priority asked for
     bool room = true;       // a request of the model asked for would be admitted now
@@ -130,10 +136,11 @@ class AdmissionGate {
  private:
   struct Waiter;
 
-  bool reserve_held_locked(Clock::time_point now) const;
   bool has_room_locked(const std::string& model, Priority priority, Clock::time_point now) const;
-  void admit_locked(const std::string& model, Priority priority, Clock::time_point now);
-  void release_slot(const std::string& model, std::optional<Clock::duration> held) noexcept;
+  void admit_locked(const std::string& model, Priority priority, std::uint64_t session,
+                    Clock::time_point now);
+  void release_slot(const std::string& model, Priority priority,
+                    std::optional<Clock::duration> held) noexcept;
   // Grants every waiter that fits now; returns them, to be woken once the mutex is released.
   std::vector<std::shared_ptr<Waiter>> dispatch_locked(Clock::time_point now);
   void publish_depth_locked();
@@ -146,9 +153,11 @@ class AdmissionGate {
   std::size_t cap_;
   std::size_t per_model_cap_;
   std::size_t interactive_reserve_;
-  Clock::duration reserve_idle_;
-  Clock::time_point last_interactive_;  // admitted or queued; at first: creation
+  // Sessions expire as time passes, also between two calls that change the gate: mutable, so
+  // that const readers see the reserve of their moment.
+  mutable admission::InteractiveReserve reserve_;
   std::size_t in_flight_ = 0;
+  std::size_t batch_in_flight_ = 0;
   std::unordered_map<std::string, std::size_t> model_in_flight_;
   std::unordered_map<std::string, std::size_t> model_queued_;  // waiting, by model
   admission::AdmissionQueue queue_;

@@ -96,7 +96,7 @@ ModelRoute model_of(const Snapshot& snapshot, std::string_view path, const std::
 // the request's model, then the candidates: the nodes that hold the model, owner (or
 // round-robin pick) first.
 Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
-          Clock::time_point started) {
+          admission::Priority priority, Clock::time_point started) {
   SharedState& shared = worker.shared;
   const auto header = [&request](std::string_view name) -> std::optional<std::string_view> {
     const auto it = request.find(name);
@@ -134,10 +134,11 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
     }
     return {{}, chosen.source, std::move(model), position, position};
   }
-  auto route = snapshot.sessions ? snapshot.sessions->plan(snapshot.table, position, in_flight,
-                                                           snapshot.policy, started, eligibility)
-                                 : routing::plan_keyed(snapshot.table, position, in_flight,
-                                                       snapshot.policy, eligibility);
+  auto route =
+      snapshot.sessions
+          ? snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy, started,
+                                    eligibility, priority == admission::Priority::interactive)
+          : routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy, eligibility);
   return {route, chosen.source, std::move(model), {}, position};
 }
 
@@ -396,7 +397,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
             "\"; accepted values: " + std::string{admission::accepted_priorities()},
         client_keep_alive);
   }
-  Plan planned = plan(worker, *snapshot, request, started);
+  Plan planned = plan(worker, *snapshot, request, *priority, started);
   if (planned.shared_position) {
     planned.route = co_await place_shared(shared, snapshot, *planned.shared_position,
                                           planned.model.eligibility, started);
@@ -427,8 +428,13 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
 
   // admit: a slot on the first candidate, on another with room, or after a wait in a queue.
   const auto deadline = started + timeouts.first_byte_total;
-  const AdmissionRequest admission_request{*priority, planned.model.model, request.body().size(),
-                                           planned.key_source != "none", deadline};
+  const AdmissionRequest admission_request{
+      *priority,
+      planned.model.model,
+      request.body().size(),
+      planned.key_source != "none",
+      deadline,
+      planned.position.value_or(admission::InteractiveReserve::kUnkeyed)};
   Admission admitted;
   if (generates) {
     if (auto refused = co_await admit_request(worker, connection, *snapshot, route_plan,

@@ -47,7 +47,8 @@ struct QueuedRequest {
   std::uint64_t ticket = 0;  // the caller's handle (unique per queue)
   Priority priority = Priority::interactive;
   Clock::time_point arrived{};
-  std::string model;  // for the per-model cap; empty: none known
+  std::string model;          // for the per-model cap; empty: none known
+  std::uint64_t session = 0;  // the session's ring position (the interactive reserve); 0: none
 };
 
 class AdmissionQueue {

@@ -42,6 +42,7 @@ struct SpawnAdmission {
 struct SpawnOptions {
   std::size_t sims = 4;
   std::size_t num_parallel = 4;  // KV slots per sim (OLLAMA_NUM_PARALLEL)
+  bool multiuser_cache = false;  // the sims' OLLAMA_MULTIUSER_CACHE=1 slot policy (README)
   double prefill_tokens_per_s = 2000.0;
   double decode_tokens_per_s = 60.0;
   double time_scale = 0.2;  // < 1 runs the simulated compute faster than real time

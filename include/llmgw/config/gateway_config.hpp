@@ -141,9 +141,10 @@ struct AdmissionConfig {
   std::string warm_wait = "estimate";
   // A batch request waiting this long competes with interactive ones by arrival time.
   std::chrono::milliseconds batch_aging{10'000};
-  // Slots of each node that batch requests leave free (batch keeps at least one) while the node
-  // has had an interactive request within interactive_reserve_idle: slots are not preempted, so
-  // without it a chat turn waits for a summary to end.
+  // Slots of a node that batch requests leave free per interactive session active there (one
+  // with a request within interactive_reserve_idle; batch keeps at least one slot): slots are
+  // not preempted, so without it a chat turn waits for a summary to end. A node without active
+  // chats gives batch every slot (admission/interactive_reserve.hpp).
   std::size_t interactive_reserve = 1;
   std::chrono::milliseconds interactive_reserve_idle{60'000};
   ClassLimits interactive{64, std::chrono::milliseconds{30'000}};

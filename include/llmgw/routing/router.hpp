@@ -71,7 +71,8 @@ struct NodeState {
   // built with the new weight; a table built before keeps its ring but reads the new weight.
   std::atomic<double> weight;
   std::atomic<std::int64_t> in_flight{0};
-  std::atomic<std::int64_t> sessions{0};  // live sessions placed here (SessionTable)
+  std::atomic<std::int64_t> sessions{0};              // live sessions placed here (SessionTable)
+  std::atomic<std::int64_t> interactive_sessions{0};  // of those, placed by an interactive request
   std::atomic<bool> healthy{true};
 };
 

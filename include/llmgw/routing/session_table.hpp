@@ -10,7 +10,11 @@
 // - A session without a live placement goes to its ring owner unless the owner already holds
 //   ceil(c × (S + 1) × w / W) live sessions (S: live sessions of this gateway, w / W: the node's
 //   share of the healthy weight), else to the next distinct node clockwise below that cap (and
-//   below the request cap of router.hpp). That node becomes the session's home.
+//   below the request cap of router.hpp). That node becomes the session's home. A session placed
+//   by an interactive request counts only interactive sessions (S and the node's count): batch
+//   sessions (a flood of one-shot summaries, each keyed by its own prefix) would otherwise raise
+//   the fair share until chats pile onto their owners and share one node's interactive reserve
+//   (docs/DESIGN.md §2.2). Without batch sessions both counts are the same.
 // - Every later turn goes to the home while the home is healthy and in the table: the cache is
 //   there. A home may always serve one request per session placed on it; a request finding its
 //   home both at the request cap (router.hpp) and with at least that many requests in flight (a
@@ -79,9 +83,10 @@ class SessionTable {
   // for retries. With a model (`eligibility`, router.hpp): a placement is kept only while its
   // home holds the model, and a new one goes to the key's owner among the holders (a loaded one
   // first), else the next holder clockwise below the caps, which count the holders' weight only.
+  // `interactive`: the request's priority class (a new placement's fair share counts its class).
   RoutePlan plan(const RoutingTable& table, std::uint64_t key_position,
                  std::int64_t total_in_flight, const RoutingPolicy& policy, Clock::time_point now,
-                 const Eligibility& eligibility = {});
+                 const Eligibility& eligibility = {}, bool interactive = true);
 
   // Shared placements: the plan of a live cached placement that may stay (as plan() keeps one,
   // but always led by its home: this replica's request cap is no measure of the node), or nullopt

@@ -307,10 +307,10 @@ TEST(GatewayAdmission, BatchLeavesTheInteractiveReserveFreeWhileChatsComeAndUses
   GatewayFixture fixture(one_node(2, 8, [](config::GatewayConfig& config) {
     config.admission.interactive_reserve_idle = milliseconds{1'500};
   }));
-  // A new node holds the reserve until the idle time passed without chats; then batch may take
+  // A new node holds one session's reserve until the idle time passed; then batch may take
   // every slot.
-  EXPECT_TRUE(node_admission(fixture)["reserve_held"].get<bool>());
-  ASSERT_TRUE(wait_until([&] { return !node_admission(fixture)["reserve_held"].get<bool>(); }));
+  EXPECT_EQ(node_admission(fixture)["reserved"], 1);
+  ASSERT_TRUE(wait_until([&] { return node_admission(fixture)["reserved"] == 0; }));
   auto first_batch = post_async(fixture, "summary one", "batch");
   auto second_batch = post_async(fixture, "summary two", "batch");
   ASSERT_TRUE(wait_until([&] { return node_admission(fixture)["in_flight"] == 2; }))
@@ -322,7 +322,7 @@ TEST(GatewayAdmission, BatchLeavesTheInteractiveReserveFreeWhileChatsComeAndUses
   net::HttpClient client;
   ASSERT_EQ(post_json(client, fixture.url("/api/generate"), short_generation("hello", 1)).status,
             200);
-  EXPECT_TRUE(node_admission(fixture)["reserve_held"].get<bool>());
+  EXPECT_EQ(node_admission(fixture)["reserved"], 1);
   auto third_batch = post_async(fixture, "summary three", "batch");
   ASSERT_TRUE(wait_until([&] { return node_admission(fixture)["in_flight"] == 1; }));
   auto fourth_batch = post_async(fixture, "summary four", "batch");

@@ -94,6 +94,62 @@ TEST_F(SessionTableTest, TheSessionCapIsTheFairShareRoundedUp) {
   EXPECT_EQ(sessions_on(0), 2);
 }
 
+TEST_F(SessionTableTest, ChatSessionsAreSpreadByTheirOwnCountWhateverBatchSessionsAreLive) {
+  // A chat owned by node 0 goes there; then two batch sessions (one-shot summaries keyed by their
+  // prefix) fill nodes 1 and 2. Counted with them, a second chat owned by node 0 would find node
+  // 0 below the fair share (1 of ceil(4 / 3) = 2) and share it with the first chat; counted among
+  // chats alone, node 0 is at its share (1 of ceil(2 / 3) = 1) and the chat goes elsewhere.
+  const auto chats = keys_owned_by(table_, 0, 2, "chat");
+  ASSERT_EQ(route(chats[0]).first(), 0U);
+  for (const std::size_t node : {1U, 2U}) {
+    const auto summary = keys_owned_by(table_, node, 1, "summary").front();
+    ASSERT_EQ(sessions_.plan(table_, ring_position(summary), 0, policy_, now_, {}, false).first(),
+              node);
+  }
+  EXPECT_EQ(table_.node(1).interactive_sessions.load(), 0) << "a batch session is not a chat";
+  const auto second = route(chats[1]);
+  EXPECT_NE(second.first(), 0U) << "two chats share node 0";
+  EXPECT_EQ(second.kind, RouteKind::spill);
+  EXPECT_EQ(table_.node(second.first()).interactive_sessions.load(), 1);
+  EXPECT_EQ(sessions_on(second.first()), 2);
+  // Batch sessions still count every session: one more owned by node 0 (S = 4, share 2) joins
+  // the chat there.
+  const auto more = keys_owned_by(table_, 0, 1, "summary").front();
+  EXPECT_EQ(sessions_.plan(table_, ring_position(more), 0, policy_, now_, {}, false).first(), 0U);
+  // Expiry gives the chats' count back.
+  now_ += milliseconds{60'000};
+  EXPECT_EQ(sessions_.live_sessions(now_), 0U);
+  EXPECT_EQ(table_.node(0).interactive_sessions.load(), 0);
+}
+
+TEST(SessionTablePlacement, WithTheCatalogOnEveryHolderIsTriedNotOnlyTheFirstCandidates) {
+  // The catalog gives explicit masks (holders and preferred: every node), never all(). Four
+  // sessions on four nodes must land one per node whatever their owners, as without a catalog;
+  // trying only the plan's max_attempts (3) candidates left the fourth node out, and 57 of 200
+  // key sets put two sessions on one node.
+  for (int set = 1; set <= 50; ++set) {
+    RoutingTable table(make_nodes(4), 150);
+    SessionTable sessions({});
+    NodeMask holders(4);
+    NodeMask preferred(4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      holders.add(i);
+      preferred.add(i);
+    }
+    const Eligibility every_node{holders, preferred};
+    std::vector<int> placed(4, 0);
+    for (int s = 0; s < 4; ++s) {
+      const auto key = "set-" + std::to_string(set) + "-session-" + std::to_string(s);
+      const auto plan =
+          sessions.plan(table, ring_position(key), s, {1.25, 3}, Clock::now(), every_node);
+      ASSERT_FALSE(plan.empty());
+      ++table.node(plan.first()).in_flight;  // its first turn runs
+      ++placed[plan.first()];
+    }
+    EXPECT_EQ(placed, (std::vector<int>{1, 1, 1, 1})) << "key set " << set;
+  }
+}
+
 TEST_F(SessionTableTest, APlacementEndsAfterTheIdleTimeoutAndTheSessionReturnsToItsOwner) {
   const auto keys = keys_owned_by(table_, 0, 2);
   ASSERT_EQ(route(keys[0]).first(), 0U);
