@@ -399,7 +399,7 @@ TEST(GatewayConfigEnvironment, ProblemsSayWhichVariable) {
   EXPECT_THAT(problems,
               Contains("LLMGW_LISTEN_PROT: unknown setting (did you mean LLMGW_LISTEN_PORT?)"));
   EXPECT_THAT(problems, Contains("nodes[1].url: not a valid URL \"b\"; expected http://host:port "
-                                 "(from LLMGW_NODES)"));
+                                 "or https://host:port (from LLMGW_NODES)"));
 }
 
 TEST(GatewayConfigEnvironment, NodesShorthandWithAndWithoutNames) {
@@ -539,7 +539,7 @@ TEST(GatewayConfigApi, ValidateChecksNodesChangedAtRunTime) {
     EXPECT_THAT(e.what(), HasSubstr("nodes[1].url: duplicate node URL"));
   }
   NodeConfig bad;
-  bad.url = "https://x";
+  bad.url = "ftp://x";
   EXPECT_THROW(resolve_node(bad, "nodes[2]"), ConfigError);
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "llmgw/config/gateway_config.hpp"
+#include "support/config_refusal.hpp"
 #include "support/serve_process.hpp"
 #include "support/test_certs.hpp"
 
@@ -16,15 +17,7 @@ namespace llmgw::config::tls_config_test {
 
 using ::testing::HasSubstr;
 
-std::string refusal(const std::string& yaml) {
-  try {
-    parse_gateway_config(yaml);
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "the configuration was accepted:\n" << yaml;
-  return {};
-}
+using testing::yaml_refusal;
 
 std::string listen_tls(const std::string& cert, const std::string& key) {
   return "listen: {tls: {cert_file: '" + cert + "', key_file: '" + key + "'}}\n";
@@ -51,21 +44,22 @@ TEST(TlsConfig, AListenerCertificateAndItsKeyAreAccepted) {
 
 TEST(TlsConfig, MissingFilesAreRefusedWithTheKeyPathAndTheFile) {
   const testing::TestCertificates certificates;
-  EXPECT_EQ(refusal(listen_tls("/nonexistent/cert.pem", certificates.private_key_file())),
+  EXPECT_EQ(yaml_refusal(listen_tls("/nonexistent/cert.pem", certificates.private_key_file())),
             "listen.tls.cert_file: cannot read the certificate chain /nonexistent/cert.pem: No "
             "such file or directory");
-  EXPECT_EQ(refusal(listen_tls(certificates.certificate_chain_file(), "/nonexistent/key.pem")),
+  EXPECT_EQ(yaml_refusal(listen_tls(certificates.certificate_chain_file(), "/nonexistent/key.pem")),
             "listen.tls.key_file: cannot read the private key /nonexistent/key.pem: No such file "
             "or directory");
-  EXPECT_EQ(refusal("listen: {tls: {cert_file: '" + certificates.certificate_chain_file() + "'}}"),
-            "listen.tls: cert_file and key_file go together (the listener's certificate and its "
-            "private key)");
+  EXPECT_EQ(
+      yaml_refusal("listen: {tls: {cert_file: '" + certificates.certificate_chain_file() + "'}}"),
+      "listen.tls: cert_file and key_file go together (the listener's certificate and its "
+      "private key)");
 }
 
 TEST(TlsConfig, AKeyOfAnotherCertificateIsRefused) {
   const testing::TestCertificates first;
   const testing::TestCertificates second;
-  EXPECT_EQ(refusal(listen_tls(first.certificate_chain_file(), second.private_key_file())),
+  EXPECT_EQ(yaml_refusal(listen_tls(first.certificate_chain_file(), second.private_key_file())),
             "listen.tls.key_file: the private key in " + second.private_key_file() +
                 " does not match the certificate in " + first.certificate_chain_file());
 }
@@ -78,11 +72,11 @@ TEST(TlsConfig, FilesThatAreNotPemAreRefusedWithoutShowingTheirContents) {
       dir.write("encrypted.pem",
                 "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE "
                 "KEY-----\n");
-  const std::string not_a_cert = refusal(listen_tls(junk, certificates.private_key_file()));
+  const std::string not_a_cert = yaml_refusal(listen_tls(junk, certificates.private_key_file()));
   EXPECT_THAT(not_a_cert,
               HasSubstr("listen.tls.cert_file: no usable certificate chain (PEM) in " + junk));
   EXPECT_THAT(not_a_cert, ::testing::Not(HasSubstr("secret-looking-junk")));
-  EXPECT_THAT(refusal(listen_tls(certificates.certificate_chain_file(), encrypted)),
+  EXPECT_THAT(yaml_refusal(listen_tls(certificates.certificate_chain_file(), encrypted)),
               HasSubstr("listen.tls.key_file: the private key in " + encrypted +
                         " is encrypted; llmgw reads an unencrypted key"));
 }
@@ -90,8 +84,8 @@ TEST(TlsConfig, FilesThatAreNotPemAreRefusedWithoutShowingTheirContents) {
 TEST(TlsConfig, TheAdminListenerNeedsItsOwnAddressForTls) {
   const testing::TestCertificates certificates;
   EXPECT_THAT(
-      refusal("admin: {listen: {tls: {cert_file: '" + certificates.certificate_chain_file() +
-              "', key_file: '" + certificates.private_key_file() + "'}}}"),
+      yaml_refusal("admin: {listen: {tls: {cert_file: '" + certificates.certificate_chain_file() +
+                   "', key_file: '" + certificates.private_key_file() + "'}}}"),
       HasSubstr("admin.listen.tls: needs admin.listen.address"));
   const auto config =
       parse_gateway_config("admin: {listen: {address: 127.0.0.1, port: 0, tls: {cert_file: '" +
@@ -103,9 +97,9 @@ TEST(TlsConfig, TheAdminListenerNeedsItsOwnAddressForTls) {
 TEST(TlsConfig, AnUnreadableCaFileIsRefused) {
   const testing::TempDir dir("llmgw-tls-config");
   const std::string junk = dir.write("ca.pem", "not a certificate\n");
-  EXPECT_THAT(refusal("upstream_tls: {ca_file: /nonexistent/ca.pem}"),
+  EXPECT_THAT(yaml_refusal("upstream_tls: {ca_file: /nonexistent/ca.pem}"),
               HasSubstr("upstream_tls.ca_file: cannot read the CA file /nonexistent/ca.pem"));
-  EXPECT_THAT(refusal("upstream_tls: {ca_file: '" + junk + "'}"),
+  EXPECT_THAT(yaml_refusal("upstream_tls: {ca_file: '" + junk + "'}"),
               HasSubstr("upstream_tls.ca_file: no usable CA certificate (PEM) in " + junk));
 }
 
