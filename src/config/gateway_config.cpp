@@ -464,6 +464,7 @@ GatewayConfig load(const LoadInput& input) {
   }
   GatewayConfig config = build_config(raw, problems);
   read_secret_files(config, input.base_dir, problems);
+  resolve_tls_paths(config, input.base_dir, problems);
   validate_into(config, problems);
   problems.throw_if_any();
   if (config.workers == 0) {

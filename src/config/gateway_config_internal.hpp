@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -137,12 +138,13 @@ std::optional<Number> parse_number(std::string_view text) {
 // Node URLs and validation (gateway_config_values.cpp)
 
 struct NodeAddress {
-  std::string host;  // without IPv6 brackets, ready for the resolver
-  std::uint16_t port = 0;
-  std::string id;  // "host:port", IPv6 in brackets
+  std::string host;        // without IPv6 brackets, ready for the resolver
+  std::uint16_t port = 0;  // 80 for http, 443 for https when the URL has none
+  std::string id;          // "host:port", IPv6 in brackets
+  bool tls = false;        // https
 };
 
-// The address of an http://host[:port][/] URL, or the problem in `problem`.
+// The address of an http(s)://host[:port][/] URL, or the problem in `problem`.
 std::optional<NodeAddress> parse_node_url(const std::string& url, std::string& problem);
 
 bool is_ip_address(const std::string& text);
@@ -155,5 +157,13 @@ void validate_into(const GatewayConfig& config, Problems& problems);
 void validate_discovery(const GatewayConfig& config, Problems& problems);
 // routing.placement_store and its password (store_url.cpp).
 void validate_placement_store(const GatewayConfig& config, Problems& problems);
+// listen.tls, admin.listen.tls and upstream_tls (tls_config.cpp): the files are read and checked
+// (a certificate, its key, that they match; a CA bundle), so a bad one stops the start or the
+// reload with the key's path.
+void validate_tls(const GatewayConfig& config, Problems& problems);
+// Makes the TLS file paths named in the YAML file absolute against `base_dir` (those from the
+// environment or a flag stay relative to the working directory).
+void resolve_tls_paths(GatewayConfig& config, const std::filesystem::path& base_dir,
+                       const Problems& problems);
 
 }  // namespace llmgw::config::detail

@@ -24,7 +24,16 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
   static const std::vector<KeySpec<GatewayConfig>> keys{
       LLMGW_KEY("listen.address", listen.address, kAny, "IP address to listen on"),
       LLMGW_KEY("listen.port", listen.port, kAny, "TCP port to listen on; 0 = ephemeral"),
+      LLMGW_KEY("listen.tls.cert_file", listen.tls.cert_file, kAny,
+                "PEM certificate chain: with key_file the listener speaks HTTPS only (TLS 1.2+); "
+                "reread on SIGHUP"),
+      LLMGW_KEY("listen.tls.key_file", listen.tls.key_file, kAny,
+                "PEM private key (unencrypted) of listen.tls.cert_file; reread on SIGHUP"),
       LLMGW_KEY("workers", workers, kAny, "I/O threads; 0 = one per core"),
+      LLMGW_KEY("upstream_tls.ca_file", upstream_tls.ca_file, kAny,
+                "PEM CA bundle trusted for https:// nodes besides the system store"),
+      LLMGW_KEY("upstream_tls.insecure_skip_verify", upstream_tls.insecure_skip_verify, kAny,
+                "do not verify https:// nodes' certificates or names (test benches only)"),
       LLMGW_KEY("discovery.dns.name", discovery.dns.name, kAny,
                 "DNS name whose records are the nodes (beside `nodes`); empty = no discovery"),
       LLMGW_KEY("discovery.dns.srv", discovery.dns.srv, kAny,
@@ -153,6 +162,10 @@ const std::vector<KeySpec<GatewayConfig>>& gateway_keys() {
                 "serve /admin/* only on this address (404 on listen.*); empty = on listen.*"),
       LLMGW_KEY("admin.listen.port", admin.listen.port, kAny,
                 "the admin listener's port (with admin.listen.address); 0 = ephemeral"),
+      LLMGW_KEY("admin.listen.tls.cert_file", admin.listen.tls.cert_file, kAny,
+                "PEM certificate chain of the admin listener (HTTPS only); reread on SIGHUP"),
+      LLMGW_KEY("admin.listen.tls.key_file", admin.listen.tls.key_file, kAny,
+                "PEM private key of admin.listen.tls.cert_file"),
       LLMGW_KEY("auth.keys_file", auth.keys_file, kAny,
                 "client keys (lines NAME: KEY [interactive|batch]) proxied requests need; empty "
                 "= none needed; reread on SIGHUP"),
@@ -166,7 +179,8 @@ const std::vector<KeySpec<NodeConfig>>& node_keys() {
   static const std::vector<KeySpec<NodeConfig>> keys{
       {"name", LLMGW_FIELD(NodeConfig, name), Bound::kAny, false,
        "stable id on the ring; default host:port"},
-      {"url", LLMGW_FIELD(NodeConfig, url), Bound::kAny, false, "http://host[:port] (required)"},
+      {"url", LLMGW_FIELD(NodeConfig, url), Bound::kAny, false,
+       "http://host[:port] or https://host[:port] (required)"},
       {"weight", LLMGW_FIELD(NodeConfig, weight), Bound::kPositive, false,
        "scales the node's virtual-node count"},
       {"api", LLMGW_FIELD(NodeConfig, api), Bound::kAny, false,

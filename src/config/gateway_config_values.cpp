@@ -113,7 +113,8 @@ void validate_nodes(const std::vector<NodeConfig>& nodes, bool discovery, Proble
       problems.add(path + ".url", "is required");
     } else if (!address) {
       problems.add(path + ".url", url_problem);
-    } else if (address->host != node.host || address->port != node.port) {
+    } else if (address->host != node.host || address->port != node.port ||
+               address->tls != node.tls) {
       problems.add(path, "host and port do not match the url (resolve_node was not called)");
     }
     bool duplicate_address = false;
@@ -286,17 +287,13 @@ std::optional<NodeAddress> parse_node_url(const std::string& url, std::string& p
   const std::string shown = may_show ? " " + quote_value(url) : std::string{};
   const auto parsed = boost::urls::parse_uri(url);
   if (!parsed) {
-    problem = "not a valid URL" + shown + "; expected http://host:port";
+    problem = "not a valid URL" + shown + "; expected http://host:port or https://host:port";
     return std::nullopt;
   }
   const auto& view = *parsed;
   const std::string scheme = lower(std::string_view{view.scheme().data(), view.scheme().size()});
-  if (scheme == "https") {
-    problem = "https is not supported for nodes; use http://host:port";
-    return std::nullopt;
-  }
-  if (scheme != "http") {
-    problem = "the scheme must be http, got " + quote_value(scheme);
+  if (scheme != "http" && scheme != "https") {
+    problem = "the scheme must be http or https, got " + quote_value(scheme);
     return std::nullopt;
   }
   if (view.has_userinfo()) {
@@ -319,7 +316,8 @@ std::optional<NodeAddress> parse_node_url(const std::string& url, std::string& p
     return std::nullopt;
   }
   NodeAddress address;
-  address.port = 80;
+  address.tls = scheme == "https";
+  address.port = address.tls ? 443 : 80;
   if (const auto port_text = view.port(); view.has_port() && !port_text.empty()) {
     const auto port =
         parse_number<std::uint32_t>(std::string_view{port_text.data(), port_text.size()});
@@ -395,6 +393,7 @@ void validate_into(const GatewayConfig& config, Problems& problems) {
                                                   " is not a valid HTTP header name");
   }
   validate_placement_store(config, problems);
+  validate_tls(config, problems);
   if (config.health.path.empty() || config.health.path.front() != '/') {
     problems.add("health.path", "must start with '/', got " + quote_value(config.health.path));
   }
@@ -430,6 +429,7 @@ void resolve_node(NodeConfig& node, const std::string& path) {
   }
   node.host = address->host;
   node.port = address->port;
+  node.tls = address->tls;
   if (node.name.empty()) {
     node.name = address->id;
   }

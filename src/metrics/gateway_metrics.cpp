@@ -189,6 +189,11 @@ struct GatewayMetrics::Impl {
                                                            .Name("llmgw_client_connections")
                                                            .Help("Open client connections")
                                                            .Register(*registry);
+  prometheus::Family<prometheus::Counter>& tls_handshake_failures =
+      prometheus::BuildCounter()
+          .Name("llmgw_tls_handshake_failures_total")
+          .Help("Client connections closed because their TLS handshake failed or timed out")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& build_info =
       prometheus::BuildGauge()
           .Name("llmgw_build_info")
@@ -312,6 +317,7 @@ struct GatewayMetrics::Impl {
   using StatusCounters = std::array<prometheus::Counter*, kStatusClassCount>;
   std::array<std::atomic<const StatusCounters*>, kKeyLabelSlots> unrouted{};  // by key slot
   prometheus::Gauge* connection_gauge = nullptr;
+  prometheus::Counter* tls_handshake_failure_counter = nullptr;
   prometheus::Counter* fallback_unavailable = nullptr;
   prometheus::Counter* fallback_timeout = nullptr;
   prometheus::Gauge* placement_up_gauge = nullptr;
@@ -360,6 +366,7 @@ GatewayMetrics::GatewayMetrics() : impl_(std::make_unique<Impl>()) {
   }
   impl_->unrouted[kNoKeySlot].store(impl_->make_unrouted(kNoKeySlot));
   impl_->connection_gauge = &impl_->connections.Add({});
+  impl_->tls_handshake_failure_counter = &impl_->tls_handshake_failures.Add({});
   AdmissionMetrics& admission = impl_->admission;
   for (std::size_t p = 0; p < admission::kPriorityCount; ++p) {
     const std::string priority{admission::to_string(static_cast<admission::Priority>(p))};
@@ -555,6 +562,10 @@ void GatewayMetrics::set_discovered_nodes(std::size_t count) {
 
 void GatewayMetrics::set_client_connections(double value) noexcept {
   impl_->connection_gauge->Set(value);
+}
+
+void GatewayMetrics::count_tls_handshake_failure() noexcept {
+  impl_->tls_handshake_failure_counter->Increment();
 }
 
 std::string GatewayMetrics::serialize() const {

@@ -7,6 +7,7 @@
 
 #include "http_server_connection.hpp"
 #include "http_server_core.hpp"
+#include "llmgw/net/tls_context.hpp"
 #include "llmgw/util/log_exception.hpp"
 
 namespace llmgw::net {
@@ -87,12 +88,8 @@ void ServerCore::start() {
   const std::string where = options_.address + ":" + std::to_string(options_.port);
   try {
     if (options_.tls) {
-      tls_context_.emplace(ssl::context::tls_server);
-      tls_context_->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                                ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                                ssl::context::no_tlsv1_1);
-      tls_context_->use_certificate_chain_file(options_.tls->certificate_chain_file);
-      tls_context_->use_private_key_file(options_.tls->private_key_file, ssl::context::pem);
+      tls_context_ = make_server_tls_context(options_.tls->certificate_chain_file,
+                                             options_.tls->private_key_file);
     }
     const tcp::endpoint endpoint{asio::ip::make_address(options_.address), options_.port};
     acceptor_.open(endpoint.protocol());

@@ -109,7 +109,7 @@ class ServerCore {
   std::mutex join_mutex_;  // serialises joining when stop() races with the destructor
 
   std::uint16_t port_ = 0;
-  std::optional<ssl::context> tls_context_;
+  std::shared_ptr<ssl::context> tls_context_;  // net/tls_context.hpp
   std::vector<std::thread::id> thread_ids_;
   // Declared after everything a coroutine frame touches: frames still pending when the io_context
   // is destroyed are destroyed with it and unregister themselves.

@@ -7,6 +7,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include "llmgw/config/client_keys.hpp"
+#include "local_endpoints.hpp"
 #include "proxy.hpp"
 
 namespace llmgw::server::detail {
@@ -54,17 +55,29 @@ bool authorized_by_token(std::string_view authorization, const std::string& toke
          token_matches(std::string_view{decoded}.substr(colon + 1), token);
 }
 
+namespace {
+
+std::string_view presented_key(const http::fields& request) {
+  const std::string_view bearer = bearer_token(request[http::field::authorization]);
+  return bearer.empty() ? std::string_view{request["x-api-key"]} : bearer;
+}
+
+}  // namespace
+
+bool lacks_client_key(const config::GatewayConfig& config, const http::fields& head,
+                      std::string_view path, bool admin_listener) {
+  const auto& keys = config.auth.keys;
+  return !keys.empty() && !admin_listener && !is_local_path(path) &&
+         config::match_client_key(keys, presented_key(head)) == nullptr;
+}
+
 std::optional<ClientIdentity> identify_client(const Snapshot& snapshot,
-                                              const http::request<http::string_body>& request) {
+                                              const http::fields& request) {
   const auto& keys = snapshot.config().auth.keys;
   if (keys.empty()) {
     return ClientIdentity{};
   }
-  std::string_view presented = bearer_token(request[http::field::authorization]);
-  if (presented.empty()) {
-    presented = request["x-api-key"];
-  }
-  const config::ClientKey* key = config::match_client_key(keys, presented);
+  const config::ClientKey* key = config::match_client_key(keys, presented_key(request));
   if (key == nullptr) {
     return std::nullopt;
   }
@@ -72,8 +85,7 @@ std::optional<ClientIdentity> identify_client(const Snapshot& snapshot,
   return ClientIdentity{snapshot.key_slots.at(index), key->name, key->priority};
 }
 
-http::response<http::string_body> key_required(const http::request<http::string_body>& request,
-                                               bool keep_alive) {
+http::response<http::string_body> key_required(const http::fields& request, bool keep_alive) {
   const bool presented = !bearer_token(request[http::field::authorization]).empty() ||
                          request.find("x-api-key") != request.end();
   auto response = json_error(401,

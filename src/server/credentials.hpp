@@ -34,11 +34,17 @@ struct ClientIdentity {
 // The client key a request presents (`Authorization: Bearer <key>`, else `x-api-key: <key>`),
 // checked against the snapshot's keys. Always an identity when no keys are configured; nullopt
 // when keys are and the request has none of them (401).
-std::optional<ClientIdentity> identify_client(
-    const Snapshot& snapshot, const beast::http::request<beast::http::string_body>& request);
+std::optional<ClientIdentity> identify_client(const Snapshot& snapshot,
+                                              const beast::http::fields& request);
+
+// Whether a request is refused for its key on its head alone: keys are configured, the path is
+// not one of the gateway's own (nor on the admin listener, where other paths are a 404) and the
+// head presents none of the keys. Its body is then never read (request_reader.hpp).
+bool lacks_client_key(const config::GatewayConfig& config, const beast::http::fields& head,
+                      std::string_view path, bool admin_listener);
 
 // The 401 for a request without a valid key: JSON error, `WWW-Authenticate: Bearer`.
-beast::http::response<beast::http::string_body> key_required(
-    const beast::http::request<beast::http::string_body>& request, bool keep_alive);
+beast::http::response<beast::http::string_body> key_required(const beast::http::fields& request,
+                                                             bool keep_alive);
 
 }  // namespace llmgw::server::detail

@@ -1,7 +1,5 @@
 #include "fleet_upstream.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +12,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <cerrno>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -137,15 +134,23 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
     answer.failure = resolved.failure;
     co_return answer;
   }
-  beast::tcp_stream stream(executor);
-  const Registration registration(cancel, stream);
+  TimedStream stream = node_stream(node, executor);  // TLS for an https:// node
+  const Registration registration(cancel, stream.next_layer());
   if (cancel.cancelled()) {
     fail(answer, node, "connect", asio::error::operation_aborted, cancel);
     co_return answer;
   }
-  expire(stream, limits.connect, limits.deadline);
-  if (auto [ec, endpoint] = co_await stream.async_connect(resolved.endpoints, kAsTuple); ec) {
+  expire(stream.next_layer(), limits.connect, limits.deadline);
+  if (auto [ec, endpoint] =
+          co_await stream.next_layer().async_connect(resolved.endpoints, kAsTuple);
+      ec) {
     fail(answer, node, "connect", ec, cancel);
+    co_return answer;
+  }
+  if (auto failure = co_await handshake_with_node(node, stream); !failure.empty()) {
+    answer.failure = cancel.cancelled()
+                         ? "cancelled (the client left or the request's time ran out)"
+                         : std::move(failure);
     co_return answer;
   }
   http::request<http::string_body> request{method, target, 11};
@@ -160,7 +165,7 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
   request.body() = std::move(body);
   request.keep_alive(false);
   request.prepare_payload();
-  expire(stream, limits.head, limits.deadline);
+  expire(stream.next_layer(), limits.head, limits.deadline);
   if (auto [ec, n] = co_await http::async_write(stream, request, kAsTuple); ec) {
     fail(answer, node, "request", ec, cancel);
     co_return answer;
@@ -179,7 +184,7 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    expire(stream, limits.idle, limits.deadline);
+    expire(stream.next_layer(), limits.idle, limits.deadline);
     auto [ec, n] = co_await http::async_read_some(stream, input, parser, kAsTuple);
     pending.append(chunk.data(), chunk.size() - parser.get().body().size);
     if (ec && ec != http::error::need_buffer) {
@@ -232,17 +237,15 @@ asio::awaitable<std::vector<NodeAnswer>> fan_out(std::shared_ptr<FanOut> state, 
   co_return answers;
 }
 
-void watch_client(tcp::socket& client, const std::shared_ptr<FanOut>& state) {
+void watch_client(Stream& client, const std::shared_ptr<FanOut>& state) {
   state->watching = true;
-  client.async_wait(tcp::socket::wait_read, [&client, state](const beast::error_code& ec) {
+  client.socket().async_wait(tcp::socket::wait_read, [&client, state](const beast::error_code& ec) {
     if (ec || !state->watching) {
       return;  // stopped, or the connection ended
     }
     state->watching = false;
-    // Readable: the client closed (a peek reads 0 bytes or fails) or sent more (it stays).
-    char byte = 0;
-    const auto peeked = ::recv(client.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (peeked > 0 || (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+    // Readable: the client closed or sent more (it stays); stream.hpp's peer_has_left.
+    if (!peer_has_left(client.socket().native_handle(), client.is_tls())) {
       return;
     }
     state->client_gone = true;
@@ -250,10 +253,10 @@ void watch_client(tcp::socket& client, const std::shared_ptr<FanOut>& state) {
   });
 }
 
-void stop_watching(tcp::socket& client, FanOut& state) noexcept {
+void stop_watching(Stream& client, FanOut& state) noexcept {
   if (std::exchange(state.watching, false)) {
     beast::error_code ignored;
-    client.cancel(ignored);  // only the watch's wait is pending on the client
+    client.socket().cancel(ignored);  // only the watch's wait is pending on the client
   }
 }
 

@@ -107,7 +107,7 @@ asio::awaitable<std::vector<NodeAnswer>> fan_out(std::shared_ptr<FanOut> state, 
 // Watches `client` while a fan-out runs and nothing is read from it: when the client closes or
 // resets its connection, every upstream call of `state` is cancelled and state->client_gone set.
 // stop_watching() ends the watch (call it before the next read or write on the client).
-void watch_client(tcp::socket& client, const std::shared_ptr<FanOut>& state);
-void stop_watching(tcp::socket& client, FanOut& state) noexcept;
+void watch_client(Stream& client, const std::shared_ptr<FanOut>& state);
+void stop_watching(Stream& client, FanOut& state) noexcept;
 
 }  // namespace llmgw::server::detail

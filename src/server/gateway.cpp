@@ -44,6 +44,7 @@
 #include "request_identity.hpp"
 #include "request_reader.hpp"
 #include "server/as_tuple.hpp"
+#include "stream.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server {
@@ -57,6 +58,7 @@ void Gateway::Impl::start() {
   const auto address = asio::ip::make_address(config.listen.address);
   port = config.listen.port;
   limit_connections_to_open_files(count);
+  load_listener_tls(config.listen.tls, config.admin_listen.tls, true);
   for (unsigned i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(shared);
     tcp::acceptor acceptor(worker->io);
@@ -118,11 +120,21 @@ void Gateway::Impl::start() {
         "(set auth.keys_file, or listen on 127.0.0.1)",
         config.listen.address);
   }
-  spdlog::info("llmgw listening on {}:{} with {} workers, {} nodes, routing {}",
-               config.listen.address, port, workers.size(), snapshot->nodes.size(),
+  const auto& upstream_tls = snapshot->config().upstream_tls;
+  if (upstream_tls.insecure_skip_verify &&
+      std::any_of(snapshot->nodes.begin(), snapshot->nodes.end(),
+                  [](const auto& node) { return node->config.tls; })) {
+    spdlog::warn(
+        "upstream_tls.insecure_skip_verify is on: https:// nodes' certificates are not checked, "
+        "so anyone on the path to them can read and change prompts and answers");
+  }
+  spdlog::info("llmgw listening on {}:{}{} with {} workers, {} nodes, routing {}",
+               config.listen.address, port, config.listen.tls.enabled() ? " (HTTPS)" : "",
+               workers.size(), snapshot->nodes.size(),
                describe_routing(snapshot->config().routing));
   if (admin_port != 0) {
-    spdlog::info("admin API on {}:{} only (admin.listen)", config.admin_listen.address, admin_port);
+    spdlog::info("admin API on {}:{}{} only (admin.listen)", config.admin_listen.address,
+                 admin_port, config.admin_listen.tls.enabled() ? " (HTTPS)" : "");
   }
 }
 
@@ -258,10 +270,15 @@ asio::awaitable<ProxyResult> Gateway::Impl::dispatch(Worker& worker, ClientConne
 asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket,
                                                   bool admin_listener) {
   const auto open = shared.client_connections.fetch_add(1) + 1;
-  // A plain socket, not a beast::tcp_stream: the watchdog keeps the time (watchdog.hpp).
-  tcp::socket& stream = socket;
+  // A plain socket (or TLS over one), not a beast::tcp_stream: the watchdog keeps the time
+  // (watchdog.hpp). A TLS listener's context is the one in force at accept: a reload gives new
+  // connections the new certificate while this one keeps its own.
+  auto tls_context = (admin_listener ? admin_tls : listen_tls).load(std::memory_order_acquire);
+  Stream stream =
+      tls_context ? Stream{std::move(socket), std::move(tls_context)} : Stream{std::move(socket)};
   ClientConnection connection;
   connection.client = &stream;
+  connection.admin_listener = admin_listener;
   const auto watchdog = Watchdog::start(worker.io, connection);
   connection.watchdog = watchdog.get();
   worker.connections.insert(&connection);
@@ -281,19 +298,22 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   // holds each small write until the client's delayed ACK (40 ms on Linux) arrives, adding that
   // to every stream's time to first token.
   beast::error_code nodelay_error;
-  stream.set_option(tcp::no_delay(true), nodelay_error);
+  stream.socket().set_option(tcp::no_delay(true), nodelay_error);
   // Responses are written at once when the socket takes them (proxy.cpp's write_now).
-  stream.non_blocking(true, nodelay_error);
+  stream.socket().non_blocking(true, nodelay_error);
   beast::error_code endpoint_error;
-  const auto remote = stream.remote_endpoint(endpoint_error);
+  const auto remote = stream.socket().remote_endpoint(endpoint_error);
   const std::string client_ip = endpoint_error ? "unknown" : remote.address().to_string();
 
+  if (stream.is_tls() && !co_await tls_handshake(worker, connection, client_ip)) {
+    co_return;
+  }
   if (static_cast<std::size_t>(open) > max_client_connections) {
     auto response = json_error(503, too_many_connections, false);
     watchdog->arm(Side::client, std::chrono::seconds{1});
     co_await http::async_write(stream, response, kAsTuple);
     shared.metrics.count_unrouted(503);
-    stream.shutdown(tcp::socket::shutdown_both, endpoint_error);
+    co_await close_client(connection);
     co_return;
   }
 
@@ -328,6 +348,16 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     request.set(kRequestIdHeader, identity.request_id);  // the node gets both
     request.set("traceparent", identity.traceparent);
     connection.request_id = identity.request_id;
+    if (read.key_refused_body_unread) {
+      // Refused on its head; its body is still on the way, so the connection ends here.
+      connection.key_slot = metrics::kNoKeySlot;
+      connection.key_name.clear();
+      const ProxyResult refused = co_await send_local_answer(
+          worker, connection, config.timeouts.idle, key_required(request, false));
+      access_log(config.log, client_ip, request, identity, connection.key_name, refused, started);
+      co_await linger_before_close(connection);
+      break;
+    }
     const ProxyResult result =
         co_await dispatch(worker, connection, request, client_ip, started, admin_listener);
     access_log(config.log, client_ip, request, identity, connection.key_name, result, started);
@@ -335,9 +365,40 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       break;
     }
   }
+  co_await close_client(connection);
+}
+
+// The server side of a TLS handshake, within timeouts.client_header. A client that does not trust
+// the certificate, speaks plain HTTP or goes quiet is closed; logged at debug (a port scan would
+// flood the log otherwise) and counted.
+asio::awaitable<bool> Gateway::Impl::tls_handshake(Worker& worker, ClientConnection& connection,
+                                                   const std::string& client_ip) {
+  connection.watchdog->arm(Watchdog::Side::client,
+                           worker.snapshot()->config().timeouts.client_header);
+  auto [ec] = co_await connection.client->tls().async_handshake(ssl::stream_base::server, kAsTuple);
+  connection.watchdog->disarm();
+  if (ec) {
+    shared.metrics.count_tls_handshake_failure();
+    spdlog::debug(
+        "TLS handshake with {} failed: {}", client_ip,
+        connection.watchdog->expired() ? std::string{"no handshake in time"} : ec.message());
+    connection.client->close();
+    co_return false;
+  }
+  co_return true;
+}
+
+// Ends a client connection: the sending side first (TLS: close_notify, so a close-delimited body
+// reads as complete; bounded at 1 s, as the client need not answer it), then the socket.
+asio::awaitable<void> Gateway::Impl::close_client(ClientConnection& connection) {
+  Stream& stream = *connection.client;
+  if (stream.is_tls() && stream.socket().is_open()) {
+    connection.watchdog->arm(Watchdog::Side::client, std::chrono::seconds{1});
+    co_await stream.tls().async_shutdown(kAsTuple);
+  }
   beast::error_code ignored;
-  stream.shutdown(tcp::socket::shutdown_send, ignored);
-  stream.close(ignored);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.close();
 }
 
 void Gateway::Impl::request_stop() {
@@ -359,7 +420,7 @@ void Gateway::Impl::request_stop() {
       // Connections waiting for their next request have nothing in flight: close them now.
       for (auto* connection : w->connections) {
         if (connection->idle) {
-          connection->client->cancel(ignored);
+          connection->client->socket().cancel(ignored);
         }
       }
     });
@@ -384,10 +445,9 @@ asio::awaitable<void> Gateway::Impl::drain() {
   shared.drain_cut.store(true);
   for (auto& worker : workers) {
     asio::post(worker->io, [w = worker.get()] {
-      beast::error_code ignored;
       for (auto* connection : w->connections) {
         if (connection->upstream != nullptr) {
-          connection->upstream->close(ignored);
+          connection->upstream->close();
         }
         if (connection->admission_wait != nullptr) {
           connection->admission_wait->cancel();  // a queued request: 503, shutting down
@@ -402,9 +462,8 @@ asio::awaitable<void> Gateway::Impl::drain() {
   }
   for (auto& worker : workers) {
     asio::post(worker->io, [w = worker.get()] {
-      beast::error_code ignored;
       for (auto* connection : w->connections) {
-        connection->client->close(ignored);
+        connection->client->close();
       }
     });
   }
@@ -465,9 +524,9 @@ Gateway::~Gateway() {
             w->admin_acceptor->close(ignored);
           }
           for (auto* connection : w->connections) {
-            connection->client->close(ignored);
+            connection->client->close();
             if (connection->upstream != nullptr) {
-              connection->upstream->close(ignored);
+              connection->upstream->close();
             }
           }
         });

@@ -50,6 +50,15 @@ struct Gateway::Impl {
   boost::asio::awaitable<void> serve_client(detail::Worker& worker,
                                             boost::asio::ip::tcp::socket socket,
                                             bool admin_listener);
+  boost::asio::awaitable<bool> tls_handshake(detail::Worker& worker,
+                                             detail::ClientConnection& connection,
+                                             const std::string& client_ip);
+  boost::asio::awaitable<void> close_client(detail::ClientConnection& connection);
+  // listen.tls / admin.listen.tls: contexts from the configured files. At start a failure throws
+  // (the loader checked the files, so only a file changed since can fail); on reload it keeps
+  // the running context and logs why. Returns what a reload could not apply.
+  std::vector<std::string> load_listener_tls(const config::ListenTlsConfig& listen,
+                                             const config::ListenTlsConfig& admin, bool at_start);
   boost::asio::awaitable<void> drain();
   void finish_stop();
   std::vector<std::string> reload(config::GatewayConfig next);
@@ -75,6 +84,10 @@ struct Gateway::Impl {
   std::optional<boost::asio::signal_set> signals;
   ConfigLoader config_loader;  // for SIGHUP; may be empty
   std::thread control_thread;
+  // The listeners' TLS contexts (null: plain HTTP). A reload swaps them; a connection keeps the
+  // one it was accepted with.
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> listen_tls;
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> admin_tls;
   std::uint16_t port = 0;
   std::uint16_t admin_port = 0;            // admin.listen's bound port; 0 without one
   std::size_t max_client_connections = 0;  // limits.max_connections, or less for open files

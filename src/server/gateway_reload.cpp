@@ -9,6 +9,7 @@
 
 #include "gateway_impl.hpp"
 #include "llmgw/config/discovered_nodes.hpp"
+#include "llmgw/net/tls_context.hpp"
 #include "llmgw/net/url.hpp"
 #include "llmgw/server/logging.hpp"
 
@@ -46,7 +47,50 @@ std::string describe_membership(const Snapshot& before, const Snapshot& after) {
                      node_names(added), node_names(removed));
 }
 
+// One listener's certificate, (re)loaded into `slot`. "" or what could not be applied.
+std::string load_tls(std::atomic<std::shared_ptr<boost::asio::ssl::context>>& slot,
+                     const config::ListenTlsConfig& at_start, const config::ListenTlsConfig& next,
+                     std::string_view key, bool starting) {
+  if (at_start.enabled() != next.enabled()) {
+    return fmt::format("{}: turning TLS {} takes a restart; still {}", key,
+                       next.enabled() ? "on" : "off", at_start.enabled() ? "HTTPS" : "plain HTTP");
+  }
+  if (!next.enabled()) {
+    return {};
+  }
+  try {
+    slot.store(net::make_server_tls_context(next.cert_file, next.key_file),
+               std::memory_order_release);
+  } catch (const net::TlsSetupError& e) {
+    if (starting) {
+      throw std::runtime_error(
+          fmt::format("{}.{}: {}", key, e.key ? "key_file" : "cert_file", e.what()));
+    }
+    // The message names files and the check that failed, never key material.
+    spdlog::error("reload: {}: keeping the running certificate: {}", key, e.what());
+    return {};
+  }
+  const std::string described = net::describe_certificate_file(next.cert_file);
+  spdlog::info("{}: serving the certificate in {} ({})", key, next.cert_file,
+               described.empty() ? "unreadable subject" : described);
+  return {};
+}
+
 }  // namespace
+
+std::vector<std::string> Gateway::Impl::load_listener_tls(const config::ListenTlsConfig& listen,
+                                                          const config::ListenTlsConfig& admin,
+                                                          bool at_start) {
+  std::vector<std::string> not_applied;
+  for (auto line :
+       {load_tls(listen_tls, shared.config.listen.tls, listen, "listen.tls", at_start),
+        load_tls(admin_tls, shared.config.admin_listen.tls, admin, "admin.listen.tls", at_start)}) {
+    if (!line.empty()) {
+      not_applied.push_back(std::move(line));
+    }
+  }
+  return not_applied;
+}
 
 std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
   // The listeners and the workers were made at start; a reload cannot move them.
@@ -80,6 +124,10 @@ std::vector<std::string> Gateway::Impl::reload(config::GatewayConfig next) {
   if (next_workers != at_start.workers) {
     restart_needed.push_back(
         fmt::format("workers: {} takes a restart; still {}", next_workers, at_start.workers));
+  }
+  // Certificates are reread: new connections get the new ones, open ones keep theirs.
+  for (auto& line : load_listener_tls(next.listen.tls, next.admin.listen.tls, false)) {
+    restart_needed.push_back(std::move(line));
   }
   for (const auto& line : restart_needed) {
     spdlog::warn("reload: {}", line);

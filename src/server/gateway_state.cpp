@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "llmgw/config/client_keys.hpp"
+#include "llmgw/net/tls_context.hpp"
 #include "shared_placement.hpp"
 
 namespace llmgw::server::detail {
@@ -140,8 +141,28 @@ std::shared_ptr<const Snapshot> SharedState::update(const ConfigChange& change) 
   return after;
 }
 
+std::shared_ptr<ssl::context> SharedState::upstream_tls_locked(const config::GatewayConfig& next) {
+  const bool any_https = std::any_of(next.nodes.begin(), next.nodes.end(),
+                                     [](const config::NodeConfig& node) { return node.tls; });
+  if (!any_https) {
+    return nullptr;
+  }
+  if (!upstream_tls_context_ || upstream_tls_built_ != next.upstream_tls) {
+    try {
+      upstream_tls_context_ = net::make_client_tls_context(next.upstream_tls.ca_file,
+                                                           !next.upstream_tls.insecure_skip_verify);
+    } catch (const net::TlsSetupError& e) {
+      throw config::ConfigError(std::string{"upstream_tls.ca_file: "} + e.what());
+    }
+    upstream_tls_built_ = next.upstream_tls;
+  }
+  return upstream_tls_context_;
+}
+
 void SharedState::publish_locked(config::GatewayConfig next) {
   const auto previous = current();
+  // First, as it may throw (a CA file gone since it was validated): nothing is changed then.
+  const auto upstream_tls = upstream_tls_locked(next);
   next.listen = config.listen;
   next.admin.listen = config.admin_listen;
   next.workers = config.workers;
@@ -177,6 +198,8 @@ void SharedState::publish_locked(config::GatewayConfig next) {
       existing->weight.store(node_config.weight, std::memory_order_relaxed);
     }
     existing->draining.store(node_config.draining, std::memory_order_relaxed);
+    existing->tls_context.store(node_config.tls ? upstream_tls : nullptr,
+                                std::memory_order_release);
     upstreams.push_back(std::move(existing));
   }
 

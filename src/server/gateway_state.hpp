@@ -39,6 +39,7 @@ namespace llmgw::server::detail {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
 
 // One upstream node: its configuration, its routing state (in flight, sessions, the healthy flag
 // the router reads) and its health state machine (llmgw/server/node_health.hpp, with a worked
@@ -50,6 +51,7 @@ struct UpstreamNode final : routing::NodeState {
       : NodeState(node_config.name, node_config.weight),
         config(node_config),
         authority(node_config.host + ":" + std::to_string(node_config.port)),
+        pool_key((node_config.tls ? "https://" : "http://") + authority),
         metrics(node_metrics),
         admission(node_metrics.admission, node_config, admission_config) {}
 
@@ -60,6 +62,10 @@ struct UpstreamNode final : routing::NodeState {
 
   const config::NodeConfig config;
   const std::string authority;  // Host header value
+  const std::string pool_key;   // "http://host:port": the upstream pool's key (TLS never mixes)
+  // https:// nodes: the client TLS context of the configuration in force (upstream_tls.*), set at
+  // publish; null for http:// nodes. Loaded once per new connection.
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> tls_context;
   metrics::NodeMetrics& metrics;
   NodeHealth health{healthy};
   std::atomic<std::uint64_t> requests{0};
@@ -171,8 +177,14 @@ struct SharedState {
 
  private:
   void publish_locked(config::GatewayConfig next);
+  // The client TLS context for next's https:// nodes (null without any): the one built before
+  // while upstream_tls stays the same, else a new one. Throws config::ConfigError.
+  std::shared_ptr<ssl::context> upstream_tls_locked(const config::GatewayConfig& next);
 
   std::mutex membership_mutex_;  // serialises update()
+  // Under membership_mutex_: the https:// nodes' context and the settings it was built from.
+  std::shared_ptr<ssl::context> upstream_tls_context_;
+  config::UpstreamTlsConfig upstream_tls_built_;
 };
 
 // The buffers of one proxied request, reused across requests on a worker (RelayBufferPool).
@@ -212,16 +224,18 @@ class RelayBufferPool {
 
 class Watchdog;
 
-// A client connection as the drain logic and the watchdog see it. Plain sockets: the watchdog
-// keeps the time, so beast::tcp_stream's per-operation timers are not needed.
+// A client connection as the drain logic and the watchdog see it. Plain sockets or TLS over them
+// (stream.hpp): the watchdog keeps the time, so beast::tcp_stream's per-operation timers are not
+// needed.
 struct ClientConnection {
-  tcp::socket* client = nullptr;
-  tcp::socket* upstream = nullptr;  // set while a request is being relayed
-  Watchdog* watchdog = nullptr;     // the timeouts of both streams (watchdog.hpp)
+  Stream* client = nullptr;
+  Stream* upstream = nullptr;    // set while a request is being relayed
+  Watchdog* watchdog = nullptr;  // the timeouts of both streams (watchdog.hpp)
   // Set while the request waits in a node's admission queue: cancelled when the client leaves
   // (watchdog.hpp) or at the drain deadline, which wakes the waiter (admission_gate.hpp).
   asio::steady_timer* admission_wait = nullptr;
-  bool idle = true;  // waiting for the next request head
+  bool idle = true;             // waiting for the next request head
+  bool admin_listener = false;  // accepted on admin.listen
   // The current request's X-Request-ID (request_identity.hpp): every answer carries it.
   std::string request_id;
   // The current request's client key (credentials.hpp): its `key` label slot, and the priority

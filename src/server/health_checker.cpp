@@ -42,9 +42,16 @@ asio::awaitable<NodeGetResult> get_from_node(asio::io_context& io, const Upstrea
     result.error = resolved.failure;
     co_return result;
   }
-  beast::tcp_stream stream(io);
-  stream.expires_after(timeout);
-  auto [connect_error, endpoint] = co_await stream.async_connect(resolved.endpoints, kAsTuple);
+  TimedStream stream = node_stream(node, io.get_executor());  // TLS for an https:// node
+  stream.next_layer().expires_after(timeout);
+  auto [connect_error, endpoint] =
+      co_await stream.next_layer().async_connect(resolved.endpoints, kAsTuple);
+  if (!connect_error) {
+    if (auto failure = co_await handshake_with_node(node, stream); !failure.empty()) {
+      result.error = std::move(failure);
+      co_return result;
+    }
+  }
   http::request<http::empty_body> request{http::verb::get, path, 11};
   request.set(http::field::host, node.authority);
   request.set(http::field::user_agent, user_agent);

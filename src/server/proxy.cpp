@@ -164,13 +164,16 @@ void count_error(UpstreamNode& node, UpstreamError kind) {
 // answers.
 std::string account_failed_attempt(const config::GatewayConfig& config, UpstreamNode& node,
                                    AttemptOutcome outcome, std::chrono::milliseconds time_allowed,
-                                   int status) {
+                                   int status, const std::string& detail) {
   const auto policy = outlier_policy(config.health);
   std::string message;
   switch (outcome) {
     case AttemptOutcome::connect_failed:
       count_error(node, UpstreamError::connect);
       message = "could not connect to node " + node.id + " (" + node.authority + ")";
+      if (!detail.empty()) {
+        message += ": " + detail;  // a TLS failure: which check failed
+      }
       break;
     case AttemptOutcome::reset:
       count_error(node, UpstreamError::connect);
@@ -206,7 +209,7 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
   switch (relayed.end) {
     case RelayEnd::complete:
       if (relayed.upstream_reusable) {
-        worker.pool.put(node.authority, std::move(*exchange.upstream),
+        worker.pool.put(node.pool_key, std::move(*exchange.upstream),
                         config.limits.max_idle_upstream_per_node, Clock::now());
       }
       break;
@@ -524,7 +527,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     }
     if (outcome != AttemptOutcome::answered || retry_5xx) {
       connection.upstream = nullptr;
-      last_failure = account_failed_attempt(config, node, outcome, attempt_time, status);
+      last_failure =
+          account_failed_attempt(config, node, outcome, attempt_time, status, exchange.failure);
       any_timeout = any_timeout || outcome == AttemptOutcome::timed_out;
       if (outcome == AttemptOutcome::client_gone) {
         co_return ProxyResult{499, false, node.id, routing::to_string(route), 0};

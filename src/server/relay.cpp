@@ -96,8 +96,8 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
                                    std::span<char> buffer, const RelayRequest& request) {
   const auto& config = *request.config;
   Watchdog& watchdog = *connection.watchdog;
-  tcp::socket& client = *connection.client;
-  tcp::socket& upstream = *exchange.upstream;
+  Stream& client = *connection.client;
+  Stream& upstream = *exchange.upstream;
   auto& parser = *exchange.parser;
   RelayResult result;
   result.status = parser.get().result_int();

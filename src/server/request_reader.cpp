@@ -13,10 +13,13 @@
 #include <tuple>
 #include <vector>
 
+#include "credentials.hpp"
+#include "llmgw/net/http_types.hpp"
 #include "llmgw/routing/session_key.hpp"
 #include "llmgw/util/text.hpp"
 #include "proxy.hpp"
 #include "server/as_tuple.hpp"
+#include "stream.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -167,10 +170,10 @@ std::size_t drop_trailers(Request& request, std::size_t head_fields) {
 }
 
 // Reads the body into `parser` (bytes that came with the head first, without waiting).
-asio::awaitable<beast::error_code> read_body(tcp::socket& stream, beast::flat_buffer& buffer,
+asio::awaitable<beast::error_code> read_body(Stream& stream, beast::flat_buffer& buffer,
                                              http::request_parser<http::string_body>& parser) {
-  // The socket is non-blocking, so this never waits; the rest of a larger body is read
-  // asynchronously.
+  // The socket is non-blocking (and a TLS stream answers would_block at once), so this never
+  // waits; the rest of a larger body is read asynchronously.
   beast::error_code ec = asio::error::would_block;
   if (buffer.size() > 0) {
     http::read(stream, buffer, parser, ec);
@@ -260,10 +263,16 @@ http::response<http::string_body> error_response(const RequestError& error) {
 
 asio::awaitable<void> linger_before_close(ClientConnection& connection) {
   constexpr std::size_t kMaxDropped = 1024 * 1024;
-  tcp::socket& stream = *connection.client;
-  beast::error_code ec;
-  stream.shutdown(tcp::socket::shutdown_send, ec);
+  Stream& stream = *connection.client;
   connection.watchdog->arm(Side::client, std::chrono::seconds{1});  // closes the stream at 1 s
+  if (stream.is_tls()) {
+    // close_notify, then what the client still sends is read (and dropped) by OpenSSL while it
+    // waits for the client's own close_notify or end of stream.
+    co_await stream.tls().async_shutdown(kAsTuple);
+    co_return;
+  }
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   std::array<char, 16 * 1024> sink{};
   for (std::size_t dropped = 0; !ec && dropped < kMaxDropped;) {
     std::size_t got = 0;
@@ -275,7 +284,7 @@ asio::awaitable<void> linger_before_close(ClientConnection& connection) {
 asio::awaitable<ReadResult> read_request(ClientConnection& connection, beast::flat_buffer& buffer,
                                          const config::GatewayConfig& config,
                                          std::atomic<std::size_t>& buffered_body_bytes) {
-  tcp::socket& stream = *connection.client;
+  Stream& stream = *connection.client;
   Watchdog& watchdog = *connection.watchdog;
   const auto& limits = config.limits;
   ReadResult result{buffered_body_bytes};
@@ -302,6 +311,13 @@ asio::awaitable<ReadResult> read_request(ClientConnection& connection, beast::fl
   }
   if (!head.target().starts_with('/') && head.target() != "*") {
     head.target(*origin_form(head.target()));  // validated above
+  }
+  if (!head_parser.is_done() &&
+      lacks_client_key(config, head, net::target_path(head.target()), connection.admin_listener)) {
+    // A 401 needs no body: none of it is read (nor buffered, nor invited by 100 Continue).
+    result.key_refused_body_unread = true;
+    result.request.emplace(std::move(head.base()));
+    co_return result;
   }
   if (length && !result.reservation.add(*length, limits.max_buffered_body_bytes)) {
     result.error = budget_exhausted(limits);

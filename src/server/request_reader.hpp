@@ -91,7 +91,10 @@ struct ReadResult {
 
   std::optional<Request> request;     // set: route it
   std::optional<RequestError> error;  // set: answer it, then close
-  BodyReservation reservation;        // the body's bytes; keep it as long as the request
+  // The head shows no valid client key (credentials.hpp's lacks_client_key) and a body follows:
+  // `request` holds the head only, the body was not read. Answer 401, then close (lingering).
+  bool key_refused_body_unread = false;
+  BodyReservation reservation;  // the body's bytes; keep it as long as the request
   std::chrono::steady_clock::time_point started;  // when the head was read
 };
 
@@ -101,9 +104,10 @@ struct ReadResult {
 beast::flat_buffer client_read_buffer(const config::LimitsConfig& limits);
 
 // Reads the next request on `connection`'s client stream (timeouts from its watchdog), answering
-// `Expect: 100-continue` itself. `buffer` (client_read_buffer) holds bytes read past the previous
-// request and lives as long as the connection. Sets connection.idle to false once a head arrived.
-// Body bytes are counted in `buffered_body_bytes`. Never throws.
+// `Expect: 100-continue` itself (not for a request refused for its key on its head: its body is
+// not read at all, see ReadResult::key_refused_body_unread). `buffer` (client_read_buffer) holds
+// bytes read past the previous request and lives as long as the connection. Sets connection.idle to
+// false once a head arrived. Body bytes are counted in `buffered_body_bytes`. Never throws.
 asio::awaitable<ReadResult> read_request(ClientConnection& connection, beast::flat_buffer& buffer,
                                          const config::GatewayConfig& config,
                                          std::atomic<std::size_t>& buffered_body_bytes);

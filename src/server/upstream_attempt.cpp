@@ -35,6 +35,32 @@ asio::awaitable<ResolvedNode> resolve_node(const UpstreamNode& node) {
   co_return resolved;
 }
 
+TimedStream node_stream(const UpstreamNode& node, const asio::any_io_executor& executor) {
+  if (auto context = node.tls_context.load(std::memory_order_acquire); node.config.tls && context) {
+    return TimedStream{beast::tcp_stream{executor}, std::move(context)};
+  }
+  return TimedStream{beast::tcp_stream{executor}};
+}
+
+asio::awaitable<std::string> handshake_with_node(const UpstreamNode& node, TimedStream& stream) {
+  if (!node.config.tls) {
+    co_return std::string{};
+  }
+  if (!stream.is_tls()) {
+    co_return "no TLS context for https node " + node.id;
+  }
+  if (!stream.prepare_client(node.config.host, true)) {
+    co_return "TLS setup failed for host " + node.config.host;
+  }
+  auto [ec] = co_await stream.tls().async_handshake(ssl::stream_base::client, kAsTuple);
+  if (!ec) {
+    co_return std::string{};
+  }
+  co_return "TLS handshake with " + node.authority + " failed: " +
+      (ec == beast::error::timeout ? std::string{"no answer in time"}
+                                   : describe_handshake_failure(stream.tls(), ec));
+}
+
 namespace {
 
 struct Connected {
@@ -42,6 +68,27 @@ struct Connected {
   beast::error_code error;
   bool timed_out = false;
 };
+
+// The TLS handshake with an https:// node on a connected socket, within `timeout` (the
+// watchdog's upstream side closes the socket past it). Empty on success, else what failed.
+asio::awaitable<std::string> handshake_upstream(ClientConnection& connection,
+                                                const UpstreamNode& node, Stream& stream,
+                                                std::chrono::milliseconds timeout) {
+  if (!stream.prepare_client(node.config.host, true)) {
+    co_return "TLS setup failed for host " + node.config.host;
+  }
+  connection.upstream = &stream;
+  connection.watchdog->arm(Watchdog::Side::upstream, timeout);
+  auto [ec] = co_await stream.tls().async_handshake(ssl::stream_base::client, kAsTuple);
+  connection.watchdog->disarm();
+  connection.upstream = nullptr;
+  if (!ec) {
+    co_return std::string{};
+  }
+  co_return "TLS handshake with " + node.authority + " failed: " +
+      (connection.watchdog->expired() ? std::string{"no answer in time"}
+                                      : describe_handshake_failure(stream.tls(), ec));
+}
 
 asio::awaitable<Connected> connect_upstream(Worker& worker, const UpstreamNode& node,
                                             std::chrono::milliseconds timeout) {
@@ -79,7 +126,7 @@ asio::awaitable<Connection> open_connection(Worker& worker, ClientConnection& co
                                             Clock::time_point deadline, Exchange& out) {
   const auto now = Clock::now();
   if (may_reuse) {
-    if (auto idle = worker.pool.take(node.authority, timeouts.upstream_idle, now)) {
+    if (auto idle = worker.pool.take(node.pool_key, timeouts.upstream_idle, now)) {
       out.upstream.emplace(std::move(*idle));
       co_return Connection{AttemptOutcome::answered, true};
     }
@@ -96,7 +143,24 @@ asio::awaitable<Connection> open_connection(Worker& worker, ClientConnection& co
                              : AttemptOutcome::connect_failed,
                          false};
   }
-  out.upstream.emplace(std::move(*connected.socket));
+  if (!node.config.tls) {
+    out.upstream.emplace(std::move(*connected.socket));
+    co_return Connection{AttemptOutcome::answered, false};
+  }
+  auto context = node.tls_context.load(std::memory_order_acquire);
+  if (!context) {
+    out.failure = "no TLS context for https node " + node.id;
+    co_return Connection{AttemptOutcome::connect_failed, false};
+  }
+  out.upstream.emplace(std::move(*connected.socket), std::move(context));
+  const auto handshake_time = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::min(deadline - Clock::now(), Clock::duration{timeouts.connect}));
+  out.failure = co_await handshake_upstream(connection, node, *out.upstream,
+                                            std::max(handshake_time, std::chrono::milliseconds{1}));
+  if (!out.failure.empty()) {
+    out.upstream.reset();
+    co_return Connection{AttemptOutcome::connect_failed, false};
+  }
   co_return Connection{AttemptOutcome::answered, false};
 }
 

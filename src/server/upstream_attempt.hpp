@@ -18,9 +18,11 @@
 #include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "gateway_state.hpp"
+#include "stream.hpp"
 
 namespace llmgw::server::detail {
 
@@ -54,12 +56,20 @@ struct ResolvedNode {
 };
 asio::awaitable<ResolvedNode> resolve_node(const UpstreamNode& node);
 
+// A not yet connected stream for the gateway's own calls to `node` (fleet endpoints, health
+// checks, the catalog, preheats): TLS with the node's client context for an https:// node.
+TimedStream node_stream(const UpstreamNode& node, const asio::any_io_executor& executor);
+// The TLS handshake on a connected node_stream, within the stream's expiry: "" when done (or
+// not TLS), else what failed ("certificate verify failed: ...").
+asio::awaitable<std::string> handshake_with_node(const UpstreamNode& node, TimedStream& stream);
+
 // What an answered attempt hands to the relay: the connection and the parsed response head (body
 // bytes that came with it wait in `input`, the request's upstream read buffer).
 struct Exchange {
-  std::optional<tcp::socket> upstream;
+  std::optional<Stream> upstream;
   std::optional<http::response_parser<http::buffer_body>> parser;
   bool replaced_stale = false;  // a pooled connection was found closed and replaced
+  std::string failure;          // connect_failed: what failed, when more is known (TLS)
 };
 
 // Sends `request` (prepared for the node, Host set) to `node` and reads the response head within

@@ -6,10 +6,9 @@
 
 namespace llmgw::server::detail {
 
-std::optional<UpstreamPool::tcp::socket> UpstreamPool::take(const std::string& authority,
-                                                            Clock::duration max_idle_age,
-                                                            Clock::time_point now) {
-  const auto it = idle_.find(authority);
+std::optional<Stream> UpstreamPool::take(const std::string& key, Clock::duration max_idle_age,
+                                         Clock::time_point now) {
+  const auto it = idle_.find(key);
   if (it == idle_.end()) {
     return std::nullopt;
   }
@@ -23,19 +22,20 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::take(const std::string& a
   while (!idle.empty()) {
     Idle entry = std::move(idle.back());
     idle.pop_back();
-    if (!net::peer_closed_or_sent(entry.socket.native_handle())) {
-      return std::optional<tcp::socket>{std::move(entry.socket)};
+    // Over TLS too: a node that closes sends close_notify, and nothing else may come unasked.
+    if (!net::peer_closed_or_sent(entry.stream.socket().native_handle())) {
+      return std::optional<Stream>{std::move(entry.stream)};
     }
     ++discarded_;
   }
   return std::nullopt;
 }
 
-void UpstreamPool::put(const std::string& authority, tcp::socket socket, std::size_t max_idle,
+void UpstreamPool::put(const std::string& key, Stream stream, std::size_t max_idle,
                        Clock::time_point now) {
-  auto& idle = idle_[authority];
+  auto& idle = idle_[key];
   if (idle.size() < max_idle) {
-    idle.push_back({std::move(socket), now});
+    idle.push_back({std::move(stream), now});
   }
 }
 
@@ -43,8 +43,8 @@ void UpstreamPool::clear() {
   idle_.clear();
 }
 
-std::size_t UpstreamPool::idle_count(const std::string& authority) const {
-  const auto it = idle_.find(authority);
+std::size_t UpstreamPool::idle_count(const std::string& key) const {
+  const auto it = idle_.find(key);
   return it == idle_.end() ? 0 : it->second.size();
 }
 

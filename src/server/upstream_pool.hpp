@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "stream.hpp"
+
 namespace llmgw::server::detail {
 
 class UpstreamPool {
@@ -28,22 +30,22 @@ class UpstreamPool {
   using Clock = std::chrono::steady_clock;
   using tcp = boost::asio::ip::tcp;
 
-  // The most recently pooled usable connection to `authority` ("host:port": connections to one
-  // address are interchangeable whatever the node's name), else nullopt.
-  std::optional<tcp::socket> take(const std::string& authority, Clock::duration max_idle_age,
-                                  Clock::time_point now);
-  // Keeps `socket` for reuse unless `max_idle` connections to `authority` are pooled already.
-  void put(const std::string& authority, tcp::socket socket, std::size_t max_idle,
-           Clock::time_point now);
+  // The most recently pooled usable connection to `key` ("http://host:port" or
+  // "https://host:port": connections to one address are interchangeable whatever the node's
+  // name, plain and TLS ones are not), else nullopt.
+  std::optional<Stream> take(const std::string& key, Clock::duration max_idle_age,
+                             Clock::time_point now);
+  // Keeps `stream` for reuse unless `max_idle` connections to `key` are pooled already.
+  void put(const std::string& key, Stream stream, std::size_t max_idle, Clock::time_point now);
   void clear();
 
-  std::size_t idle_count(const std::string& authority) const;
+  std::size_t idle_count(const std::string& key) const;
   // Connections closed by take() because they were too old or the node had closed them.
   std::uint64_t discarded() const noexcept { return discarded_; }
 
  private:
   struct Idle {
-    tcp::socket socket;
+    Stream stream;
     Clock::time_point since;
   };
   std::unordered_map<std::string, std::vector<Idle>> idle_;

@@ -1,9 +1,8 @@
 #include "watchdog.hpp"
 
-#include <sys/socket.h>
-
-#include <cerrno>
 #include <utility>
+
+#include "stream.hpp"
 
 namespace llmgw::server::detail {
 
@@ -36,13 +35,12 @@ void Watchdog::stop() noexcept {
 void Watchdog::expire() noexcept {
   expired_ = true;
   deadline_ = Clock::time_point::max();
-  beast::error_code ignored;
   if (side_ == Side::upstream) {
     if (connection_->upstream != nullptr) {
-      connection_->upstream->close(ignored);
+      connection_->upstream->close();
     }
   } else {
-    connection_->client->close(ignored);
+    connection_->client->close();
   }
 }
 
@@ -71,7 +69,7 @@ void Watchdog::watch_client() {
     return;
   }
   watching_client_ = true;
-  connection_->client->async_wait(
+  connection_->client->socket().async_wait(
       tcp::socket::wait_read,
       [self = shared_from_this(), id = ++watch_id_](const beast::error_code& ec) {
         self->on_client_readable(ec, id);
@@ -82,7 +80,7 @@ void Watchdog::unwatch_client() noexcept {
   if (watching_client_ && connection_ != nullptr) {
     watching_client_ = false;
     beast::error_code ignored;
-    connection_->client->cancel(ignored);  // only the wait is pending on the client here
+    connection_->client->socket().cancel(ignored);  // only the wait is pending on the client
   }
 }
 
@@ -96,17 +94,14 @@ void Watchdog::on_client_readable(const beast::error_code& ec, std::uint64_t id)
   if (ec) {
     return;  // the connection ended
   }
-  // Readable: either the client closed (recv peeks 0 bytes, or an error) or it sent more.
-  char byte = 0;
-  const auto peeked =
-      ::recv(connection_->client->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (peeked > 0 || (peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+  // Readable: either the client closed or it sent more (stream.hpp's peer_has_left).
+  if (!peer_has_left(connection_->client->socket().native_handle(),
+                     connection_->client->is_tls())) {
     return;
   }
   client_gone_ = true;
-  beast::error_code ignored;
   if (connection_->upstream != nullptr) {
-    connection_->upstream->close(ignored);
+    connection_->upstream->close();
   }
   if (connection_->admission_wait != nullptr) {
     connection_->admission_wait->cancel();  // wakes the request waiting in a node's queue

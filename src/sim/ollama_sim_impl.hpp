@@ -204,6 +204,10 @@ struct OllamaSim::Impl {
     server_options.threads = std::max(1u, options.threads);
     server_options.idle_timeout = options.keep_alive_timeout;
     server_options.close_after_streamed_response = options.close_after_stream;
+    if (!options.tls_certificate_file.empty() || !options.tls_key_file.empty()) {
+      server_options.tls =
+          net::ServerTlsOptions{options.tls_certificate_file, options.tls_key_file};
+    }
     server = std::make_unique<net::HttpServer>(
         server_options, [this](const net::ServerRequest& request, net::ResponseStream& out) {
           return handle(request, out);

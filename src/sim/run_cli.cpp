@@ -92,6 +92,12 @@ int run_cli(int argc, char** argv) {
   app.add_flag("--close-after-stream", options.close_after_stream,
                "Close the connection after every streamed response while announcing keep-alive, "
                "as llama.cpp's server does");
+  auto* tls_cert = app.add_option("--tls-cert", options.tls_certificate_file,
+                                  "Serve HTTPS with this PEM certificate chain (with --tls-key)");
+  auto* tls_key =
+      app.add_option("--tls-key", options.tls_key_file, "The PEM private key of --tls-cert");
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
   std::string flavor = "ollama";
   app.add_option("--flavor", flavor,
                  "What to emulate: ollama, or llama-server (GET /health, /v1/* only; /api/* "
@@ -128,8 +134,9 @@ int run_cli(int argc, char** argv) {
   try {
     OllamaSim sim(options);
     sim.start();
-    std::cout << "ollama-sim listening on http://" << options.host << ':' << sim.port()
-              << std::endl;
+    std::cout << "ollama-sim listening on "
+              << (options.tls_certificate_file.empty() ? "http://" : "https://") << options.host
+              << ':' << sim.port() << std::endl;
     int received = 0;
     sigwait(&signals, &received);
     sim.stop();

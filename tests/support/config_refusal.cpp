@@ -14,4 +14,14 @@ std::string config_refusal(const config::ConfigSources& sources) {
   return {};
 }
 
+std::string yaml_refusal(const std::string& yaml) {
+  try {
+    config::parse_gateway_config(yaml);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "the configuration was accepted:\n" << yaml;
+  return {};
+}
+
 }  // namespace llmgw::testing

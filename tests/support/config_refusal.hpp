@@ -12,4 +12,8 @@ namespace llmgw::testing {
 // the configuration is accepted.
 std::string config_refusal(const config::ConfigSources& sources);
 
+// parse_gateway_config's ConfigError message for `yaml`; fails the test (and returns "") when
+// the text is accepted.
+std::string yaml_refusal(const std::string& yaml);
+
 }  // namespace llmgw::testing

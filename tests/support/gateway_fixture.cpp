@@ -280,4 +280,20 @@ double metric_sum(const std::string& exposition, std::string_view metric,
   return sum;
 }
 
+StreamedExchange post_streamed(net::HttpClient& client, const std::string& url,
+                               const std::string& body, std::string_view session) {
+  StreamedExchange out;
+  const auto started = std::chrono::steady_clock::now();
+  out.exchange = post_json(client, url, body, session, {}, [&](std::string_view data) {
+    if (!out.first_chunk_after) {
+      out.first_chunk_after = std::chrono::steady_clock::now() - started;
+    }
+    ++out.chunks;
+    out.body.append(data);
+    return true;
+  });
+  out.total = std::chrono::steady_clock::now() - started;
+  return out;
+}
+
 }  // namespace llmgw::testing

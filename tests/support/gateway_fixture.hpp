@@ -4,6 +4,7 @@
 // in-process Gateway on an ephemeral port, plus request helpers over net::HttpClient. Each test
 // builds its own fixture, so tests share no ports or files and run in parallel under ctest.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -96,6 +97,18 @@ struct Exchange {
 Exchange post_json(net::HttpClient& client, const std::string& url, const std::string& body,
                    std::string_view session = {}, const net::HttpHeaders& extra = {},
                    const net::BodyCallback& on_body = {});
+
+// A streamed POST (post_json with a body callback) as the client saw it arrive: the body, the
+// pieces it came in, and when the first piece and the end came after the request was sent.
+struct StreamedExchange {
+  Exchange exchange;
+  std::string body;
+  int chunks = 0;
+  std::optional<std::chrono::steady_clock::duration> first_chunk_after;
+  std::chrono::steady_clock::duration total{};
+};
+StreamedExchange post_streamed(net::HttpClient& client, const std::string& url,
+                               const std::string& body, std::string_view session);
 
 // The node (X-Gateway-Node) each session's turn lands on: one non-streamed /api/generate per
 // session, in order; each must answer 200.

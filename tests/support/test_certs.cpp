@@ -3,9 +3,14 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <memory>
 #include <stdexcept>
 #include <system_error>
@@ -136,6 +141,30 @@ TestCertificates::TestCertificates(const CertificateSubject& subject)
 TestCertificates::~TestCertificates() {
   std::error_code ignored;
   std::filesystem::remove_all(directory_, ignored);
+}
+
+std::string served_certificate_subject(std::uint16_t port, const std::string& ca_file) {
+  namespace asio = boost::asio;
+  asio::io_context io;
+  asio::ssl::context context{asio::ssl::context::tls_client};
+  context.load_verify_file(ca_file);
+  context.set_verify_mode(asio::ssl::verify_peer);
+  asio::ssl::stream<asio::ip::tcp::socket> stream{io, context};
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+  boost::system::error_code ec;
+  stream.handshake(asio::ssl::stream_base::client, ec);
+  if (ec) {
+    throw std::runtime_error("TLS handshake with 127.0.0.1:" + std::to_string(port) +
+                             " failed: " + ec.message());
+  }
+  const Cert peer{SSL_get1_peer_certificate(stream.native_handle())};
+  check(peer != nullptr, "SSL_get1_peer_certificate");
+  char* line = X509_NAME_oneline(X509_get_subject_name(peer.get()), nullptr, 0);
+  check(line != nullptr, "X509_NAME_oneline");
+  std::string subject{line};
+  OPENSSL_free(line);
+  stream.shutdown(ec);
+  return subject;
 }
 
 }  // namespace llmgw::testing

@@ -4,6 +4,7 @@
 // repository, nothing that expires in CI). A fresh temporary directory per instance, removed again
 // by the destructor, so tests running in parallel never share files.
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -34,5 +35,10 @@ class TestCertificates {
  private:
   std::filesystem::path directory_;
 };
+
+// The subject (OpenSSL's one-line form, "/CN=first.test") of the certificate that the TLS server on
+// 127.0.0.1:`port` presents to a new connection, verified against `ca_file`. Throws
+// std::runtime_error when the connection or the handshake fails.
+std::string served_certificate_subject(std::uint16_t port, const std::string& ca_file);
 
 }  // namespace llmgw::testing

@@ -24,9 +24,10 @@ namespace llmgw::config {
 
 struct NodeConfig {
   std::string name;  // stable id on the ring; defaults to "host:port"
-  std::string url;   // http://host:port (no path); the scheme must be http
+  std::string url;   // http://host[:port] or https://host[:port] (no path)
   std::string host;  // parsed from url
   std::uint16_t port = 0;
+  bool tls = false;     // parsed from url: https (verified as upstream_tls says)
   double weight = 1.0;  // scales the node's virtual-node count; > 0
   // What the node speaks: "ollama" (catalog from /api/tags and /api/ps, probed on health.path) or
   // "openai" (an OpenAI-compatible server such as llama.cpp's llama-server or vLLM: catalog from
@@ -52,9 +53,34 @@ struct NodeConfig {
   bool operator==(const NodeConfig&) const = default;
 };
 
+// A listener's certificate (listen.tls, admin.listen.tls): with both files the listener speaks
+// HTTPS only (TLS 1.2 and later). Read at start and again on SIGHUP: new connections get the new
+// certificate, open ones keep theirs. Relative paths are relative to the config file.
+struct ListenTlsConfig {
+  std::string cert_file;  // PEM: the certificate, then its intermediates
+  std::string key_file;   // PEM: its private key, not encrypted
+
+  bool enabled() const { return !cert_file.empty() || !key_file.empty(); }
+  bool operator==(const ListenTlsConfig&) const = default;
+};
+
 struct ListenConfig {
   std::string address = "0.0.0.0";
   std::uint16_t port = 8000;  // 0 = ephemeral (tests)
+  ListenTlsConfig tls;
+};
+
+// How the gateway checks https:// nodes (every https node, every path: proxied requests, pooled
+// connections, health checks, the catalog, the fleet endpoints, preheats).
+struct UpstreamTlsConfig {
+  // PEM bundle of the CAs that sign private nodes' certificates, trusted besides the system
+  // store. Relative to the config file. Reread on SIGHUP.
+  std::string ca_file;
+  // No verification of the nodes' certificates or host names at all: anyone on the path can read
+  // and change the traffic. For a test bench only; the gateway warns at start.
+  bool insecure_skip_verify = false;
+
+  bool operator==(const UpstreamTlsConfig&) const = default;
 };
 
 struct RoutingConfig {
@@ -180,7 +206,7 @@ struct AdminConfig {
   // The admin API's own listener (e.g. 127.0.0.1:9001): with an address, /admin/* is served only
   // there (404 on listen.*), and that listener serves nothing else. Empty address: /admin/* on
   // the main listener. Port 0 = ephemeral (tests). Takes a restart.
-  ListenConfig listen{"", 9001};
+  ListenConfig listen{"", 9001, {}};
 };
 
 // One inbound client key (auth.keys_file; llmgw/config/client_keys.hpp). The key itself is not
@@ -238,6 +264,7 @@ struct GatewayConfig {
   // Static nodes, then discovered ones (NodeConfig::discovered). Default: one node at
   // http://127.0.0.1:11434, unless discovery.dns.name is set (then none: DNS finds them).
   std::vector<NodeConfig> nodes;
+  UpstreamTlsConfig upstream_tls;
   DiscoveryConfig discovery;
   RoutingConfig routing;
   TimeoutsConfig timeouts;
@@ -279,8 +306,8 @@ std::map<std::string, std::string> llmgw_environment();
 // Expects every node resolved (see resolve_node). Throws ConfigError listing every problem.
 void validate(const GatewayConfig& config);
 
-// Fills node.host and node.port from node.url, and node.name ("host:port") when it is empty.
-// Throws ConfigError ("<path>.url: ...") when the url is not http://host[:port][/].
+// Fills node.host, node.port and node.tls from node.url, and node.name ("host:port") when it is
+// empty. Throws ConfigError ("<path>.url: ...") when the url is not http(s)://host[:port][/].
 void resolve_node(NodeConfig& node, const std::string& path = "node");
 
 // The path the health checker probes on `node`: nodes[].health_path, else health.path for an

@@ -169,6 +169,8 @@ class GatewayMetrics {
   // key, 502 with no node), by the key slot of its client.
   void count_unrouted(int status, std::size_t key_slot = kNoKeySlot) noexcept;
   void set_client_connections(double value) noexcept;
+  // llmgw_tls_handshake_failures_total: a client's TLS handshake failed (listen.tls).
+  void count_tls_handshake_failure() noexcept;
   // Shared placements (routing.placement_store): a session routed by the plain ring because the
   // store was unavailable (not asked) or did not answer within its timeout.
   void count_placement_fallback(bool timed_out) noexcept;

@@ -80,6 +80,10 @@ struct SimOptions {
   // server does (--close-after-stream).
   bool close_after_stream = false;
   SimFlavor flavor = SimFlavor::ollama;  // ollama-sim --flavor
+  // Serve HTTPS with this certificate chain and key (PEM; ollama-sim --tls-cert/--tls-key), as an
+  // Ollama behind a TLS proxy would; both empty: plain HTTP.
+  std::string tls_certificate_file;
+  std::string tls_key_file;
 };
 
 // Counters since start (all models together).
@@ -119,7 +123,7 @@ class OllamaSim {
   void wait();
 
   std::uint16_t port() const noexcept;
-  std::string base_url() const;  // "http://127.0.0.1:PORT"
+  std::string base_url() const;  // "http://127.0.0.1:PORT" ("https://" with TLS)
   SimStats stats() const;
 
   void set_fault(FaultConfig fault);

@@ -260,7 +260,7 @@ TEST(GatewayAdmin, ConcurrentChangesAllLand) {
 TEST(GatewayAdmin, OnItsOwnListenerTheAdminApiIsServedOnlyThere) {
   GatewayFixture fixture({.configure = [](config::GatewayConfig& config) {
     config.admin.token = std::string{kToken};
-    config.admin.listen = {"127.0.0.1", 0};
+    config.admin.listen = {"127.0.0.1", 0, {}};
   }});
   const auto admin_port = fixture.gateway().admin_port();
   ASSERT_NE(admin_port, 0);

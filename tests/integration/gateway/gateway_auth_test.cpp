@@ -84,6 +84,31 @@ TEST(GatewayAuth, WithoutAValidKeyEveryNodePathIs401AndNoNodeIsTouched) {
   EXPECT_EQ(metric_sum(metrics, "llmgw_upstream_in_flight"), 0.0);
 }
 
+TEST(GatewayAuth, A401ComesRightAfterTheHeadWithoutWaitingForTheBody) {
+  const TempDir dir("llmgw-auth");
+  const std::string keys = dir.write("keys", keys_text());
+  GatewayFixture fixture({.configure = [&](config::GatewayConfig& config) {
+    config.auth.keys_file = keys;
+    config.catalog.interval = std::chrono::milliseconds{0};
+  }});
+  // A head announcing 1 MB that never comes: the 401 must not wait for it (nor invite it with
+  // 100 Continue), and the connection closes after it.
+  for (const std::string expect : {"", "Expect: 100-continue\r\n"}) {
+    const std::string head =
+        "POST /api/generate HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" + expect +
+        "Content-Length: 1000000\r\n\r\n";
+    const auto started = std::chrono::steady_clock::now();
+    const std::string response = raw_exchange(fixture.gateway().port(), head, 4'000);
+    const auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_TRUE(response.starts_with("HTTP/1.1 401")) << response;
+    EXPECT_NE(response.find("Connection: close"), std::string::npos) << response;
+    EXPECT_EQ(json::parse(raw_body(response))["error"],
+              "an API key is required: send Authorization: Bearer <key> (or x-api-key: <key>)");
+    EXPECT_LT(took, std::chrono::milliseconds{3'000}) << "the gateway waited for the body";
+  }
+  EXPECT_EQ(inference_requests(fixture), 0U);
+}
+
 TEST(GatewayAuth, AValidKeyIsServedAndCountedUnderItsName) {
   const TempDir dir("llmgw-auth");
   const std::string keys = dir.write("keys", keys_text());

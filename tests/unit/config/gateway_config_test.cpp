@@ -241,11 +241,10 @@ TEST(GatewayConfigValidation, PortOutOfRange) {
 TEST(GatewayConfigValidation, BadNodeUrls) {
   EXPECT_THAT(
       problems_of("nodes: ['not a url']"),
-      ElementsAre("nodes[0].url: not a valid URL \"not a url\"; expected http://host:port"));
-  EXPECT_THAT(problems_of("nodes: ['https://a:443']"),
-              ElementsAre("nodes[0].url: https is not supported for nodes; use http://host:port"));
+      ElementsAre("nodes[0].url: not a valid URL \"not a url\"; expected http://host:port or "
+                  "https://host:port"));
   EXPECT_THAT(problems_of("nodes: ['ftp://a:21']"),
-              ElementsAre("nodes[0].url: the scheme must be http, got \"ftp\""));
+              ElementsAre("nodes[0].url: the scheme must be http or https, got \"ftp\""));
   EXPECT_THAT(problems_of("nodes: ['http://']"),
               ElementsAre("nodes[0].url: a host is required \"http://\""));
   EXPECT_THAT(problems_of("nodes: ['http://a:1/api']"),
@@ -256,6 +255,7 @@ TEST(GatewayConfigValidation, BadNodeUrls) {
 TEST(GatewayConfigValidation, NodeUrlDefaultsToPort80AndAcceptsATrailingSlash) {
   const GatewayConfig config = parse_gateway_config("nodes: ['http://gpu-1/', 'http://[::1]:9']");
   EXPECT_EQ(config.nodes[0].port, 80);
+  EXPECT_FALSE(config.nodes[0].tls);
   EXPECT_EQ(config.nodes[0].name, "gpu-1:80");
   EXPECT_EQ(config.nodes[1].host, "::1");
   EXPECT_EQ(config.nodes[1].name, "[::1]:9");
@@ -399,7 +399,7 @@ TEST(GatewayConfigEnvironment, ProblemsSayWhichVariable) {
   EXPECT_THAT(problems,
               Contains("LLMGW_LISTEN_PROT: unknown setting (did you mean LLMGW_LISTEN_PORT?)"));
   EXPECT_THAT(problems, Contains("nodes[1].url: not a valid URL \"b\"; expected http://host:port "
-                                 "(from LLMGW_NODES)"));
+                                 "or https://host:port (from LLMGW_NODES)"));
 }
 
 TEST(GatewayConfigEnvironment, NodesShorthandWithAndWithoutNames) {
@@ -539,7 +539,7 @@ TEST(GatewayConfigApi, ValidateChecksNodesChangedAtRunTime) {
     EXPECT_THAT(e.what(), HasSubstr("nodes[1].url: duplicate node URL"));
   }
   NodeConfig bad;
-  bad.url = "https://x";
+  bad.url = "ftp://x";
   EXPECT_THROW(resolve_node(bad, "nodes[2]"), ConfigError);
 }
 
