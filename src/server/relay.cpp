@@ -6,6 +6,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "request_identity.hpp"
@@ -68,6 +69,58 @@ std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
   return out.size() - parser.get().body().size;
 }
 
+// The body window and the node's read buffer of one relay, sized to the stream. Both start at
+// the pooled size (RelayBuffers::kReadBytes, 2 KiB) and double, up to kMaxReadBytes, while reads
+// come back (nearly) full: a node with a backlog (records written faster than they are relayed, a
+// long answer) is then read in pieces of up to 64 KiB, one write each to the client, where 2 KiB
+// reads cost a read and a write per 2 KiB (bench/RESULTS.md §12.3). A read that brings less than
+// a quarter of the pooled size (a stream paced by its generation) gives the grown buffers back,
+// so thousands of slow streams keep the pooled 2 + 2 KiB each.
+class ReadWindow {
+ public:
+  // Beast's largest read (read_size's bound in http::async_read_some).
+  static constexpr std::size_t kMaxReadBytes = 64 * 1024;
+
+  ReadWindow(std::span<char> pooled, beast::flat_buffer& input)
+      : pooled_(pooled), input_(input), window_(pooled) {}
+  ~ReadWindow() {
+    if (grown_) {
+      shrink_input();  // the pooled read buffer goes back at its pooled size
+    }
+  }
+  ReadWindow(const ReadWindow&) = delete;
+  ReadWindow& operator=(const ReadWindow&) = delete;
+
+  std::span<char> window() const noexcept { return window_; }
+
+  // Sizes the next read from the last one, which brought `got` body bytes (relayed already).
+  void adapt(std::size_t got) {
+    if (got >= window_.size() / 4 * 3 && window_.size() < kMaxReadBytes) {
+      const std::size_t size = window_.size() * 2;
+      grown_ = std::make_unique_for_overwrite<char[]>(size);
+      window_ = {grown_.get(), size};
+      input_.reserve(size);
+    } else if (grown_ && got < pooled_.size() / 4) {
+      grown_.reset();
+      window_ = pooled_;
+      shrink_input();
+    }
+  }
+
+ private:
+  void shrink_input() {
+    if (input_.capacity() > pooled_.size() && input_.size() <= pooled_.size()) {
+      input_.shrink_to_fit();
+      input_.reserve(pooled_.size());
+    }
+  }
+
+  std::span<char> pooled_;
+  beast::flat_buffer& input_;
+  std::unique_ptr<char[]> grown_;
+  std::span<char> window_;
+};
+
 std::string break_message(RelayEnd end, const UpstreamNode& node,
                           const config::GatewayConfig& config) {
   switch (end) {
@@ -126,6 +179,7 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   bool client_gone = false;
   bool head_sent = false;
   bool completion_signalled = false;
+  ReadWindow window(buffer, input);
   // Body bytes that came with the head go out with it: a short response leaves in one write.
   std::size_t got = 0;
   if (!upstream_complete && input.size() > 0) {
@@ -139,7 +193,7 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
         result.time_to_first_byte = Clock::now() - request.started;
       }
       if (request.scan_usage) {
-        result.usage_scanner.feed(std::string_view{buffer.data(), got});
+        result.usage_scanner.feed(std::string_view{window.window().data(), got});
       }
     }
     if (upstream_complete && !completion_signalled && request.on_upstream_complete) {
@@ -149,7 +203,7 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     // One write per piece: the head goes with the first one, the last chunk with the last one.
     // A stream whose first token is not there yet gets its head at once, alone.
     if (got > 0 || !head_sent || (upstream_complete && chunked)) {
-      head.body().data = got > 0 ? buffer.data() : nullptr;
+      head.body().data = got > 0 ? window.window().data() : nullptr;
       head.body().size = got;
       head.body().more = !upstream_complete;
       watchdog.arm(Side::client, config.timeouts.idle);
@@ -164,12 +218,14 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     if (client_gone || upstream_complete || broken) {
       break;
     }
-    parser.get().body().data = buffer.data();
-    parser.get().body().size = buffer.size();
+    window.adapt(got);
+    const std::span<char> next = window.window();
+    parser.get().body().data = next.data();
+    parser.get().body().size = next.size();
     watchdog.arm(Side::upstream, config.timeouts.idle);
     // read_some, not read: read would wait until the buffer is full, holding tokens back.
     auto [read_error, read] = co_await http::async_read_some(upstream, input, parser, kAsTuple);
-    got = buffer.size() - parser.get().body().size;
+    got = next.size() - parser.get().body().size;
     if (read_error && read_error != http::error::need_buffer) {
       broken = true;  // what was read still goes to the client first
     } else {
