@@ -575,8 +575,7 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       }
       in_flight.release(true);
     };
-    auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
-                                  buffers.body, relay_request);
+    auto relayed = co_await relay(worker, connection, node, exchange, lease.buffers, relay_request);
     // account
     const bool succeeded = relayed.status >= 200 && relayed.status < 300;
     if (loads_model && succeeded) {

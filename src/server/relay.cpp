@@ -74,51 +74,86 @@ std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
 // come back (nearly) full: a node with a backlog (records written faster than they are relayed, a
 // long answer) is then read in pieces of up to 64 KiB, one write each to the client, where 2 KiB
 // reads cost a read and a write per 2 KiB (bench/RESULTS.md §12.3). A read that brings less than
-// a quarter of the pooled size (a stream paced by its generation) gives the grown buffers back,
-// so thousands of slow streams keep the pooled 2 + 2 KiB each.
+// a quarter of the pooled size (a stream paced by its generation) gives the grown buffers back.
+// Such a paced stream also hands its pooled buffers back to the worker while it waits for its
+// next record (release/reacquire around a wait for readability), so 5,000 streams waiting for
+// tokens hold no relay buffers at all (§12.6); the price is one epoll_ctl per record of a paced
+// stream, as Asio re-arms the descriptor for a wait.
 class ReadWindow {
  public:
   // Beast's largest read (read_size's bound in http::async_read_some).
   static constexpr std::size_t kMaxReadBytes = 64 * 1024;
 
-  ReadWindow(std::span<char> pooled, beast::flat_buffer& input)
-      : pooled_(pooled), input_(input), window_(pooled) {}
+  ReadWindow(RelayBufferPool& pool, std::unique_ptr<RelayBuffers>& buffers)
+      : pool_(pool), buffers_(buffers) {}
   ~ReadWindow() {
-    if (grown_) {
+    if (!buffers_) {
+      buffers_ = pool_.take();  // the owner gives them back to the pool
+    } else if (grown_) {
       shrink_input();  // the pooled read buffer goes back at its pooled size
     }
   }
   ReadWindow(const ReadWindow&) = delete;
   ReadWindow& operator=(const ReadWindow&) = delete;
 
-  std::span<char> window() const noexcept { return window_; }
+  beast::flat_buffer& input() { return buffers_->upstream_input; }
+  std::span<char> window() const noexcept {
+    return grown_ ? std::span<char>{grown_.get(), grown_size_} : std::span<char>{buffers_->body};
+  }
 
   // Sizes the next read from the last one, which brought `got` body bytes (relayed already).
   void adapt(std::size_t got) {
-    if (got >= window_.size() / 4 * 3 && window_.size() < kMaxReadBytes) {
-      const std::size_t size = window_.size() * 2;
-      grown_ = std::make_unique_for_overwrite<char[]>(size);
-      window_ = {grown_.get(), size};
-      input_.reserve(size);
-    } else if (grown_ && got < pooled_.size() / 4) {
-      grown_.reset();
-      window_ = pooled_;
-      shrink_input();
+    paced_ = false;
+    if (got >= window().size() / 4 * 3 && window().size() < kMaxReadBytes) {
+      grown_size_ = window().size() * 2;
+      grown_ = std::make_unique_for_overwrite<char[]>(grown_size_);
+      input().reserve(grown_size_);
+    } else if (got < RelayBuffers::kReadBytes / 4) {
+      if (grown_) {
+        grown_.reset();
+        shrink_input();
+      }
+      paced_ = input().size() <= kCarriedBytes;
     }
+  }
+  // The last read brought little and nothing waits in the read buffer: the buffers may go back
+  // to the worker while the stream waits for the node (release, then reacquire before the read).
+  bool paced() const noexcept { return paced_; }
+  // What is left in the read buffer (at most a chunk's closing CRLF, which Beast parses with the
+  // next chunk's size line) is carried across.
+  void release() {
+    auto& input = this->input();
+    carried_size_ = input.size();
+    asio::buffer_copy(asio::buffer(carried_), input.data());
+    pool_.put(std::move(buffers_));
+  }
+  void reacquire() {
+    buffers_ = pool_.take();
+    auto& input = this->input();
+    input.commit(asio::buffer_copy(input.prepare(carried_size_),
+                                   asio::buffer(carried_.data(), carried_size_)));
   }
 
  private:
   void shrink_input() {
-    if (input_.capacity() > pooled_.size() && input_.size() <= pooled_.size()) {
-      input_.shrink_to_fit();
-      input_.reserve(pooled_.size());
+    auto& input = this->input();
+    if (input.capacity() > RelayBuffers::kReadBytes && input.size() <= RelayBuffers::kReadBytes) {
+      input.shrink_to_fit();
+      input.reserve(RelayBuffers::kReadBytes);
     }
   }
 
-  std::span<char> pooled_;
-  beast::flat_buffer& input_;
+  RelayBufferPool& pool_;
+  std::unique_ptr<RelayBuffers>& buffers_;
   std::unique_ptr<char[]> grown_;
-  std::span<char> window_;
+  std::size_t grown_size_ = 0;
+  bool paced_ = false;
+  // A chunk's closing CRLF: nothing shorter than 3 bytes completes a chunk or the last one
+  // ("0\r\n\r\n" is 5), so a leftover this short never holds something to relay while the
+  // node, having sent everything, stays silent.
+  static constexpr std::size_t kCarriedBytes = 2;
+  std::array<char, kCarriedBytes> carried_{};
+  std::size_t carried_size_ = 0;
 };
 
 std::string break_message(RelayEnd end, const UpstreamNode& node,
@@ -145,8 +180,8 @@ std::string stream_error_record(std::string_view content_type, const std::string
 }
 
 asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection, UpstreamNode& node,
-                                   Exchange& exchange, beast::flat_buffer& input,
-                                   std::span<char> buffer, const RelayRequest& request) {
+                                   Exchange& exchange, std::unique_ptr<RelayBuffers>& buffers,
+                                   const RelayRequest& request) {
   const auto& config = *request.config;
   Watchdog& watchdog = *connection.watchdog;
   tcp::socket& client = *connection.client;
@@ -179,11 +214,11 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   bool client_gone = false;
   bool head_sent = false;
   bool completion_signalled = false;
-  ReadWindow window(buffer, input);
+  ReadWindow window(worker.relay_buffers, buffers);
   // Body bytes that came with the head go out with it: a short response leaves in one write.
   std::size_t got = 0;
-  if (!upstream_complete && input.size() > 0) {
-    got = parse_buffered(parser, input, buffer, broken);
+  if (!upstream_complete && window.input().size() > 0) {
+    got = parse_buffered(parser, window.input(), window.window(), broken);
     upstream_complete = !broken && parser.is_done();
   }
   for (;;) {
@@ -219,12 +254,19 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
       break;
     }
     window.adapt(got);
+    watchdog.arm(Side::upstream, config.timeouts.idle);
+    if (window.paced()) {
+      window.release();
+      // Its outcome shows in the read below (a closed or timed-out socket fails it at once).
+      co_await upstream.async_wait(tcp::socket::wait_read, kAsTuple);
+      window.reacquire();
+    }
     const std::span<char> next = window.window();
     parser.get().body().data = next.data();
     parser.get().body().size = next.size();
-    watchdog.arm(Side::upstream, config.timeouts.idle);
     // read_some, not read: read would wait until the buffer is full, holding tokens back.
-    auto [read_error, read] = co_await http::async_read_some(upstream, input, parser, kAsTuple);
+    auto [read_error, read] =
+        co_await http::async_read_some(upstream, window.input(), parser, kAsTuple);
     got = next.size() - parser.get().body().size;
     if (read_error && read_error != http::error::need_buffer) {
       broken = true;  // what was read still goes to the client first
