@@ -2,9 +2,9 @@
 # llmgw against haproxy and nginx on short requests, as issue 14 states the comparison: wrk with one
 # thread, 32 and 64 keep-alive connections, `GET /api/version` with 1,000 session ids
 # (X-Session-ID, bench/wrk-sessions.lua) over three ollama-sim nodes, and `POST /api/show` the same
-# way. llmgw answers /api/version for the fleet (it asks every node and gives the lowest version,
-# docs/DESIGN.md), so there it does three upstream exchanges where the proxies do one; /api/show
-# it relays to the session's node like they do. llmgw with 1 worker against
+# way. llmgw answers /api/version for the fleet (the lowest version of the nodes, from what their
+# health probes read, docs/DESIGN.md "Fleet endpoints"), so there it asks no node where the proxies
+# relay to one; /api/show it relays to the session's node like they do. llmgw with 1 worker against
 # haproxy `nbthread 1` (`balance hdr(X-Session-ID)`, `hash-type consistent`) and nginx with one
 # worker (`hash $http_x_session_id consistent`), then 2 workers against `nbthread 2` and 2 nginx
 # workers. Targets are interleaved (A B C A B C ...) over ROUNDS rounds; each round gives req/s and

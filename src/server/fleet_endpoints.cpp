@@ -123,7 +123,30 @@ asio::awaitable<std::vector<NodeAnswer>> ask_targets(FleetRequest& fleet, http::
       });
 }
 
+// Every target's version, when each was read recently enough: within a health interval and a
+// probe's timeout, i.e. no probe since has failed or is overdue. Else nullopt: the nodes are
+// asked. A node restarted with another version is seen at its next probe.
+std::optional<std::vector<NodeListing>> recent_versions(const FleetRequest& fleet) {
+  const auto& health = fleet.snapshot->config().health;
+  const auto oldest = Clock::now() - (health.interval + health.timeout);
+  std::vector<NodeListing> versions;
+  for (const auto& node : fleet.targets) {
+    const auto known = node->version.load(std::memory_order_acquire);
+    if (!known || known->read_at < oldest) {
+      return std::nullopt;
+    }
+    versions.push_back({node->id, json{{"version", known->version}}});
+  }
+  return versions;
+}
+
 asio::awaitable<ProxyResult> list_fleet(FleetRequest& fleet, ListingKind kind, std::string path) {
+  if (kind == ListingKind::version) {
+    if (auto versions = recent_versions(fleet)) {
+      co_return co_await send_fleet_response(
+          fleet, fleet_json(200, merge_listing(kind, *versions), fleet.keep_alive));
+    }
+  }
   const auto& config = fleet.snapshot->config();
   const auto timeout = config.health.timeout;
   FleetCallLimits limits;
@@ -132,12 +155,17 @@ asio::awaitable<ProxyResult> list_fleet(FleetRequest& fleet, ListingKind kind, s
   limits.idle = timeout;
   limits.deadline = Clock::now() + timeout;
   limits.max_body_bytes = config.limits.max_body_bytes;
-  const auto answers = co_await ask_targets(fleet, http::verb::get, path, {}, limits);
+  const auto answers =
+      co_await ask_targets(fleet, http::verb::get, path, {}, pooled_on(fleet, limits));
   std::vector<NodeListing> listings;
   std::vector<std::string> left_out;
   std::string problems;
-  for (const auto& answer : answers) {
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    const auto& answer = answers[i];
     if (auto body = parse_listing(kind, answer)) {
+      if (kind == ListingKind::version) {
+        remember_version(*fleet.targets[i], answer.body);
+      }
       listings.push_back({answer.node, std::move(*body)});
       continue;
     }
@@ -235,7 +263,27 @@ FleetCallLimits request_limits(const FleetRequest& fleet) {
     limits.deadline = fleet.started + config.timeouts.total;
   }
   limits.max_body_bytes = config.limits.max_body_bytes;
+  return pooled_on(fleet, limits);
+}
+
+FleetCallLimits pooled_on(const FleetRequest& fleet, FleetCallLimits limits) {
+  const auto& config = fleet.snapshot->config();
+  limits.pool = &fleet.worker.pool;
+  limits.pool_idle_age = config.timeouts.upstream_idle;
+  limits.pool_max_idle = config.limits.max_idle_upstream_per_node;
   return limits;
+}
+
+bool remember_version(UpstreamNode& node, std::string_view body) {
+  const auto parsed = json::parse(body, nullptr, false);
+  if (!parsed.is_object() || !parsed.value("version", json{}).is_string()) {
+    node.version.store(nullptr, std::memory_order_release);
+    return false;
+  }
+  node.version.store(std::make_shared<const NodeVersion>(
+                         NodeVersion{parsed["version"].get<std::string>(), Clock::now()}),
+                     std::memory_order_release);
+  return true;
 }
 
 std::vector<std::string> target_names(const FleetRequest& fleet) {

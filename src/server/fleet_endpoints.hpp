@@ -6,7 +6,9 @@
 //   GET /api/tags     the union of the healthy nodes' models, one entry per (name, digest)
 //   GET /v1/models    the union, one entry per id
 //   GET /api/ps       every node's loaded models, each entry with "node": "<node name>"
-//   GET /api/version  the lowest version among the healthy nodes (what every node supports)
+//   GET /api/version  the lowest version among the healthy nodes (what every node supports),
+//                     from the versions their health probes read (UpstreamNode::version) while
+//                     those are at most health.interval_ms + timeout_ms old, else asked
 //   POST /api/pull    to every healthy node; one merged NDJSON progress stream (fleet_pull.cpp)
 //   DELETE /api/delete, POST /api/copy   to every healthy node; one answer naming each node's
 //
@@ -90,8 +92,17 @@ struct FleetRequest {
 };
 
 // The bounds of each node's call for a pull, delete or copy: timeouts.connect_ms,
-// first_byte_ms and idle_ms, timeouts.total_ms from the request's arrival, limits.max_body_bytes.
+// first_byte_ms and idle_ms, timeouts.total_ms from the request's arrival, limits.max_body_bytes;
+// on the worker's keep-alive connections (pooled_on).
 FleetCallLimits request_limits(const FleetRequest& fleet);
+
+// `limits` with the worker's upstream pool and its bounds (timeouts.upstream_idle_ms,
+// limits.max_idle_upstream_per_node).
+FleetCallLimits pooled_on(const FleetRequest& fleet, FleetCallLimits limits);
+
+// Keeps the version in `body` (a node's answer to GET /api/version) as the node's current one;
+// false, and the node's version forgotten, when the body carries none.
+bool remember_version(UpstreamNode& node, std::string_view body);
 
 // The names of the nodes addressed.
 std::vector<std::string> target_names(const FleetRequest& fleet);

@@ -1,5 +1,8 @@
 #include "fleet_upstream.hpp"
 
+#include <prometheus/counter.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -13,11 +16,14 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include "llmgw/util/log_exception.hpp"
 #include "server/as_tuple.hpp"
 #include "upstream_attempt.hpp"
+#include "upstream_pool.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -81,6 +87,121 @@ asio::awaitable<bool> flush_records(std::string& pending, const RecordSink& sink
   co_return true;
 }
 
+// The request a fleet call sends; keep-alive when its connection may go back to a pool.
+http::request<http::string_body> node_request(const UpstreamNode& node, http::verb method,
+                                              std::string target, std::string body,
+                                              const std::string& authorization, bool keep_alive) {
+  http::request<http::string_body> request{method, target, 11};
+  request.set(http::field::host, node.authority);
+  request.set(http::field::user_agent, "llmgw-fleet");
+  if (!authorization.empty()) {
+    request.set(http::field::authorization, authorization);
+  }
+  if (!body.empty()) {
+    request.set(http::field::content_type, "application/json");
+  }
+  request.body() = std::move(body);
+  request.keep_alive(keep_alive);
+  request.prepare_payload();
+  return request;
+}
+
+// Whether a fleet call to `node` may take and give back the worker's pooled connections: plain
+// nodes only (a pooled TLS connection's engine is bound to the untimed socket the proxy path
+// uses; fleet calls to https:// nodes open their own, Connection: close).
+bool poolable(const UpstreamNode& node, const FleetCallLimits& limits) {
+  return limits.pool != nullptr && !node.config.tls;
+}
+
+std::optional<beast::tcp_stream> take_pooled(const UpstreamNode& node,
+                                             const FleetCallLimits& limits) {
+  if (!poolable(node, limits)) {
+    return std::nullopt;
+  }
+  auto pooled = limits.pool->take(node.pool_key, limits.pool_idle_age, Clock::now());
+  if (!pooled) {
+    return std::nullopt;
+  }
+  return beast::tcp_stream(std::move(pooled->socket()));
+}
+
+// Resolves the node and connects `stream`; false with answer.failure set when that failed. A
+// connection that may be pooled gets the proxy path's socket options (write_now.hpp).
+asio::awaitable<bool> connect_fresh(TimedStream& stream, const UpstreamNode& node,
+                                    const FleetCallLimits& limits, const FleetCancel& cancel,
+                                    NodeAnswer& answer) {
+  const ResolvedNode resolved = co_await resolve_node(node);
+  if (resolved.error) {
+    answer.failure = resolved.failure;
+    co_return false;
+  }
+  if (cancel.cancelled()) {
+    fail(answer, node, "connect", asio::error::operation_aborted, cancel);
+    co_return false;
+  }
+  expire(stream.next_layer(), limits.connect, limits.deadline);
+  if (auto [ec, endpoint] =
+          co_await stream.next_layer().async_connect(resolved.endpoints, kAsTuple);
+      ec) {
+    fail(answer, node, "connect", ec, cancel);
+    co_return false;
+  }
+  if (auto failure = co_await handshake_with_node(node, stream); !failure.empty()) {
+    answer.failure = cancel.cancelled()
+                         ? "cancelled (the client left or the request's time ran out)"
+                         : std::move(failure);
+    co_return false;
+  }
+  if (poolable(node, limits)) {
+    beast::error_code ignored;
+    stream.socket().set_option(tcp::no_delay(true), ignored);
+    stream.socket().non_blocking(true, ignored);
+  }
+  co_return true;
+}
+
+// Reads the body after the head: to `sink` record by record for a streamed 200, else whole into
+// answer.body. True when the whole body was read and handed over.
+asio::awaitable<bool> read_body(TimedStream& stream, beast::flat_buffer& input,
+                                http::response_parser<http::buffer_body>& parser,
+                                const UpstreamNode& node, const FleetCallLimits& limits,
+                                const FleetCancel& cancel, const RecordSink& sink,
+                                NodeAnswer& answer) {
+  const bool streamed = sink && answer.status == 200;
+  std::string pending;
+  std::array<char, kReadBytes> chunk{};
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    expire(stream.next_layer(), limits.idle, limits.deadline);
+    auto [ec, n] = co_await http::async_read_some(stream, input, parser, kAsTuple);
+    pending.append(chunk.data(), chunk.size() - parser.get().body().size);
+    if (ec && ec != http::error::need_buffer) {
+      fail(answer, node, "response body", ec, cancel);
+      co_return false;
+    }
+    if (streamed && !co_await flush_records(pending, sink)) {
+      fail(answer, node, "relay", asio::error::operation_aborted, cancel);
+      co_return false;
+    }
+    if (pending.size() > limits.max_body_bytes) {
+      answer.failure = "answered more than " + std::to_string(limits.max_body_bytes) +
+                       (streamed ? " bytes in one record" : " bytes");
+      co_return false;
+    }
+  }
+  if (!streamed) {
+    answer.body = std::move(pending);
+    co_return true;
+  }
+  pending.push_back('\n');  // a last record without its newline
+  if (!co_await flush_records(pending, sink)) {
+    fail(answer, node, "relay", asio::error::operation_aborted, cancel);
+    co_return false;
+  }
+  co_return true;
+}
+
 asio::awaitable<void> run_task(std::shared_ptr<FanOut> state, std::size_t index, NodeTask task) {
   RecordSink sink = [state, index](std::string record) -> asio::awaitable<bool> {
     FleetEvent event{index, false, std::move(record), {}};
@@ -129,87 +250,47 @@ asio::awaitable<NodeAnswer> call_node(const UpstreamNode& node, http::verb metho
   NodeAnswer answer;
   answer.node = node.id;
   const auto executor = co_await asio::this_coro::executor;
-  const ResolvedNode resolved = co_await resolve_node(node);
-  if (resolved.error) {
-    answer.failure = resolved.failure;
-    co_return answer;
-  }
-  TimedStream stream = node_stream(node, executor);  // TLS for an https:// node
-  const Registration registration(cancel, stream.next_layer());
-  if (cancel.cancelled()) {
-    fail(answer, node, "connect", asio::error::operation_aborted, cancel);
-    co_return answer;
-  }
-  expire(stream.next_layer(), limits.connect, limits.deadline);
-  if (auto [ec, endpoint] =
-          co_await stream.next_layer().async_connect(resolved.endpoints, kAsTuple);
-      ec) {
-    fail(answer, node, "connect", ec, cancel);
-    co_return answer;
-  }
-  if (auto failure = co_await handshake_with_node(node, stream); !failure.empty()) {
-    answer.failure = cancel.cancelled()
-                         ? "cancelled (the client left or the request's time ran out)"
-                         : std::move(failure);
-    co_return answer;
-  }
-  http::request<http::string_body> request{method, target, 11};
-  request.set(http::field::host, node.authority);
-  request.set(http::field::user_agent, "llmgw-fleet");
-  if (!authorization.empty()) {
-    request.set(http::field::authorization, authorization);
-  }
-  if (!body.empty()) {
-    request.set(http::field::content_type, "application/json");
-  }
-  request.body() = std::move(body);
-  request.keep_alive(false);
-  request.prepare_payload();
-  expire(stream.next_layer(), limits.head, limits.deadline);
-  if (auto [ec, n] = co_await http::async_write(stream, request, kAsTuple); ec) {
-    fail(answer, node, "request", ec, cancel);
-    co_return answer;
-  }
-  beast::flat_buffer input;
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);  // bounded below: per buffered body, per record
-  if (auto [ec, n] = co_await http::async_read_header(stream, input, parser, kAsTuple); ec) {
-    fail(answer, node, "response head", ec, cancel);
-    co_return answer;
-  }
-  answer.status = static_cast<int>(parser.get().result_int());
-  const bool streamed = sink && answer.status == 200;
-  std::string pending;
-  std::array<char, kReadBytes> chunk{};
-  while (!parser.is_done()) {
-    parser.get().body().data = chunk.data();
-    parser.get().body().size = chunk.size();
-    expire(stream.next_layer(), limits.idle, limits.deadline);
-    auto [ec, n] = co_await http::async_read_some(stream, input, parser, kAsTuple);
-    pending.append(chunk.data(), chunk.size() - parser.get().body().size);
-    if (ec && ec != http::error::need_buffer) {
-      fail(answer, node, "response body", ec, cancel);
+  auto request = node_request(node, method, std::move(target), std::move(body), authorization,
+                              poolable(node, limits));
+  for (int try_number = 0; try_number < 2; ++try_number) {
+    auto pooled = try_number == 0 ? take_pooled(node, limits) : std::nullopt;
+    const bool reused = pooled.has_value();
+    // A pooled plain connection, else a new one (TLS for an https:// node).
+    TimedStream stream = reused ? TimedStream{std::move(*pooled)} : node_stream(node, executor);
+    const Registration registration(cancel, stream.next_layer());
+    if (!reused && !co_await connect_fresh(stream, node, limits, cancel, answer)) {
       co_return answer;
     }
-    if (streamed && !co_await flush_records(pending, sink)) {
-      fail(answer, node, "relay", asio::error::operation_aborted, cancel);
+    expire(stream.next_layer(), limits.head, limits.deadline);
+    auto [write_error, written] = co_await http::async_write(stream, request, kAsTuple);
+    beast::flat_buffer input;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);  // bounded in read_body: per buffered body, per record
+    beast::error_code head_error = write_error;
+    if (!head_error) {
+      std::tie(head_error, std::ignore) =
+          co_await http::async_read_header(stream, input, parser, kAsTuple);
+    }
+    if (head_error && reused && !cancel.cancelled() && !parser.got_some() && input.size() == 0) {
+      // A pooled connection the node had closed while it sat idle: once more on a new one.
+      node.metrics.errors[static_cast<std::size_t>(metrics::UpstreamError::stale_connection)]
+          ->Increment();
+      continue;
+    }
+    if (head_error) {
+      fail(answer, node, write_error ? "request" : "response head", head_error, cancel);
       co_return answer;
     }
-    if (pending.size() > limits.max_body_bytes) {
-      answer.failure = "answered more than " + std::to_string(limits.max_body_bytes) +
-                       (streamed ? " bytes in one record" : " bytes");
-      co_return answer;
+    answer.status = static_cast<int>(parser.get().result_int());
+    const bool complete =
+        co_await read_body(stream, input, parser, node, limits, cancel, sink, answer);
+    if (complete && poolable(node, limits) && parser.keep_alive() && !cancel.cancelled()) {
+      limits.pool->put(node.pool_key, Stream{stream.next_layer().release_socket()},
+                       limits.pool_max_idle, Clock::now());
     }
+    co_return answer;
   }
-  if (streamed) {
-    pending.push_back('\n');  // a last record without its newline
-    if (!co_await flush_records(pending, sink)) {
-      fail(answer, node, "relay", asio::error::operation_aborted, cancel);
-    }
-  } else {
-    answer.body = std::move(pending);
-  }
-  co_return answer;
+  co_return answer;  // not reached: the second try never reuses
 }
 
 asio::awaitable<std::vector<NodeAnswer>> fan_out(std::shared_ptr<FanOut> state, std::size_t count,

@@ -27,6 +27,8 @@
 
 namespace llmgw::server::detail {
 
+class UpstreamPool;
+
 struct FleetCallLimits {
   using Clock = std::chrono::steady_clock;
   std::chrono::milliseconds connect{2'000};  // TCP connect
@@ -34,6 +36,12 @@ struct FleetCallLimits {
   std::chrono::milliseconds idle{2'000};     // between two reads of the body (0 = no limit)
   Clock::time_point deadline = Clock::time_point::max();  // the whole call
   std::size_t max_body_bytes = 16 * 1024 * 1024;          // a buffered body, or one record
+  // The calling worker's keep-alive connections (the proxy path's pool): a call takes a live one
+  // when there is one and gives it back after a complete answer. Null: a fresh connection per
+  // call, closed after it (the control thread, which has no pool).
+  UpstreamPool* pool = nullptr;
+  std::chrono::milliseconds pool_idle_age{4'000};  // timeouts.upstream_idle_ms
+  std::size_t pool_max_idle = 64;                  // limits.max_idle_upstream_per_node
 };
 
 // The connections of one fan-out, closed together by cancel_all().
@@ -66,7 +74,10 @@ struct NodeAnswer {
 // Receives one NDJSON record (without its newline); false stops the call.
 using RecordSink = std::function<asio::awaitable<bool>(std::string record)>;
 
-// `method target` with `body` (JSON when non-empty) to `node`, Connection: close. The client's
+// `method target` with `body` (JSON when non-empty) to `node`: on a pooled keep-alive connection
+// when limits.pool has one (a pooled connection the node had closed is replaced by a new one,
+// once, as on the proxy path), else on a new one; Connection: close without a pool and to an
+// https:// node (its own TLS connection, not pooled). The client's
 // Authorization header (empty: none) goes with it, so that nodes behind an authenticating proxy
 // accept the gateway's fan-out as they accept the client. With a sink, a 200 response's body goes
 // to it record by record as it arrives; other bodies are buffered. Never throws.

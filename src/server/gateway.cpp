@@ -210,13 +210,64 @@ std::string_view Gateway::Impl::listener_refusal(std::string_view path, bool adm
                         : "not found: the admin API listens on its own address (admin.listen)";
 }
 
+namespace {
+
+// A gateway path's answer (handle_local), written to the client.
+asio::awaitable<ProxyResult> write_local_path(SharedState& shared, ClientConnection& connection,
+                                              http::response<http::string_body> response,
+                                              bool head_request, bool counted,
+                                              std::chrono::milliseconds idle_timeout) {
+  response.set(kRequestIdHeader, connection.request_id);
+  ProxyResult result;
+  result.status = response.result_int();
+  result.bytes = response.body().size();
+  result.reusable = response.keep_alive();
+  if (head_request) {
+    response.body().clear();
+  }
+  connection.watchdog->arm(Watchdog::Side::client, idle_timeout);
+  auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
+  result.reusable = result.reusable && !ec;
+  if (counted) {
+    shared.metrics.count_unrouted(result.status);  // probes and scrapes are not requests
+  }
+  co_return result;
+}
+
+// The cold ways out of serve_client, in frames of their own: what they hold is not part of the
+// frame every connection keeps (bench/RESULTS.md §12.4).
+
+// 503 past limits.max_connections; the caller closes the connection (close_client).
+asio::awaitable<void> answer_and_close(SharedState& shared, ClientConnection& connection,
+                                       int status, const std::string& message) {
+  auto response = json_error(status, message, false);
+  connection.watchdog->arm(Watchdog::Side::client, std::chrono::seconds{1});
+  co_await http::async_write(*connection.client, response, kAsTuple);
+  shared.metrics.count_unrouted(status);
+}
+
+// A request that cannot be read or is refused before routing (400, 413, 431, ...); the caller
+// closes the connection after it, having drained what the client still sends.
+asio::awaitable<void> answer_bad_request(SharedState& shared, ClientConnection& connection,
+                                         const RequestError& error,
+                                         std::chrono::milliseconds timeout) {
+  auto response = error_response(error);
+  connection.watchdog->arm(Watchdog::Side::client, timeout);
+  co_await http::async_write(*connection.client, response, kAsTuple);
+  shared.metrics.count_unrouted(error.status);
+  co_await linger_before_close(connection);
+}
+
+}  // namespace
+
 // One request, read: answered locally, refused (wrong listener, no client key), asked of every
-// node (fleet paths) or proxied.
+// node (fleet paths) or proxied. Not a coroutine: it returns the coroutine that answers, so no
+// frame of its own stays alive under a stream (1.3 KB per open stream, bench/RESULTS.md §12.4).
 asio::awaitable<ProxyResult> Gateway::Impl::dispatch(Worker& worker, ClientConnection& connection,
                                                      Request& request, const std::string& client_ip,
                                                      Clock::time_point started,
                                                      bool admin_listener) {
-  const std::shared_ptr<const Snapshot> snapshot = worker.snapshot();
+  const std::shared_ptr<const Snapshot>& snapshot = worker.snapshot();
   const auto& config = snapshot->config();
   const bool keep_alive = request.keep_alive() && !shared.draining.load();
   const std::string_view path = net::target_path(request.target());
@@ -224,33 +275,20 @@ asio::awaitable<ProxyResult> Gateway::Impl::dispatch(Worker& worker, ClientConne
   connection.key_name.clear();
   connection.key_priority.clear();
   if (const auto refusal = listener_refusal(path, admin_listener); !refusal.empty()) {
-    co_return co_await send_local_answer(worker, connection, config.timeouts.idle,
-                                         json_error(404, std::string{refusal}, keep_alive));
+    return send_local_answer(worker, connection, config.timeouts.idle,
+                             json_error(404, std::string{refusal}, keep_alive));
   }
   if (is_local_path(path)) {
     // The gateway's own paths keep their own rules (the admin token, status.require_token).
-    auto response = handle_local(shared, request);
-    response.set(kRequestIdHeader, connection.request_id);
-    ProxyResult result;
-    result.status = response.result_int();
-    result.bytes = response.body().size();
-    result.reusable = response.keep_alive();
-    if (request.method() == http::verb::head) {
-      response.body().clear();
-    }
-    connection.watchdog->arm(Watchdog::Side::client, config.timeouts.idle);
-    auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
-    result.reusable = result.reusable && !ec;
-    if (!is_probe_path(path)) {
-      shared.metrics.count_unrouted(result.status);  // probes and scrapes are not requests
-    }
-    co_return result;
+    return write_local_path(shared, connection, handle_local(shared, request),
+                            request.method() == http::verb::head, !is_probe_path(path),
+                            config.timeouts.idle);
   }
   // Every request that may reach a node needs a client key (auth.keys_file).
   const std::optional<ClientIdentity> client = identify_client(*snapshot, request);
   if (!client) {
-    co_return co_await send_local_answer(worker, connection, config.timeouts.idle,
-                                         key_required(request, keep_alive));
+    return send_local_answer(worker, connection, config.timeouts.idle,
+                             key_required(request, keep_alive));
   }
   connection.key_slot = client->key_slot;
   connection.key_name = client->name;
@@ -262,9 +300,9 @@ asio::awaitable<ProxyResult> Gateway::Impl::dispatch(Worker& worker, ClientConne
   }
   if (is_fleet_request(request)) {
     // One catalog for clients: /api/tags, /api/ps, /api/pull, ... asked of every node.
-    co_return co_await handle_fleet(worker, connection, request, started);
+    return handle_fleet(worker, connection, request, started);
   }
-  co_return co_await proxy_request(worker, connection, request, client_ip, started);
+  return proxy_request(worker, connection, request, client_ip, started);
 }
 
 asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket socket,
@@ -292,7 +330,6 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
       impl.shared.client_connections.fetch_sub(1);
     }
   } cleanup{*this, worker, connection};
-  using Side = Watchdog::Side;
 
   // Responses go out as a head and then one write per relayed chunk: without TCP_NODELAY, Nagle
   // holds each small write until the client's delayed ACK (40 ms on Linux) arrives, adding that
@@ -309,10 +346,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     co_return;
   }
   if (static_cast<std::size_t>(open) > max_client_connections) {
-    auto response = json_error(503, too_many_connections, false);
-    watchdog->arm(Side::client, std::chrono::seconds{1});
-    co_await http::async_write(stream, response, kAsTuple);
-    shared.metrics.count_unrouted(503);
+    co_await answer_and_close(shared, connection, 503, too_many_connections);
     co_await close_client(connection);
     co_return;
   }
@@ -333,11 +367,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
     const auto& config = snapshot->config();
     const auto started = read.started;
     if (read.error) {
-      auto response = error_response(*read.error);
-      watchdog->arm(Side::client, config.timeouts.client_header);
-      co_await http::async_write(stream, response, kAsTuple);
-      shared.metrics.count_unrouted(read.error->status);
-      co_await linger_before_close(connection);
+      co_await answer_bad_request(shared, connection, *read.error, config.timeouts.client_header);
       break;
     }
     if (!read.request) {

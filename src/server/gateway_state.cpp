@@ -17,6 +17,7 @@ namespace llmgw::server::detail {
 void UpstreamNode::record_failure(NodeHealth::Source source, const OutlierPolicy& policy,
                                   std::string_view reason) {
   const auto change = health.record_failure(source, policy, std::chrono::steady_clock::now());
+  version.store(nullptr, std::memory_order_release);  // the node may be gone or restarting
   events.add("failure", reason);
   if (change.ejected()) {
     events.add("ejected",

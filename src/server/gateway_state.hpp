@@ -41,6 +41,12 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 namespace ssl = asio::ssl;
 
+// A node's answer to GET /api/version and when it was read (fleet_endpoints.hpp's version cache).
+struct NodeVersion {
+  std::string version;
+  std::chrono::steady_clock::time_point read_at;
+};
+
 // One upstream node: its configuration, its routing state (in flight, sessions, the healthy flag
 // the router reads) and its health state machine (llmgw/server/node_health.hpp, with a worked
 // example). Active checks and proxied requests feed `health`; record_* log every ejection and
@@ -73,6 +79,9 @@ struct UpstreamNode final : routing::NodeState {
   std::atomic<std::shared_ptr<const routing::NodeModels>> models;
   std::atomic<bool> catalog_fetching{false};  // a fetch is running
   std::atomic<bool> catalog_again{false};     // asked for during it: fetch once more after it
+  // Its version as its health probe or a fleet /api/version last read it; null when unknown or
+  // after a failure (record_failure), so that the fleet's /api/version asks the node again.
+  std::atomic<std::shared_ptr<const NodeVersion>> version;
   // nodes[].draining of the configuration in force (a node that stays across a change keeps its
   // object, so this follows the configuration rather than `config`): no new sessions, no unkeyed
   // requests (catalog.hpp's route_model takes it out of the holders).

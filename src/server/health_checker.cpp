@@ -12,6 +12,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "fleet_endpoints.hpp"
 #include "server/as_tuple.hpp"
 #include "upstream_attempt.hpp"
 
@@ -19,6 +20,7 @@ namespace llmgw::server::detail {
 namespace {
 
 namespace http = beast::http;
+constexpr std::string_view kVersionPath = "/api/version";
 
 }  // namespace
 
@@ -91,6 +93,9 @@ asio::awaitable<void> HealthChecker::probe(std::shared_ptr<UpstreamNode> node) {
   }
   const auto policy = outlier_policy(health);
   if (failure.empty()) {
+    if (path == kVersionPath) {
+      remember_version(*node, got.body);  // the fleet's /api/version answers from it
+    }
     node->record_success(NodeHealth::Source::check, policy);
   } else {
     node->record_failure(NodeHealth::Source::check, policy, failure);

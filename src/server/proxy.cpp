@@ -18,6 +18,7 @@
 #include "catalog.hpp"
 #include "llmgw/net/http_types.hpp"
 #include "preheat.hpp"
+#include "proxy_answers.hpp"
 #include "relay.hpp"
 #include "request_identity.hpp"
 #include "server/as_tuple.hpp"
@@ -259,69 +260,6 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
                      relayed.bytes};
 }
 
-// An answer the gateway makes itself (no node's response was relayed).
-asio::awaitable<ProxyResult> answer_locally(Worker& worker, ClientConnection& connection,
-                                            std::chrono::milliseconds idle_timeout, int status,
-                                            const std::string& message, bool keep_alive,
-                                            std::string_view retry_after = {}) {
-  auto response = json_error(status, message, keep_alive);
-  if (!retry_after.empty()) {
-    response.set(http::field::retry_after, retry_after);
-  }
-  co_return co_await send_local_answer(worker, connection, idle_timeout, std::move(response));
-}
-
-// A 404 from a node for a request that names a model: its body, when it is short enough to hold
-// (an error body: Ollama sends its length), read whole so that the proxy can tell "model not
-// found" from any other 404. nullopt: the body is not read (the response is relayed as usual), or
-// the node's connection broke while reading it.
-struct ShortBody {
-  std::string text;
-  std::string content_type;
-};
-asio::awaitable<std::optional<ShortBody>> read_short_body(ClientConnection& connection,
-                                                          Exchange& exchange, RelayBuffers& buffers,
-                                                          std::chrono::milliseconds idle) {
-  auto& parser = *exchange.parser;
-  const auto length = parser.content_length();
-  if (!length || *length > RelayBuffers::kShortBodyBytes) {
-    co_return std::nullopt;
-  }
-  ShortBody body;
-  body.content_type = std::string{parser.get()[http::field::content_type]};
-  while (!parser.is_done()) {
-    parser.get().body().data = buffers.body.data();
-    parser.get().body().size = buffers.body.size();
-    connection.watchdog->arm(Side::upstream, idle);
-    auto [ec, n] = co_await http::async_read_some(*exchange.upstream, buffers.upstream_input,
-                                                  parser, kAsTuple);
-    body.text.append(buffers.body.data(), buffers.body.size() - parser.get().body().size);
-    if (ec && ec != http::error::need_buffer) {
-      co_return std::nullopt;
-    }
-  }
-  co_return body;
-}
-
-// The node's short answer, passed on by the gateway (its body was read to judge it).
-asio::awaitable<ProxyResult> answer_with_body(Worker& worker, ClientConnection& connection,
-                                              std::chrono::milliseconds idle_timeout, int status,
-                                              ShortBody body, bool keep_alive,
-                                              const UpstreamNode& node) {
-  http::response<http::string_body> response;
-  response.version(11);
-  response.result(static_cast<unsigned>(status));
-  response.set(http::field::content_type,
-               body.content_type.empty() ? "application/json" : body.content_type);
-  response.set(http::field::server, "llmgw");
-  response.set("X-Gateway-Node", node.id);
-  response.body() = std::move(body.text);
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  co_return co_await send_local_answer(worker, connection, idle_timeout, std::move(response),
-                                       node.id);
-}
-
 // admit, for a request that generates: its slot in `admitted`, or the answer that refuses it
 // (429, 503 shutting down; 499 when the client left while queued: nothing was sent to a node).
 asio::awaitable<std::optional<ProxyResult>> admit_request(Worker& worker,
@@ -347,33 +285,178 @@ asio::awaitable<std::optional<ProxyResult>> admit_request(Worker& worker,
   co_return std::nullopt;
 }
 
+void count_no_eligible(SharedState& shared, admission::Priority priority) {
+  shared.metrics.admission()
+      .rejected[static_cast<std::size_t>(metrics::AdmissionReject::no_eligible_node)]
+               [static_cast<std::size_t>(priority)]
+      ->Increment();
+}
+
+// What route() decided: the plan, the slot admitted, the order in which to try the candidates.
+struct Routed {
+  Plan planned;
+  admission::Priority priority = admission::Priority::interactive;
+  AdmissionRequest admission;
+  Admission admitted;
+  routing::RouteKind first_route = routing::RouteKind::affinity;
+  std::array<std::uint32_t, routing::RoutePlan::kMaxCandidates> order{};
+};
+
+// plan and admit, and the answers that end a request before any node is asked: 400 (an unknown
+// priority class), 404 (no node holds the model), 503 (no eligible node), 429 (admission). A
+// coroutine of its own: its frame (the plan's temporaries, those answers) is gone before the
+// relay starts, where proxy_request's frame stays for as long as a stream runs.
+asio::awaitable<std::optional<ProxyResult>> route(Worker& worker, ClientConnection& connection,
+                                                  Request& request,
+                                                  const std::shared_ptr<const Snapshot>& snapshot,
+                                                  const std::string& client_ip,
+                                                  Clock::time_point started, Routed& routed) {
+  SharedState& shared = worker.shared;
+  const config::GatewayConfig& config = snapshot->config();
+  const auto idle = config.timeouts.idle;
+  const bool keep_alive = request.keep_alive();
+  const auto priority = priority_of(request, config.admission, connection.key_priority);
+  if (!priority) {
+    co_return co_await answer_refused(
+        worker, connection, idle, 400, "unknown_priority",
+        config.admission.priority_header + ": unknown priority class \"" +
+            std::string{request[config.admission.priority_header]} +
+            "\"; accepted values: " + std::string{admission::accepted_priorities()},
+        keep_alive);
+  }
+  routed.priority = *priority;
+  Plan& planned = routed.planned;
+  planned = plan(worker, *snapshot, request, *priority, started);
+  if (planned.shared_position) {
+    planned.route = co_await place_shared(shared, snapshot, *planned.shared_position,
+                                          planned.model.eligibility, started);
+  }
+  const routing::RoutePlan& route_plan = planned.route;
+  if (planned.model.held_nowhere) {
+    // No node holds the model: the answer a node would give, without asking one.
+    auto response = json_error(404, {}, keep_alive);
+    response.body() =
+        model_not_found_body(net::target_path(request.target()), planned.model.requested);
+    response.prepare_payload();
+    co_return co_await send_local_answer(worker, connection, idle, std::move(response));
+  }
+  if (route_plan.empty()) {
+    count_no_eligible(shared, *priority);
+    co_return co_await answer_refused(worker, connection, idle, 503, "no_eligible_node",
+                                      "no node can take the request", keep_alive);
+  }
+  prepare_upstream_request(request, client_ip);
+
+  // admit: a slot on the first candidate, on another with room, or after a wait in a queue.
+  routed.admission =
+      AdmissionRequest{*priority,
+                       planned.model.model,
+                       request.body().size(),
+                       planned.key_source != "none",
+                       started + config.timeouts.first_byte_total,
+                       planned.position.value_or(admission::InteractiveReserve::kUnkeyed)};
+  const bool generates =
+      request.method() != http::verb::get && request.method() != http::verb::head;
+  if (generates) {
+    if (auto refused = co_await admit_request(worker, connection, *snapshot, route_plan,
+                                              routed.admission, keep_alive, routed.admitted)) {
+      co_return refused;
+    }
+  }
+  routed.first_route = routed.admitted.spilled && routed.admission.keyed ? routing::RouteKind::spill
+                                                                         : route_plan.kind;
+  shared.metrics.count_routing_decision(routed.first_route);
+  // The admitted candidate first, then the others in the plan's order.
+  routed.order = route_plan.candidates;
+  const auto first = routed.order.begin() + static_cast<std::ptrdiff_t>(routed.admitted.candidate);
+  std::rotate(routed.order.begin(), first, first + 1);
+  co_return std::nullopt;
+}
+
+// A slot for a retry on plan candidate `node_index` (a node index, found in the plan), or why
+// there is none (`failure`; `client_gone` when the client left while it waited).
+asio::awaitable<AdmissionGate::Permit> admit_retry(Worker& worker, ClientConnection& connection,
+                                                   const Snapshot& snapshot, const Routed& routed,
+                                                   std::uint32_t node_index, std::string& failure,
+                                                   bool& client_gone) {
+  const auto& candidates = routed.planned.route.candidates;
+  const auto candidate = static_cast<std::size_t>(
+      std::find(candidates.begin(), candidates.end(), node_index) - candidates.begin());
+  auto retry = co_await admit_on(worker, connection, snapshot, routed.planned.route, candidate,
+                                 routed.admission);
+  client_gone = retry.outcome == Admission::Outcome::client_gone;
+  if (retry.outcome != Admission::Outcome::admitted) {
+    failure = retry.message;
+  }
+  co_return std::move(retry.permit);
+}
+
+// Why no node's response reached the client.
+struct Unanswered {
+  bool any_timeout = false;
+  std::string last_failure = "no node could be reached";
+  int stop_status = 0;  // 503 at once: the gateway is shutting down or out of descriptors
+};
+
+// The answer when no node produced a response head. With every candidate ejected (the router
+// offered them only because none was healthy), no eligible node exists: 503, retry once a health
+// check may have taken one back. Otherwise eligible nodes failed: 502 or 504.
+asio::awaitable<ProxyResult> answer_unanswered(Worker& worker, ClientConnection& connection,
+                                               const Snapshot& snapshot, const Routed& routed,
+                                               const Unanswered& why, bool keep_alive) {
+  const auto& config = snapshot.config();
+  const auto idle = config.timeouts.idle;
+  if (why.stop_status != 0) {
+    co_return co_await answer_locally(worker, connection, idle, why.stop_status, why.last_failure,
+                                      false, "1");
+  }
+  const auto& route_plan = routed.planned.route;
+  const bool none_eligible =
+      std::none_of(route_plan.candidates.begin(),
+                   route_plan.candidates.begin() + static_cast<std::ptrdiff_t>(route_plan.count),
+                   [&](std::uint32_t index) { return snapshot.node(index).healthy.load(); });
+  if (none_eligible && !why.any_timeout) {
+    count_no_eligible(worker.shared, routed.priority);
+    const auto interval_s = (config.health.interval.count() + 999) / 1000;
+    co_return co_await answer_refused(
+        worker, connection, idle, 503, "no_eligible_node",
+        "no eligible node: every node that could take the request is ejected (" + why.last_failure +
+            ")",
+        keep_alive, std::to_string(std::max<std::int64_t>(1, interval_s)));
+  }
+  co_return co_await answer_locally(worker, connection, idle, why.any_timeout ? 504 : 502,
+                                    why.last_failure, keep_alive);
+}
+
+// What a 404 from a node means for a request that names a model (its body read whole when it is
+// short): "model not found" from a node the catalog placed the model on corrects the catalog and
+// sends the request to the next holder (no byte has reached the client yet).
+enum class NotFound { relay, next_candidate, answered };
+asio::awaitable<NotFound> judge_not_found(Worker& worker, ClientConnection& connection,
+                                          Exchange& exchange, RelayBuffers& buffers,
+                                          UpstreamNode& node, const std::string& model,
+                                          bool last_candidate, bool keep_alive,
+                                          std::chrono::milliseconds idle, ProxyResult& answered,
+                                          std::string& failure) {
+  auto body = co_await read_short_body(connection, exchange, buffers, idle);
+  if (!body) {
+    co_return NotFound::relay;
+  }
+  connection.upstream = nullptr;
+  const bool missing = routing::says_model_not_found(body->text);
+  if (missing) {
+    forget_model(worker.shared, node, model);
+  }
+  if (missing && !last_candidate) {
+    failure = "node " + node.id + " does not hold model " + model;
+    co_return NotFound::next_candidate;
+  }
+  answered =
+      co_await answer_with_body(worker, connection, idle, 404, std::move(*body), keep_alive, node);
+  co_return NotFound::answered;
+}
+
 }  // namespace
-
-asio::awaitable<ProxyResult> send_local_answer(Worker& worker, ClientConnection& connection,
-                                               std::chrono::milliseconds idle_timeout,
-                                               http::response<http::string_body> response,
-                                               std::string node) {
-  response.set(kRequestIdHeader, connection.request_id);
-  const int status = static_cast<int>(response.result_int());
-  worker.shared.metrics.count_unrouted(status, connection.key_slot);
-  connection.watchdog->arm(Side::client, idle_timeout);
-  auto [ec, n] = co_await http::async_write(*connection.client, response, kAsTuple);
-  co_return ProxyResult{status, !ec && response.keep_alive(), std::move(node), "none",
-                        response.body().size()};
-}
-
-http::response<http::string_body> json_error(int status, const std::string& message,
-                                             bool keep_alive) {
-  http::response<http::string_body> response;
-  response.version(11);
-  response.result(static_cast<unsigned>(status));
-  response.set(http::field::content_type, "application/json");
-  response.set(http::field::server, "llmgw");
-  response.body() = nlohmann::json{{"error", message}}.dump() + "\n";
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  return response;
-}
 
 asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& connection,
                                            Request& request, const std::string& client_ip,
@@ -386,72 +469,19 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   const auto& timeouts = config.timeouts;
   const bool client_keep_alive = request.keep_alive();
   const bool head_request = request.method() == http::verb::head;
+  // Read before route() rewrites the request for the node (HTTP/1.1, keep-alive).
   const bool client_accepts_chunks = request.version() >= 11;
   // Requests that generate take an admission slot on their node (admission.hpp); metadata calls
   // (GET, HEAD) do not.
   const bool generates = request.method() != http::verb::get && !head_request;
 
-  const auto priority = priority_of(request, config.admission, connection.key_priority);
-  if (!priority) {
-    co_return co_await answer_refused(
-        worker, connection, timeouts.idle, 400, "unknown_priority",
-        config.admission.priority_header + ": unknown priority class \"" +
-            std::string{request[config.admission.priority_header]} +
-            "\"; accepted values: " + std::string{admission::accepted_priorities()},
-        client_keep_alive);
+  Routed routed;
+  if (auto answered =
+          co_await route(worker, connection, request, snapshot, client_ip, started, routed)) {
+    co_return std::move(*answered);
   }
-  Plan planned = plan(worker, *snapshot, request, *priority, started);
-  if (planned.shared_position) {
-    planned.route = co_await place_shared(shared, snapshot, *planned.shared_position,
-                                          planned.model.eligibility, started);
-  }
-  const routing::RoutePlan& route_plan = planned.route;
-  if (planned.model.held_nowhere) {
-    // No node holds the model: the answer a node would give, without asking one.
-    const ShortBody body{
-        model_not_found_body(net::target_path(request.target()), planned.model.requested),
-        "application/json"};
-    auto response = json_error(404, {}, client_keep_alive);
-    response.body() = body.text;
-    response.prepare_payload();
-    co_return co_await send_local_answer(worker, connection, timeouts.idle, std::move(response));
-  }
-  const auto count_no_eligible = [&] {
-    shared.metrics.admission()
-        .rejected[static_cast<std::size_t>(metrics::AdmissionReject::no_eligible_node)]
-                 [static_cast<std::size_t>(*priority)]
-        ->Increment();
-  };
-  if (route_plan.empty()) {
-    count_no_eligible();
-    co_return co_await answer_refused(worker, connection, timeouts.idle, 503, "no_eligible_node",
-                                      "no node can take the request", client_keep_alive);
-  }
-  prepare_upstream_request(request, client_ip);
-
-  // admit: a slot on the first candidate, on another with room, or after a wait in a queue.
+  const routing::RoutePlan& route_plan = routed.planned.route;
   const auto deadline = started + timeouts.first_byte_total;
-  const AdmissionRequest admission_request{
-      *priority,
-      planned.model.model,
-      request.body().size(),
-      planned.key_source != "none",
-      deadline,
-      planned.position.value_or(admission::InteractiveReserve::kUnkeyed)};
-  Admission admitted;
-  if (generates) {
-    if (auto refused = co_await admit_request(worker, connection, *snapshot, route_plan,
-                                              admission_request, client_keep_alive, admitted)) {
-      co_return *refused;
-    }
-  }
-  const routing::RouteKind first_route =
-      admitted.spilled && admission_request.keyed ? routing::RouteKind::spill : route_plan.kind;
-  shared.metrics.count_routing_decision(first_route);
-  // The admitted candidate first, then the others in the plan's order.
-  auto order = route_plan.candidates;
-  std::rotate(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(admitted.candidate),
-              order.begin() + static_cast<std::ptrdiff_t>(admitted.candidate + 1));
 
   // The relay buffers go back to the worker on every way out of this coroutine.
   struct Lease {
@@ -461,39 +491,35 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   } lease{worker.relay_buffers, worker.relay_buffers.take()};
   RelayBuffers& buffers = *lease.buffers;
 
-  bool any_timeout = false;
-  std::string last_failure = "no node could be reached";
+  Unanswered why;
   for (std::size_t index = 0; index < route_plan.count; ++index) {
     const auto time_left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (time_left.count() <= 0) {
-      any_timeout = true;
-      last_failure = "no node answered within timeouts.first_byte_total_ms (" +
-                     std::to_string(timeouts.first_byte_total.count()) + " ms)";
+      why.any_timeout = true;
+      why.last_failure = "no node answered within timeouts.first_byte_total_ms (" +
+                         std::to_string(timeouts.first_byte_total.count()) + " ms)";
       break;
     }
     if (shared.drain_cut.load(std::memory_order_relaxed)) {
-      co_return co_await answer_locally(worker, connection, timeouts.idle, 503,
-                                        "the gateway is shutting down", false);
+      why.stop_status = 503;
+      why.last_failure = "the gateway is shutting down";
+      break;
     }
-    AdmissionGate::Permit permit = std::move(admitted.permit);
+    AdmissionGate::Permit permit = std::move(routed.admitted.permit);
     if (generates && index > 0) {
-      const auto candidate = static_cast<std::size_t>(
-          std::find(route_plan.candidates.begin(), route_plan.candidates.end(), order[index]) -
-          route_plan.candidates.begin());
-      auto retry = co_await admit_on(worker, connection, *snapshot, route_plan, candidate,
-                                     admission_request);
-      if (retry.outcome == Admission::Outcome::client_gone) {
+      bool client_gone = false;
+      permit = co_await admit_retry(worker, connection, *snapshot, routed, routed.order[index],
+                                    why.last_failure, client_gone);
+      if (client_gone) {
         co_return ProxyResult{499, false, {}, "none", 0};
       }
-      if (retry.outcome != Admission::Outcome::admitted) {
-        last_failure = retry.message;
+      if (!permit.held()) {
         continue;
       }
-      permit = std::move(retry.permit);
     }
-    UpstreamNode& node = snapshot->node(order[index]);
-    const routing::RouteKind route = index == 0 ? first_route : routing::RouteKind::failover;
+    UpstreamNode& node = snapshot->node(routed.order[index]);
+    const routing::RouteKind route = index == 0 ? routed.first_route : routing::RouteKind::failover;
     InFlight in_flight(shared, node, std::move(permit));
     node.requests.fetch_add(1, std::memory_order_relaxed);
     request.set(http::field::host, node.authority);
@@ -507,35 +533,30 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
                            ? static_cast<int>(exchange.parser->get().result_int())
                            : 0;
     const bool retry_5xx = status >= 500 && index + 1 < route_plan.count;
-    if (status == 404 && !planned.model.model.empty() && !head_request) {
-      // Perhaps "model not found" from a node the catalog placed the model on: correct the
-      // catalog and try the next holder (no byte has reached the client yet).
-      auto body = co_await read_short_body(connection, exchange, buffers, timeouts.idle);
-      if (body) {
-        connection.upstream = nullptr;
-        const bool missing = routing::says_model_not_found(body->text);
-        if (missing) {
-          forget_model(shared, node, planned.model.model);
-        }
-        if (missing && index + 1 < route_plan.count) {
-          last_failure = "node " + node.id + " does not hold model " + planned.model.model;
-          continue;
-        }
-        co_return co_await answer_with_body(worker, connection, timeouts.idle, status,
-                                            std::move(*body), client_keep_alive, node);
+    const std::string& model = routed.planned.model.model;
+    if (status == 404 && !model.empty() && !head_request) {
+      ProxyResult answered;
+      const auto verdict = co_await judge_not_found(
+          worker, connection, exchange, buffers, node, model, index + 1 == route_plan.count,
+          client_keep_alive, timeouts.idle, answered, why.last_failure);
+      if (verdict == NotFound::next_candidate) {
+        continue;
+      }
+      if (verdict == NotFound::answered) {
+        co_return answered;
       }
     }
     if (outcome != AttemptOutcome::answered || retry_5xx) {
       connection.upstream = nullptr;
-      last_failure =
+      why.last_failure =
           account_failed_attempt(config, node, outcome, attempt_time, status, exchange.failure);
-      any_timeout = any_timeout || outcome == AttemptOutcome::timed_out;
+      why.any_timeout = why.any_timeout || outcome == AttemptOutcome::timed_out;
       if (outcome == AttemptOutcome::client_gone) {
         co_return ProxyResult{499, false, node.id, routing::to_string(route), 0};
       }
       if (outcome == AttemptOutcome::no_descriptors || outcome == AttemptOutcome::shutting_down) {
-        co_return co_await answer_locally(worker, connection, timeouts.idle, 503, last_failure,
-                                          false, "1");
+        why.stop_status = 503;
+        break;
       }
       continue;
     }
@@ -544,57 +565,40 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     RelayRequest relay_request;
     relay_request.config = &config;
     relay_request.route = route;
-    relay_request.key_source = planned.key_source;
+    relay_request.key_source = routed.planned.key_source;
     relay_request.head_request = head_request;
     relay_request.client_keep_alive = client_keep_alive;
     relay_request.client_accepts_chunks = client_accepts_chunks;
     relay_request.started = started;
-    relay_request.preheated = planned.position && lands_preheated(shared, *planned.position, node);
+    const auto& position = routed.planned.position;
+    relay_request.preheated = position && lands_preheated(shared, *position, node);
     relay_request.scan_usage = UsageScanner::reports_usage(net::target_path(request.target()));
     // A 2xx for a model: it is loaded there now. Noted before the slot is released, so that no
     // request of another model finds the node idle in between (catalog.hpp's takes_without_swap)
     // and makes it swap.
-    const bool loads_model = !planned.model.model.empty() && status >= 200 && status < 300 &&
+    const bool loads_model = !model.empty() && status >= 200 && status < 300 &&
                              net::target_path(request.target()) != "/api/show";
-    relay_request.on_upstream_complete = [&in_flight, &node, &planned, loads_model] {
+    relay_request.on_upstream_complete = [&in_flight, &node, &model, loads_model] {
       if (loads_model) {
-        note_loaded(node, planned.model.model);
+        note_loaded(node, model);
       }
       in_flight.release(true);
     };
-    auto relayed = co_await relay(worker, connection, node, exchange, buffers.upstream_input,
-                                  buffers.body, relay_request);
+    auto relayed = co_await relay(worker, connection, node, exchange, lease.buffers, relay_request);
     // account
     const bool succeeded = relayed.status >= 200 && relayed.status < 300;
     if (loads_model && succeeded) {
-      note_loaded(node, planned.model.model);  // also when the answer did not complete
+      note_loaded(node, model);  // also when the answer did not complete
     }
-    if (planned.position && succeeded && relayed.end == RelayEnd::complete) {
-      remember_turn(shared, *snapshot, *planned.position, net::target_path(request.target()),
+    if (position && succeeded && relayed.end == RelayEnd::complete) {
+      remember_turn(shared, *snapshot, *position, net::target_path(request.target()),
                     request.body(), node);  // the next turn starts with it (preheat.hpp)
     }
     co_return account_relayed(worker, config, node, connection.key_slot, route, generates, exchange,
                               relayed, started);
   }
-
-  // No node produced a response head. With every candidate ejected (the router offered them only
-  // because none was healthy), no eligible node exists: 503, retry once a health check may have
-  // taken one back. Otherwise eligible nodes failed: 502 or 504.
-  const bool none_eligible =
-      std::none_of(route_plan.candidates.begin(),
-                   route_plan.candidates.begin() + static_cast<std::ptrdiff_t>(route_plan.count),
-                   [&](std::uint32_t index) { return snapshot->node(index).healthy.load(); });
-  if (none_eligible && !any_timeout) {
-    count_no_eligible();
-    const auto interval_s = (config.health.interval.count() + 999) / 1000;
-    co_return co_await answer_refused(
-        worker, connection, timeouts.idle, 503, "no_eligible_node",
-        "no eligible node: every node that could take the request is ejected (" + last_failure +
-            ")",
-        client_keep_alive, std::to_string(std::max<std::int64_t>(1, interval_s)));
-  }
-  co_return co_await answer_locally(worker, connection, timeouts.idle, any_timeout ? 504 : 502,
-                                    last_failure, client_keep_alive);
+  co_return co_await answer_unanswered(worker, connection, *snapshot, routed, why,
+                                       client_keep_alive);
 }
 
 }  // namespace llmgw::server::detail

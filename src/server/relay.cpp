@@ -6,6 +6,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "request_identity.hpp"
@@ -68,6 +69,93 @@ std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
   return out.size() - parser.get().body().size;
 }
 
+// The body window and the node's read buffer of one relay, sized to the stream. Both start at
+// the pooled size (RelayBuffers::kReadBytes, 2 KiB) and double, up to kMaxReadBytes, while reads
+// come back (nearly) full: a node with a backlog (records written faster than they are relayed, a
+// long answer) is then read in pieces of up to 64 KiB, one write each to the client, where 2 KiB
+// reads cost a read and a write per 2 KiB (bench/RESULTS.md §12.3). A read that brings less than
+// a quarter of the pooled size (a stream paced by its generation) gives the grown buffers back.
+// Such a paced stream also hands its pooled buffers back to the worker while it waits for its
+// next record (release/reacquire around a wait for readability), so 5,000 streams waiting for
+// tokens hold no relay buffers at all (§12.6); the price is one epoll_ctl per record of a paced
+// stream, as Asio re-arms the descriptor for a wait.
+class ReadWindow {
+ public:
+  // Beast's largest read (read_size's bound in http::async_read_some).
+  static constexpr std::size_t kMaxReadBytes = 64 * 1024;
+
+  ReadWindow(RelayBufferPool& pool, std::unique_ptr<RelayBuffers>& buffers)
+      : pool_(pool), buffers_(buffers) {}
+  ~ReadWindow() {
+    if (!buffers_) {
+      buffers_ = pool_.take();  // the owner gives them back to the pool
+    } else if (grown_) {
+      shrink_input();  // the pooled read buffer goes back at its pooled size
+    }
+  }
+  ReadWindow(const ReadWindow&) = delete;
+  ReadWindow& operator=(const ReadWindow&) = delete;
+
+  beast::flat_buffer& input() { return buffers_->upstream_input; }
+  std::span<char> window() const noexcept {
+    return grown_ ? std::span<char>{grown_.get(), grown_size_} : std::span<char>{buffers_->body};
+  }
+
+  // Sizes the next read from the last one, which brought `got` body bytes (relayed already).
+  void adapt(std::size_t got) {
+    paced_ = false;
+    if (got >= window().size() / 4 * 3 && window().size() < kMaxReadBytes) {
+      grown_size_ = window().size() * 2;
+      grown_ = std::make_unique_for_overwrite<char[]>(grown_size_);
+      input().reserve(grown_size_);
+    } else if (got < RelayBuffers::kReadBytes / 4) {
+      if (grown_) {
+        grown_.reset();
+        shrink_input();
+      }
+      paced_ = input().size() <= kCarriedBytes;
+    }
+  }
+  // The last read brought little and nothing waits in the read buffer: the buffers may go back
+  // to the worker while the stream waits for the node (release, then reacquire before the read).
+  bool paced() const noexcept { return paced_; }
+  // What is left in the read buffer (at most a chunk's closing CRLF, which Beast parses with the
+  // next chunk's size line) is carried across.
+  void release() {
+    auto& input = this->input();
+    carried_size_ = input.size();
+    asio::buffer_copy(asio::buffer(carried_), input.data());
+    pool_.put(std::move(buffers_));
+  }
+  void reacquire() {
+    buffers_ = pool_.take();
+    auto& input = this->input();
+    input.commit(asio::buffer_copy(input.prepare(carried_size_),
+                                   asio::buffer(carried_.data(), carried_size_)));
+  }
+
+ private:
+  void shrink_input() {
+    auto& input = this->input();
+    if (input.capacity() > RelayBuffers::kReadBytes && input.size() <= RelayBuffers::kReadBytes) {
+      input.shrink_to_fit();
+      input.reserve(RelayBuffers::kReadBytes);
+    }
+  }
+
+  RelayBufferPool& pool_;
+  std::unique_ptr<RelayBuffers>& buffers_;
+  std::unique_ptr<char[]> grown_;
+  std::size_t grown_size_ = 0;
+  bool paced_ = false;
+  // A chunk's closing CRLF: nothing shorter than 3 bytes completes a chunk or the last one
+  // ("0\r\n\r\n" is 5), so a leftover this short never holds something to relay while the
+  // node, having sent everything, stays silent.
+  static constexpr std::size_t kCarriedBytes = 2;
+  std::array<char, kCarriedBytes> carried_{};
+  std::size_t carried_size_ = 0;
+};
+
 std::string break_message(RelayEnd end, const UpstreamNode& node,
                           const config::GatewayConfig& config) {
   switch (end) {
@@ -92,8 +180,8 @@ std::string stream_error_record(std::string_view content_type, const std::string
 }
 
 asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection, UpstreamNode& node,
-                                   Exchange& exchange, beast::flat_buffer& input,
-                                   std::span<char> buffer, const RelayRequest& request) {
+                                   Exchange& exchange, std::unique_ptr<RelayBuffers>& buffers,
+                                   const RelayRequest& request) {
   const auto& config = *request.config;
   Watchdog& watchdog = *connection.watchdog;
   Stream& client = *connection.client;
@@ -126,10 +214,11 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   bool client_gone = false;
   bool head_sent = false;
   bool completion_signalled = false;
+  ReadWindow window(worker.relay_buffers, buffers);
   // Body bytes that came with the head go out with it: a short response leaves in one write.
   std::size_t got = 0;
-  if (!upstream_complete && input.size() > 0) {
-    got = parse_buffered(parser, input, buffer, broken);
+  if (!upstream_complete && window.input().size() > 0) {
+    got = parse_buffered(parser, window.input(), window.window(), broken);
     upstream_complete = !broken && parser.is_done();
   }
   for (;;) {
@@ -139,7 +228,7 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
         result.time_to_first_byte = Clock::now() - request.started;
       }
       if (request.scan_usage) {
-        result.usage_scanner.feed(std::string_view{buffer.data(), got});
+        result.usage_scanner.feed(std::string_view{window.window().data(), got});
       }
     }
     if (upstream_complete && !completion_signalled && request.on_upstream_complete) {
@@ -149,7 +238,7 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     // One write per piece: the head goes with the first one, the last chunk with the last one.
     // A stream whose first token is not there yet gets its head at once, alone.
     if (got > 0 || !head_sent || (upstream_complete && chunked)) {
-      head.body().data = got > 0 ? buffer.data() : nullptr;
+      head.body().data = got > 0 ? window.window().data() : nullptr;
       head.body().size = got;
       head.body().more = !upstream_complete;
       watchdog.arm(Side::client, config.timeouts.idle);
@@ -164,12 +253,22 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     if (client_gone || upstream_complete || broken) {
       break;
     }
-    parser.get().body().data = buffer.data();
-    parser.get().body().size = buffer.size();
+    window.adapt(got);
     watchdog.arm(Side::upstream, config.timeouts.idle);
+    // Not over TLS: OpenSSL may hold decrypted bytes while the socket shows nothing to read.
+    if (window.paced() && !upstream.is_tls()) {
+      window.release();
+      // Its outcome shows in the read below (a closed or timed-out socket fails it at once).
+      co_await upstream.socket().async_wait(tcp::socket::wait_read, kAsTuple);
+      window.reacquire();
+    }
+    const std::span<char> next = window.window();
+    parser.get().body().data = next.data();
+    parser.get().body().size = next.size();
     // read_some, not read: read would wait until the buffer is full, holding tokens back.
-    auto [read_error, read] = co_await http::async_read_some(upstream, input, parser, kAsTuple);
-    got = buffer.size() - parser.get().body().size;
+    auto [read_error, read] =
+        co_await http::async_read_some(upstream, window.input(), parser, kAsTuple);
+    got = next.size() - parser.get().body().size;
     if (read_error && read_error != http::error::need_buffer) {
       broken = true;  // what was read still goes to the client first
     } else {

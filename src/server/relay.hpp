@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,9 +58,13 @@ struct RelayResult {
   UsageScanner usage_scanner;  // token counts from the node's final record
 };
 
+// `buffers` (the request's, from the worker's RelayBufferPool) hold the node's read buffer, with
+// the body bytes that came with the head; a paced stream hands them back to the pool while it
+// waits for the node and takes a set again for the next read, so `buffers` may point to another
+// set afterwards (never null).
 asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection, UpstreamNode& node,
-                                   Exchange& exchange, beast::flat_buffer& input,
-                                   std::span<char> buffer, const RelayRequest& request);
+                                   Exchange& exchange, std::unique_ptr<RelayBuffers>& buffers,
+                                   const RelayRequest& request);
 
 // An error record in the stream's own format, for a stream that breaks after its first byte.
 std::string stream_error_record(std::string_view content_type, const std::string& message);

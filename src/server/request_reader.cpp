@@ -281,6 +281,66 @@ asio::awaitable<void> linger_before_close(ClientConnection& connection) {
   }
 }
 
+namespace {
+
+// The rest of a request whose head is in `head_parser` and valid: 100 Continue when asked for,
+// then the body. A frame of its own, so that a connection waiting for its next head (read_request)
+// does not hold the body parser (bench/RESULTS.md §12.4).
+asio::awaitable<void> read_rest(ClientConnection& connection, beast::flat_buffer& buffer,
+                                const config::GatewayConfig& config,
+                                http::request_parser<http::empty_body>& head_parser,
+                                std::size_t head_bytes, ReadResult& result) {
+  Stream& stream = *connection.client;
+  Watchdog& watchdog = *connection.watchdog;
+  const auto& limits = config.limits;
+  const auto length = head_parser.content_length();
+  if (beast::iequals(head_parser.get()[http::field::expect], "100-continue")) {
+    http::response<http::empty_body> proceed{http::status::continue_, 11};
+    watchdog.arm(Side::client, config.timeouts.client_header);
+    co_await http::async_write(stream, proceed, kAsTuple);
+  }
+  const auto head_fields =
+      static_cast<std::size_t>(std::distance(head_parser.get().begin(), head_parser.get().end()));
+  http::request_parser<http::string_body> parser{std::move(head_parser)};
+  parser.body_limit(limits.max_body_bytes);
+  if (length && *length > 0) {
+    // Room for the routing scan to read the body in place (routing::scan_body); Beast's own
+    // reserve of Content-Length bytes is then a no-op.
+    parser.get().body().reserve(static_cast<std::size_t>(*length) + routing::body_scan_padding());
+  }
+  ChunkGuard guard{limits,
+                   result.reservation,
+                   limits.max_header_bytes - std::min(head_bytes, limits.max_header_bytes),
+                   {}};
+  parser.on_chunk_header(guard);
+  if (!parser.is_done()) {  // a GET is complete with its head: no read (and no queued handler)
+    watchdog.arm(Side::client, config.timeouts.client_header);
+    const auto body_error = co_await read_body(stream, buffer, parser);
+    watchdog.disarm();
+    if (guard.failure) {
+      result.error = std::move(guard.failure);
+    } else if (body_error == http::error::buffer_overflow) {
+      // A chunk-size line or trailer section that does not fit the bounded read buffer.
+      result.error = header_too_large(limits, "chunk extensions or trailers are");
+    } else if (body_error == http::error::body_limit) {
+      result.error = body_too_large(limits);
+    } else if (body_error && !is_quiet_close(body_error)) {
+      result.error = RequestError{400, "malformed request body: " + body_error.message()};
+    }
+    if (body_error) {
+      co_return;
+    }
+  }
+  Request request = parser.release();
+  if (drop_trailers(request, head_fields) > guard.header_allowance) {
+    result.error = header_too_large(limits, "request header with chunk extensions and trailers is");
+    co_return;
+  }
+  result.request.emplace(std::move(request));
+}
+
+}  // namespace
+
 asio::awaitable<ReadResult> read_request(ClientConnection& connection, beast::flat_buffer& buffer,
                                          const config::GatewayConfig& config,
                                          std::atomic<std::size_t>& buffered_body_bytes) {
@@ -323,48 +383,7 @@ asio::awaitable<ReadResult> read_request(ClientConnection& connection, beast::fl
     result.error = budget_exhausted(limits);
     co_return result;
   }
-  if (beast::iequals(head[http::field::expect], "100-continue")) {
-    http::response<http::empty_body> proceed{http::status::continue_, 11};
-    watchdog.arm(Side::client, config.timeouts.client_header);
-    co_await http::async_write(stream, proceed, kAsTuple);
-  }
-  const auto head_fields = static_cast<std::size_t>(std::distance(head.begin(), head.end()));
-  http::request_parser<http::string_body> parser{std::move(head_parser)};
-  parser.body_limit(limits.max_body_bytes);
-  if (length && *length > 0) {
-    // Room for the routing scan to read the body in place (routing::scan_body); Beast's own
-    // reserve of Content-Length bytes is then a no-op.
-    parser.get().body().reserve(static_cast<std::size_t>(*length) + routing::body_scan_padding());
-  }
-  ChunkGuard guard{limits,
-                   result.reservation,
-                   limits.max_header_bytes - std::min(head_bytes, limits.max_header_bytes),
-                   {}};
-  parser.on_chunk_header(guard);
-  if (!parser.is_done()) {  // a GET is complete with its head: no read (and no queued handler)
-    watchdog.arm(Side::client, config.timeouts.client_header);
-    const auto body_error = co_await read_body(stream, buffer, parser);
-    watchdog.disarm();
-    if (guard.failure) {
-      result.error = std::move(guard.failure);
-    } else if (body_error == http::error::buffer_overflow) {
-      // A chunk-size line or trailer section that does not fit the bounded read buffer.
-      result.error = header_too_large(limits, "chunk extensions or trailers are");
-    } else if (body_error == http::error::body_limit) {
-      result.error = body_too_large(limits);
-    } else if (body_error && !is_quiet_close(body_error)) {
-      result.error = RequestError{400, "malformed request body: " + body_error.message()};
-    }
-    if (body_error) {
-      co_return result;
-    }
-  }
-  Request request = parser.release();
-  if (drop_trailers(request, head_fields) > guard.header_allowance) {
-    result.error = header_too_large(limits, "request header with chunk extensions and trailers is");
-    co_return result;
-  }
-  result.request.emplace(std::move(request));
+  co_await read_rest(connection, buffer, config, head_parser, head_bytes, result);
   co_return result;
 }
 
