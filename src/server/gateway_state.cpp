@@ -42,6 +42,9 @@ void UpstreamNode::record_success(NodeHealth::Source source, const OutlierPolicy
     spdlog::warn("node {} taken back: {} {} succeeded in a row after its ejection time", id,
                  policy.healthy_threshold,
                  source == NodeHealth::Source::check ? "health checks" : "proxied requests");
+    if (on_readmitted != nullptr && *on_readmitted) {
+      (*on_readmitted)(id);
+    }
   }
 }
 
@@ -176,6 +179,7 @@ void SharedState::publish_locked(config::GatewayConfig next) {
                                                 gateway_config->admission);
       existing->metrics.healthy->Set(1);
       existing->on_ejected = &on_ejected;
+      existing->on_readmitted = &on_readmitted;
     } else {
       existing->admission.configure(node_config, gateway_config->admission);
       existing->weight.store(node_config.weight, std::memory_order_relaxed);

@@ -218,6 +218,9 @@ Preheater::Preheater(SharedState& shared, asio::io_context& control)
   shared_.on_ejected = [this](const std::string& node) {
     asio::post(control_, [this, node] { plan_arrivals(node); });
   };
+  shared_.on_readmitted = [this](const std::string& node) {
+    asio::post(control_, [this, node] { plan_returns(node); });
+  };
 }
 
 bool Preheater::may_return(std::uint64_t position, const std::string& owner) {
@@ -236,6 +239,25 @@ bool Preheater::may_return(std::uint64_t position, const std::string& owner) {
       break;
   }
   return true;
+}
+
+void Preheater::plan_returns(const std::string& owner) {
+  const auto snapshot = shared_.current();
+  if (snapshot->config().preheat.max_bytes == 0 || !snapshot->sessions) {
+    return;  // (the ring modes return at once: no placement holds a session away)
+  }
+  const auto now = Clock::now();
+  for (const auto& [position, placement] : snapshot->sessions->placements(now)) {
+    if (!placement.failover || placement.home == owner) {
+      continue;
+    }
+    // Its owner (the failover placement ends when the owner is healthy again).
+    const auto first = routing::owner_of(snapshot->table, position, {});
+    if (first && snapshot->table.node(*first).id == owner &&
+        shared_.prompts.return_preheat(position, owner) == routing::ReturnPreheat::started) {
+      start_return(position, owner);
+    }
+  }
 }
 
 void Preheater::start_return(std::uint64_t position, const std::string& owner) {

@@ -82,6 +82,10 @@ class Preheater {
   // Any thread, under the session table's lock: may the failover session at `position` return
   // to `owner` now? Begins the return preheat on first ask (posted to the control thread).
   bool may_return(std::uint64_t position, const std::string& owner);
+  // On the control thread, when `owner` is taken back: the return preheats of the sessions
+  // placed away from it by failover begin at once, with their latest prompts, so a session
+  // whose next turn comes after its preheat ended returns at once, warm.
+  void plan_returns(const std::string& owner);
   // On the control thread: the return preheat begun by may_return, sent or skipped.
   void start_return(std::uint64_t position, const std::string& owner);
   // Why a session is preheated: a planned move (a published change), or warm on arrival (its
