@@ -1,19 +1,32 @@
 #!/usr/bin/env python3
-"""Drain mid-run, with and without cache preheating (bench/RESULTS.md §9, issue 15).
+"""A session moves mid-run, with and without cache preheating (bench/RESULTS.md §9, issue 15).
 
 Starts NODES ollama-sim processes (4 KV slots each) and one `llmgw serve` in front of them, then
 runs SESSIONS conversations of TURNS turns each, one thread per session (streamed /api/chat, the
 history growing by a user message of ~USER_BYTES and the reply each turn). When every session has
-finished turn DRAIN_AFTER, node-a is drained (PATCH /admin/nodes/node-a {"draining": true}); after
-THINK seconds of user think time the sessions go on, spread over another THINK seconds. Reports, for the sessions that were on node-a
-(moved) and for the others, the time to first token of the turn after the drain (moved) or of every turn after the drain
-(others: an eviction the moves cause shows in some later turn), p50 and p99, and
-the prompt tokens the preheats cost. The modes (preheat.max_bytes 64 MiB and 0) alternate round by
-round (the machine is shared and noisy).
+finished turn DRAIN_AFTER, the SCENARIO's event happens; after THINK seconds of user think time the
+sessions go on, spread over another THINK seconds.
 
-Usage: bench/run-preheat.py [--build build/ci] [--rounds 4] [--sessions 16] [--turns 8]
-                            [--drain-after 4] [--think 0.5] [--time-scale 0.1] [--seed 1]
-                            [--multiuser-cache] [--log-turns]
+- drain: node-a is drained (PATCH /admin/nodes/node-a {"draining": true}). Moved: the sessions
+  that were on node-a; measured: their next turn.
+- add: the gateway starts with NODES - 1 nodes; the last sim joins (POST /admin/nodes), routing
+  balance_by: requests (under balance_by: sessions placed sessions stay where they are when a
+  node joins, by design). Moved: the sessions whose next turn goes to the new node; measured: it.
+- recover: node-a's sim is killed and the gateway sees it unhealthy: its sessions fail over (the
+  failover turn is reported apart: an unplanned move, cold in both modes unless
+  --warm-on-arrival). After their failover turn node-a is started again on its port (empty KV
+  cache, as a restarted Ollama) and seen healthy; THINK later the sessions go on. Moved: the
+  sessions that were on node-a; measured: their first turn served by node-a again (with
+  preheating the session returns only after its preheat there ended, so possibly a turn later).
+
+Reports the moved sessions' measured turn and every turn of the other sessions after the event
+(an eviction the moves cause shows in some later turn), p50 and p99, and the prompt tokens the
+preheats cost. The modes (preheat.max_bytes 64 MiB and 0) alternate round by round (the machine is
+shared and noisy).
+
+Usage: bench/run-preheat.py [--build build/ci] [--scenario drain|add|recover] [--rounds 4]
+                            [--sessions 16] [--turns 8] [--drain-after 4] [--think 0.5]
+                            [--time-scale 0.1] [--seed 1] [--multiuser-cache] [--log-turns]
 """
 
 import argparse
@@ -26,7 +39,7 @@ import tempfile
 import threading
 import time
 
-from bench_procs import free_port, metric, start, start_sims, wait_http
+from bench_procs import free_port, metric, start, start_sims, stop_all, wait_http
 
 
 PREFILL_TOKENS_PER_S = 2000.0  # ollama-sim's default --prefill-tps
@@ -61,88 +74,161 @@ def turn(port, session, messages, time_scale):
 
 
 
-def run_round(args, preheat):
-    procs = []
-    tmp = tempfile.mkdtemp(prefix="llmgw-preheat-bench-")
-    try:
-        nodes = []
-        sims, ports = start_sims(args.build, args.nodes,
-                                 ["--num-parallel", args.num_parallel, "--time-scale",
-                                  args.time_scale]
-                                 + (["--multiuser-cache"] if args.multiuser_cache else []),
-                                 seed=args.seed)
-        procs += sims
-        for i, port in enumerate(ports):
-            nodes.append(f"  - name: node-{chr(ord('a') + i)}\n    url: http://127.0.0.1:{port}\n")
-        gateway_port = free_port()
+def admin(port, method, path, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body,
+                 {"Authorization": "Bearer bench", "Content-Type": "application/json"})
+    status = conn.getresponse().status
+    assert status in (200, 201), f"{method} {path}: {status}"
+
+
+def wait_node_health(port, name, healthy, deadline_s=20):
+    end = time.time() + deadline_s
+    while time.time() < end:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/health")
+        for node in json.loads(conn.getresponse().read())["nodes"]:
+            if node["name"] == name and node["healthy"] == healthy:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} never became {'healthy' if healthy else 'unhealthy'}")
+
+
+def gateway_config(args, gateway_port, nodes, preheat):
+    text = (f"listen:\n  address: 127.0.0.1\n  port: {gateway_port}\nworkers: 2\n"
+            f"nodes:\n{''.join(nodes)}admin:\n  token: bench\n"
+            f"log:\n  access_log: false\n  level: warn\n"
+            f"preheat:\n  max_bytes: {67108864 if preheat else 0}\n")
+    if preheat and args.warm_on_arrival:
+        text += "  warm_on_arrival: true\n"
+    if args.scenario == "add":
+        text += "routing:\n  balance_by: requests\n"
+    if args.scenario == "recover":
+        # Seen down and back within a probe or two, so the benchmark measures the moves.
+        text += ("health:\n  interval_ms: 100\n  unhealthy_threshold: 1\n"
+                 "  healthy_threshold: 1\n  base_ejection_ms: 200\n")
+    return text
+
+
+def node_entry(i, port):
+    return f"  - name: node-{chr(ord('a') + i)}\n    url: http://127.0.0.1:{port}\n"
+
+
+class Fleet:
+    """The sims and the gateway of one round, and the scenario's events."""
+
+    def __init__(self, args, preheat, tmp):
+        self.args = args
+        self.sim_args = (["--num-parallel", args.num_parallel, "--time-scale", args.time_scale]
+                         + (["--multiuser-cache"] if args.multiuser_cache else []))
+        self.procs, self.ports = start_sims(args.build, args.nodes, self.sim_args, seed=args.seed)
+        listed = args.nodes - 1 if args.scenario == "add" else args.nodes
+        self.port = free_port()
         config = os.path.join(tmp, "gateway.yaml")
         with open(config, "w") as f:
-            f.write(f"listen:\n  address: 127.0.0.1\n  port: {gateway_port}\nworkers: 2\n"
-                    f"nodes:\n{''.join(nodes)}admin:\n  token: bench\n"
-                    f"log:\n  access_log: false\n  level: warn\n"
-                    f"preheat:\n  max_bytes: {67108864 if preheat else 0}\n")
-        procs.append(start([f"{args.build}/llmgw", "serve", "--config", config]))
-        wait_http(gateway_port, "/health")
+            f.write(gateway_config(args, self.port,
+                                   [node_entry(i, self.ports[i]) for i in range(listed)], preheat))
+        self.procs.append(start([f"{args.build}/llmgw", "serve", "--config", config]))
+        wait_http(self.port, "/health")
 
-        barrier = threading.Barrier(args.sessions + 1)
-        resume = threading.Event()
+    def first_event(self):
+        if self.args.scenario == "drain":
+            admin(self.port, "PATCH", "/admin/nodes/node-a", '{"draining": true}')
+        elif self.args.scenario == "add":
+            last = self.args.nodes - 1
+            admin(self.port, "POST", "/admin/nodes",
+                  json.dumps({"name": f"node-{chr(ord('a') + last)}",
+                              "url": f"http://127.0.0.1:{self.ports[last]}"}))
+        else:  # recover: node-a fails
+            self.procs[0].kill()
+            self.procs[0].wait()
+            wait_node_health(self.port, "node-a", False)
+
+    def second_event(self):
+        """recover: node-a back on its port, with an empty KV cache."""
+        self.procs[0] = start([f"{self.args.build}/ollama-sim", "--port", str(self.ports[0]),
+                               "--seed", str(self.args.seed)]
+                              + [str(arg) for arg in self.sim_args])
+        wait_http(self.ports[0], "/api/version")
+        wait_node_health(self.port, "node-a", True)
+
+    def stop(self):
+        stop_all(self.procs)
+
+
+def run_round(args, preheat):
+    tmp = tempfile.mkdtemp(prefix="llmgw-preheat-bench-")
+    fleet = Fleet(args, preheat, tmp)
+    try:
+        events = 2 if args.scenario == "recover" else 1
+        barriers = [threading.Barrier(args.sessions + 1) for _ in range(events)]
+        resumes = [threading.Event() for _ in range(events)]
         results = {}
 
         def conversation(index):
             session = f"bench-{index}"
             system = f"You are assistant {index}. " + "Keep answers short. " * 200
             messages = [{"role": "system", "content": system}]
-            nodes_seen = []
-            after = None
-            later = []
+            seen = []  # (node, ttft) per turn
             for t in range(args.turns):
                 messages.append({"role": "user", "content": f"turn {t}: " + "words " * args.user_bytes})
-                got = turn(gateway_port, session, messages, args.time_scale)
+                got = turn(fleet.port, session, messages, args.time_scale)
                 ttft, node = got["ttft"], got["node"]
                 messages.append({"role": "assistant", "content": got["reply"]})
-                nodes_seen.append(node)
+                seen.append((node, ttft))
                 if args.log_turns:
                     print(f"  {'preheat' if preheat else 'plain':<8}{session:<10} turn {t} {node} "
                           f"ttft {ttft * 1000:6.0f} ms  prompt {got['prompt']:5} evaluated "
                           f"{got['evaluated']:5}{'  preheated' if got['preheated'] else ''}",
                           flush=True)
-                if t + 1 == args.drain_after:
-                    barrier.wait()
-                    resume.wait()
+                event = t + 1 - args.drain_after
+                if 0 <= event < events:
+                    barriers[event].wait()
+                    resumes[event].wait()
                     # Users do not all come back at once: spread over another THINK seconds.
                     time.sleep(args.think * index / args.sessions)
-                elif t >= args.drain_after:
-                    after = after or ttft
-                    later.append(ttft)
-            results[index] = (nodes_seen, after, later)
+            results[index] = seen
 
         with concurrent.futures.ThreadPoolExecutor(args.sessions) as pool:
             futures = [pool.submit(conversation, i) for i in range(args.sessions)]
-            barrier.wait()
-            conn = http.client.HTTPConnection("127.0.0.1", gateway_port, timeout=10)
-            conn.request("PATCH", "/admin/nodes/node-a", '{"draining": true}',
-                         {"Authorization": "Bearer bench", "Content-Type": "application/json"})
-            assert conn.getresponse().status == 200
-            time.sleep(args.think)
-            resume.set()
+            for event in range(events):
+                barriers[event].wait()
+                (fleet.first_event if event == 0 else fleet.second_event)()
+                time.sleep(args.think)
+                resumes[event].set()
             for future in futures:
                 future.result()
-        moved = [after for nodes_seen, after, _ in results.values()
-                 if nodes_seen[args.drain_after - 1] == "node-a"]
-        # Every turn after the drain: an eviction the moves cause shows in some later turn.
-        others = [ttft for nodes_seen, _, later in results.values()
-                  if nodes_seen[args.drain_after - 1] != "node-a" for ttft in later]
-        return {
-            "moved": moved,
-            "others": others,
-            "preheat_tokens": metric(gateway_port, "llmgw_preheat_prompt_tokens_total"),
-            "completed": metric(gateway_port, 'llmgw_preheats_total{outcome="completed"}'),
-        }
+        return summarise(args, results, fleet.port)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait()
+        fleet.stop()
+
+
+def summarise(args, results, port):
+    """The moved sessions' measured turns, the failover turns (recover) and the others' turns."""
+    first = args.drain_after  # the first turn after the event
+    moved, failover, others = [], [], []
+    new_node = f"node-{chr(ord('a') + args.nodes - 1)}"
+    for seen in results.values():
+        if args.scenario == "add":
+            is_moved = seen[first][0] == new_node
+        else:
+            is_moved = seen[first - 1][0] == "node-a"
+        if not is_moved:
+            others += [ttft for _, ttft in seen[first:]]
+        elif args.scenario == "recover":
+            failover.append(seen[first][1])
+            back = [ttft for node, ttft in seen[first + 1:] if node == "node-a"]
+            if back:
+                moved.append(back[0])
+        else:
+            moved.append(seen[first][1])
+    return {
+        "moved": moved,
+        "failover": failover,
+        "others": others,
+        "preheat_tokens": metric(port, "llmgw_preheat_prompt_tokens_total"),
+        "completed": metric(port, 'llmgw_preheats_total{outcome="completed"}'),
+    }
 
 
 def quantile(values, q):
@@ -153,6 +239,9 @@ def quantile(values, q):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default="build/ci")
+    parser.add_argument("--scenario", choices=("drain", "add", "recover"), default="drain")
+    parser.add_argument("--warm-on-arrival", action="store_true",
+                        help="preheat.warm_on_arrival in the preheat mode")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--sessions", type=int, default=16)
     parser.add_argument("--turns", type=int, default=8)
@@ -168,13 +257,15 @@ def main():
     parser.add_argument("--log-turns", action="store_true",
                         help="print every turn's node, TTFT and prompt tokens evaluated")
     args = parser.parse_args()
-    totals = {mode: {"moved": [], "others": [], "tokens": 0.0, "completed": 0.0}
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    totals = {mode: {"moved": [], "failover": [], "others": [], "tokens": 0.0, "completed": 0.0}
               for mode in (True, False)}
     for r in range(args.rounds):
         for preheat in (True, False) if r % 2 == 0 else (False, True):
             got = run_round(args, preheat)
             totals[preheat]["moved"] += got["moved"]
             totals[preheat]["others"] += got["others"]
+            totals[preheat]["failover"] += got["failover"]
             totals[preheat]["tokens"] += got["preheat_tokens"]
             totals[preheat]["completed"] += got["completed"]
     print(f"{'mode':<12}{'moved n':>8}{'moved p50':>11}{'moved p99':>11}"
@@ -186,6 +277,13 @@ def main():
               f"{len(t['others']):>9}{quantile(t['others'], 0.5) * 1000:>10.0f}ms"
               f"{quantile(t['others'], 0.99) * 1000:>10.0f}ms{t['completed']:>10.0f}"
               f"{t['tokens']:>16.0f}")
+    if args.scenario == "recover":
+        for preheat in (True, False):
+            t = totals[preheat]
+            print(f"failover turn ({'preheat' if preheat else 'no preheat'}): n {len(t['failover'])}"
+                  f" p50 {quantile(t['failover'], 0.5) * 1000:.0f} ms"
+                  f" p99 {quantile(t['failover'], 0.99) * 1000:.0f} ms")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

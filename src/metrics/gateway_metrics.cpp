@@ -92,6 +92,10 @@ std::string_view to_string(PreheatSkip reason) noexcept {
       return "node_busy";
     case PreheatSkip::cap:
       return "cap";
+    case PreheatSkip::other_replica:
+      return "other_replica";
+    case PreheatSkip::not_worth:
+      return "not_worth";
   }
   return "unknown";
 }
@@ -296,7 +300,7 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_preheats_skipped_total")
           .Help(
               "Planned moves whose preheat was not sent, by reason: no_prompt, no_model, "
-              "node_busy, cap")
+              "node_busy, cap, other_replica, not_worth")
           .Register(*registry);
   prometheus::Family<prometheus::Counter>& preheat_tokens =
       prometheus::BuildCounter()

@@ -157,6 +157,21 @@ const Script& claim_script() {
   return script;
 }
 
+// The preheat of a session's move to a node (ARGV[1]), for ARGV[2] ms: 1 for the first replica to
+// ask, 0 for any other asking for the same node meanwhile. A move to another node claims anew.
+constexpr const char* kPreheatClaimBody = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+)lua";
+
+const Script& preheat_claim_script() {
+  static const Script script{kPreheatClaimBody};
+  return script;
+}
+
 std::string position_member(std::uint64_t position) {
   return fmt::format("{:016x}", position);
 }
@@ -270,6 +285,16 @@ void PlacementStore::touch_value(std::uint64_t key_position, std::string value,
       options_.key_prefix + "p:" + position_member(key_position), std::to_string(idle.count()),
       options_.key_prefix + "n:", position_member(key_position), std::move(value)};
   call_script(*client_, touch_script(), std::move(args), placement_reply(std::move(done)));
+}
+
+void PlacementStore::claim_preheat(std::uint64_t key_position, const std::string& node,
+                                   std::chrono::milliseconds ttl, std::function<void(bool)> done) {
+  std::vector<std::string> args{options_.key_prefix + "w:" + position_member(key_position), node,
+                                std::to_string(ttl.count())};
+  call_script(*client_, preheat_claim_script(), std::move(args),
+              [done = std::move(done)](net::RedisReply reply) {
+                done(reply.kind == net::RedisReply::Kind::integer && reply.integer == 1);
+              });
 }
 
 void PlacementStore::note_fallback(std::uint64_t key_position, const Placement& used,

@@ -28,6 +28,9 @@ void UpstreamNode::record_failure(NodeHealth::Source source, const OutlierPolicy
     spdlog::warn("node {} ejected for {} s (ejection {} in a row): {} ({} failures in a row)", id,
                  change.ejected_for.count() / 1000, change.ejections, reason,
                  policy.unhealthy_threshold);
+    if (on_ejected != nullptr && *on_ejected) {
+      (*on_ejected)(id);
+    }
   }
 }
 
@@ -41,6 +44,9 @@ void UpstreamNode::record_success(NodeHealth::Source source, const OutlierPolicy
     spdlog::warn("node {} taken back: {} {} succeeded in a row after its ejection time", id,
                  policy.healthy_threshold,
                  source == NodeHealth::Source::check ? "health checks" : "proxied requests");
+    if (on_readmitted != nullptr && *on_readmitted) {
+      (*on_readmitted)(id);
+    }
   }
 }
 
@@ -194,6 +200,8 @@ void SharedState::publish_locked(config::GatewayConfig next) {
       existing = std::make_shared<UpstreamNode>(node_config, metrics.node(node_config.name),
                                                 gateway_config->admission);
       existing->metrics.healthy->Set(1);
+      existing->on_ejected = &on_ejected;
+      existing->on_readmitted = &on_readmitted;
     } else {
       existing->admission.configure(node_config, gateway_config->admission);
       existing->weight.store(node_config.weight, std::memory_order_relaxed);

@@ -87,6 +87,11 @@ struct UpstreamNode final : routing::NodeState {
   // requests (catalog.hpp's route_model takes it out of the holders).
   std::atomic<bool> draining{false};
   NodeEvents events;  // recent failures, ejections, readmissions with reasons (/health)
+  // Called with the node's id when it is ejected (SharedState::on_ejected, set at creation;
+  // preheat.hpp's warm on arrival). Null or empty: nothing.
+  const std::function<void(const std::string& node)>* on_ejected = nullptr;
+  // The same when it is taken back (SharedState::on_readmitted: return preheats).
+  const std::function<void(const std::string& node)>* on_readmitted = nullptr;
   // The node's cap and queue (admission_gate.hpp). Its caps follow reloads (configure), not
   // `config`, so a reload that changes only caps keeps the node and its waiters.
   AdmissionGate admission;
@@ -182,6 +187,12 @@ struct SharedState {
   // (SessionTableOptions::may_return; preheat.hpp). Set once by the gateway before its threads
   // start; empty: it returns at once.
   std::function<bool(std::uint64_t key_position, const routing::NodeState& owner)> may_return;
+  // Called from the thread that ejected a node, with its id (preheat.hpp: warm on arrival). Set
+  // once by the gateway before its threads start; empty before.
+  std::function<void(const std::string& node)> on_ejected;
+  // Called from the thread that took a node back, with its id (preheat.hpp: the failover
+  // sessions' return preheats begin at once). Set once before the threads start.
+  std::function<void(const std::string& node)> on_readmitted;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
  private:

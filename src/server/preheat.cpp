@@ -12,14 +12,17 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
 #include "catalog.hpp"
 #include "fleet_upstream.hpp"
+#include "llmgw/admission/wait_estimate.hpp"
 #include "llmgw/routing/session_key.hpp"
 #include "server/as_tuple.hpp"
+#include "shared_placement.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -38,6 +41,27 @@ void count_skip(SharedState& shared, PreheatSkip reason) {
   shared.metrics.preheat().skipped[static_cast<std::size_t>(reason)]->Increment();
 }
 
+// Under balance_by: sessions, where the session's placement stands in `snapshot`: none (a fresh
+// table: its next turn is placed afresh), a home that may stay (its index), or one it leaves.
+struct Home {
+  bool placed = false;
+  std::optional<std::size_t> stays;
+};
+Home home_in(const Snapshot& snapshot, std::uint64_t position,
+             const routing::Eligibility& eligibility, Clock::time_point now) {
+  const std::string home = snapshot.sessions->home_of(position, now);
+  if (home.empty()) {
+    return {};
+  }
+  for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+    if (snapshot.nodes[i]->id == home && eligibility.holders.contains(i) &&
+        snapshot.nodes[i]->healthy.load()) {
+      return {true, i};
+    }
+  }
+  return {true, std::nullopt};
+}
+
 // The node the session's next turn goes to in `snapshot`, planned as the proxy plans it. Under
 // balance_by: sessions a placement that may stay is kept untouched; one that may not (its home
 // drains, left, lacks the model, is down) is replaced now, so the turn finds the new placement;
@@ -46,15 +70,9 @@ std::optional<std::size_t> next_node(const Snapshot& snapshot, std::uint64_t pos
                                      const routing::Eligibility& eligibility,
                                      std::int64_t in_flight, Clock::time_point now) {
   if (snapshot.sessions) {
-    const std::string home = snapshot.sessions->home_of(position, now);
-    if (home.empty()) {
-      return std::nullopt;  // no placement (a fresh table): its next turn is placed afresh
-    }
-    for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
-      if (snapshot.nodes[i]->id == home && eligibility.holders.contains(i) &&
-          snapshot.nodes[i]->healthy.load()) {
-        return i;
-      }
+    const Home home = home_in(snapshot, position, eligibility, now);
+    if (!home.placed || home.stays) {
+      return home.stays;
     }
     const auto plan = snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy,
                                               now, eligibility);
@@ -122,6 +140,31 @@ asio::awaitable<AdmissionGate::Permit> idle_slot(asio::io_context& io, UpstreamN
   }
 }
 
+// One replica's claim of a session's preheat on `node` (PlacementStore::claim_preheat), awaited
+// up to `wait`: false when another replica has it, or when the store does not answer.
+asio::awaitable<bool> claim_preheat(routing::PlacementStore& store, std::uint64_t position,
+                                    const std::string& node, std::chrono::milliseconds ttl,
+                                    Clock::duration wait) {
+  if (!store.available()) {
+    co_return false;
+  }
+  struct Pending {
+    explicit Pending(const asio::any_io_executor& executor) : timer(executor) {}
+    asio::steady_timer timer;
+    bool claimed = false;
+  };
+  auto pending = std::make_shared<Pending>(co_await asio::this_coro::executor);
+  pending->timer.expires_after(wait);
+  store.claim_preheat(position, node, ttl, [pending](bool claimed) {
+    asio::post(pending->timer.get_executor(), [pending, claimed] {
+      pending->claimed = claimed;
+      pending->timer.cancel();
+    });
+  });
+  co_await pending->timer.async_wait(kAsTuple);
+  co_return pending->claimed;
+}
+
 }  // namespace
 
 bool is_preheatable_path(std::string_view path) noexcept {
@@ -172,6 +215,12 @@ Preheater::Preheater(SharedState& shared, asio::io_context& control)
   shared_.may_return = [this](std::uint64_t position, const routing::NodeState& owner) {
     return may_return(position, owner.id);
   };
+  shared_.on_ejected = [this](const std::string& node) {
+    asio::post(control_, [this, node] { plan_arrivals(node); });
+  };
+  shared_.on_readmitted = [this](const std::string& node) {
+    asio::post(control_, [this, node] { plan_returns(node); });
+  };
 }
 
 bool Preheater::may_return(std::uint64_t position, const std::string& owner) {
@@ -190,6 +239,25 @@ bool Preheater::may_return(std::uint64_t position, const std::string& owner) {
       break;
   }
   return true;
+}
+
+void Preheater::plan_returns(const std::string& owner) {
+  const auto snapshot = shared_.current();
+  if (snapshot->config().preheat.max_bytes == 0 || !snapshot->sessions) {
+    return;  // (the ring modes return at once: no placement holds a session away)
+  }
+  const auto now = Clock::now();
+  for (const auto& [position, placement] : snapshot->sessions->placements(now)) {
+    if (!placement.failover || placement.home == owner) {
+      continue;
+    }
+    // Its owner (the failover placement ends when the owner is healthy again).
+    const auto first = routing::owner_of(snapshot->table, position, {});
+    if (first && snapshot->table.node(*first).id == owner &&
+        shared_.prompts.return_preheat(position, owner) == routing::ReturnPreheat::started) {
+      start_return(position, owner);
+    }
+  }
 }
 
 void Preheater::start_return(std::uint64_t position, const std::string& owner) {
@@ -218,8 +286,8 @@ void Preheater::start_return(std::uint64_t position, const std::string& owner) {
   ++per_node_[owner];
   ++total_;
   asio::co_spawn(control_,
-                 preheat(snapshot, std::move(target), position, *prompt,
-                         route_model(*snapshot, fields.model).model),
+                 claimed_preheat(snapshot, std::move(target), position, *prompt,
+                                 route_model(*snapshot, fields.model).model),
                  asio::detached);
 }
 
@@ -244,35 +312,122 @@ void Preheater::count_unkept_moves(
 
 void Preheater::plan_moves(const std::shared_ptr<const Snapshot>& after) {
   const auto& config = after->config();
-  // With shared placements another replica may place the session: not preheated (DESIGN §2.4).
-  if (config.preheat.max_bytes == 0 || shared_.placement_store || after != shared_.current()) {
+  if (config.preheat.max_bytes == 0 || after != shared_.current()) {
     return;  // (a newer change is queued behind this one and plans from its own snapshot)
   }
   const auto now = Clock::now();
-  const auto in_flight = shared_.total_in_flight.load(std::memory_order_relaxed);
   auto kept = shared_.prompts.live(now);
   count_unkept_moves(*after, kept, now);
   for (auto& [position, prompt] : kept) {
-    const auto fields = routing::scan_body(*prompt.body, config.routing.prefix_bytes, true);
-    const ModelRoute model = route_model(*after, fields.model);
-    const auto target = next_node(*after, position, model.eligibility, in_flight, now);
-    if (!target || after->node(*target).id == prompt.node ||
-        after->node(*target).id == prompt.preheat_node) {
-      continue;  // stays, or is already being warmed there
+    plan_move(after, position, std::move(prompt), Move::planned, now);
+  }
+}
+
+void Preheater::plan_arrivals(const std::string& ejected) {
+  const auto snapshot = shared_.current();
+  const auto& config = snapshot->config().preheat;
+  if (config.max_bytes == 0 || !config.warm_on_arrival) {
+    return;
+  }
+  const auto now = Clock::now();
+  for (auto& [position, prompt] : shared_.prompts.live(now)) {
+    if (prompt.node == ejected) {  // its last turn was served there: its next one fails over
+      plan_move(snapshot, position, std::move(prompt), Move::arrival, now);
     }
-    auto node = after->nodes[*target];
-    if (per_node_[node->id] >= config.preheat.max_per_node || total_ >= config.preheat.max_total) {
-      count_skip(shared_, PreheatSkip::cap);
-      continue;
+  }
+}
+
+void Preheater::plan_move(const std::shared_ptr<const Snapshot>& after, std::uint64_t position,
+                          routing::StoredPrompt prompt, Move move, Clock::time_point now) {
+  const auto fields = routing::scan_body(*prompt.body, after->config().routing.prefix_bytes, true);
+  ModelRoute model = route_model(*after, fields.model);
+  if (shared_.placement_store) {
+    // The store places the session (the same node for every replica); one replica preheats.
+    if (const Home home = home_in(*after, position, model.eligibility, now);
+        home.placed && !home.stays) {
+      asio::co_spawn(control_,
+                     shared_move(after, position, std::move(prompt), std::move(model), move),
+                     asio::detached);
     }
-    if (!shared_.prompts.begin_preheat(position, node->id)) {
-      continue;
-    }
-    ++per_node_[node->id];
-    ++total_;
+    return;
+  }
+  const auto in_flight = shared_.total_in_flight.load(std::memory_order_relaxed);
+  const auto target = next_node(*after, position, model.eligibility, in_flight, now);
+  if (!target) {
+    return;
+  }
+  auto node = after->nodes[*target];
+  if (reserve(*after, *node, position, prompt, model.model, move)) {
     asio::co_spawn(control_, preheat(after, std::move(node), position, prompt, model.model),
                    asio::detached);
   }
+}
+
+bool Preheater::reserve(const Snapshot& snapshot, const UpstreamNode& node, std::uint64_t position,
+                        const routing::StoredPrompt& prompt, const std::string& model, Move move) {
+  const auto& config = snapshot.config().preheat;
+  if (node.id == prompt.node || node.id == prompt.preheat_node) {
+    return false;  // stays, or is already being warmed there
+  }
+  if (move == Move::arrival) {
+    // It pays when the cold prefill it takes off the next turn is long enough to matter; without
+    // a learned prefill rate for the node the cost model cannot say (docs/DESIGN.md §2.4).
+    const auto rate =
+        node.admission.view(admission::Priority::batch, model).prefill_seconds_per_token;
+    const double cold_seconds =
+        rate ? static_cast<double>(admission::estimate_tokens(prompt.body->size())) * *rate : 0.0;
+    if (cold_seconds < std::chrono::duration<double>(config.arrival_min_prefill).count() || !rate) {
+      count_skip(shared_, PreheatSkip::not_worth);
+      return false;
+    }
+  }
+  if (per_node_[node.id] >= config.max_per_node || total_ >= config.max_total) {
+    count_skip(shared_, PreheatSkip::cap);
+    return false;
+  }
+  if (!shared_.prompts.begin_preheat(position, node.id)) {
+    return false;
+  }
+  ++per_node_[node.id];
+  ++total_;
+  return true;
+}
+
+asio::awaitable<void> Preheater::shared_move(std::shared_ptr<const Snapshot> after,
+                                             std::uint64_t position, routing::StoredPrompt prompt,
+                                             ModelRoute model, Move move) {
+  const auto plan =
+      co_await place_shared(shared_, after, position, model.eligibility, Clock::now());
+  if (plan.empty()) {
+    co_return;
+  }
+  auto node = after->nodes[plan.first()];
+  if (reserve(*after, *node, position, prompt, model.model, move)) {
+    co_await claimed_preheat(after, std::move(node), position, std::move(prompt),
+                             std::move(model.model));
+  }
+}
+
+asio::awaitable<void> Preheater::claimed_preheat(std::shared_ptr<const Snapshot> snapshot,
+                                                 std::shared_ptr<UpstreamNode> target,
+                                                 std::uint64_t position,
+                                                 routing::StoredPrompt prompt, std::string model) {
+  bool claimed = true;
+  if (shared_.placement_store) {
+    // (Not inside the condition: GCC 12 miscompiles a co_await under && in a coroutine.)
+    claimed = co_await claim_preheat(*shared_.placement_store, position, target->id,
+                                     snapshot->config().routing.session_idle,
+                                     snapshot->config().preheat.max_wait);
+  }
+  if (!claimed) {
+    count_skip(shared_, PreheatSkip::other_replica);
+    shared_.prompts.end_preheat(position, target->id, false);
+    --per_node_[target->id];
+    --total_;
+    co_return;
+  }
+  co_await preheat(std::move(snapshot), std::move(target), position, std::move(prompt),
+                   std::move(model));
 }
 
 asio::awaitable<void> Preheater::preheat(std::shared_ptr<const Snapshot> snapshot,

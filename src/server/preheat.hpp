@@ -16,7 +16,7 @@
 //   the client's headers. The answer is read and discarded; only its token counts are kept.
 // - never to a node without the model: with the catalog on, the new node's entry must be current
 //   and list the model (a node just added is waited for, up to preheat.max_wait_ms).
-// - as the lowest priority class (admission::Priority::preheat): a preheat waits behind every
+// - as the lowest priority class (AdmissionGate::try_admit_idle): a preheat waits behind every
 //   client request for a slot on its node, up to preheat.max_wait_ms (then skipped: node_busy).
 //   It does not count as in flight for bounded loads. A slot it holds is held to its end (a node
 //   cannot be interrupted mid-prefill): max_per_node bounds that.
@@ -28,6 +28,12 @@
 //   may_return() at the session's next turn; the first ask begins the preheat (and that turn
 //   stays on the failover node, where its cache is); the session returns at the first turn after
 //   the preheat completed, failed or was skipped, or at once when no prompt is kept.
+// - several replicas (routing.placement_store): the store places a moved session (one node for
+//   every replica) and the replica that claims the preheat first in Redis sends it; the others
+//   skip it (other_replica), as every replica does while the store is away.
+// - warm on arrival (preheat.warm_on_arrival): when a node is ejected, the sessions whose last
+//   turn it served are preheated on their failover node at once, when the history's estimated
+//   cold prefill there (the node's learned prefill rate) is at least arrival_min_prefill.
 //
 // Thread safety: the store and the metrics are thread-safe; the Preheater runs on the control
 // thread (changes are posted to it).
@@ -43,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "catalog.hpp"
 #include "gateway_state.hpp"
 
 namespace llmgw::server::detail {
@@ -75,14 +82,42 @@ class Preheater {
   // Any thread, under the session table's lock: may the failover session at `position` return
   // to `owner` now? Begins the return preheat on first ask (posted to the control thread).
   bool may_return(std::uint64_t position, const std::string& owner);
+  // On the control thread, when `owner` is taken back: the return preheats of the sessions
+  // placed away from it by failover begin at once, with their latest prompts, so a session
+  // whose next turn comes after its preheat ended returns at once, warm.
+  void plan_returns(const std::string& owner);
   // On the control thread: the return preheat begun by may_return, sent or skipped.
   void start_return(std::uint64_t position, const std::string& owner);
+  // Why a session is preheated: a planned move (a published change), or warm on arrival (its
+  // node was ejected: its next turn fails over).
+  enum class Move : std::uint8_t { planned, arrival };
   // On the control thread: the sessions `after` moves, each preheated or skipped.
   void plan_moves(const std::shared_ptr<const Snapshot>& after);
+  // On the control thread (preheat.warm_on_arrival): the sessions whose last turn `ejected`
+  // served, each preheated on its failover node when the cost model says it pays, or skipped.
+  void plan_arrivals(const std::string& ejected);
+  // One session's next node in `after`, preheated unless it stays (or is skipped).
+  void plan_move(const std::shared_ptr<const Snapshot>& after, std::uint64_t position,
+                 routing::StoredPrompt prompt, Move move,
+                 std::chrono::steady_clock::time_point now);
+  // The checks before a preheat of `node` (already there, worth it on arrival, caps), and its
+  // mark in the store and the counts when they pass.
+  bool reserve(const Snapshot& snapshot, const UpstreamNode& node, std::uint64_t position,
+               const routing::StoredPrompt& prompt, const std::string& model, Move move);
   // Placed sessions that `after` moves (home draining or gone) but whose prompt is not kept.
   void count_unkept_moves(const Snapshot& after,
                           const std::vector<std::pair<std::uint64_t, routing::StoredPrompt>>& kept,
                           std::chrono::steady_clock::time_point now);
+  // routing.placement_store: the move of a session whose home may not stay. The store places it
+  // (so every replica's next turn goes to the same node), then the preheat is claimed there.
+  asio::awaitable<void> shared_move(std::shared_ptr<const Snapshot> after, std::uint64_t position,
+                                    routing::StoredPrompt prompt, ModelRoute model, Move move);
+  // preheat(), after this replica claimed it in the placement store (when there is one: else at
+  // once); counted in per_node_ and total_ by the caller, released here when not claimed.
+  asio::awaitable<void> claimed_preheat(std::shared_ptr<const Snapshot> snapshot,
+                                        std::shared_ptr<UpstreamNode> target,
+                                        std::uint64_t position, routing::StoredPrompt prompt,
+                                        std::string model);
   asio::awaitable<void> preheat(std::shared_ptr<const Snapshot> snapshot,
                                 std::shared_ptr<UpstreamNode> target, std::uint64_t position,
                                 routing::StoredPrompt prompt, std::string model);

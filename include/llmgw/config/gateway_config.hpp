@@ -189,6 +189,11 @@ struct PreheatConfig {
   // request); past it, it is skipped (node busy).
   std::chrono::milliseconds max_wait{10'000};
   std::chrono::milliseconds timeout{120'000};  // one preheat request, connect to last byte
+  // Warm on arrival: when a node is ejected, preheat its sessions' failover nodes at once (before
+  // their next turns) when the history's cold prefill there, estimated from that node's learned
+  // prefill rate, takes at least arrival_min_prefill. Off by default.
+  bool warm_on_arrival = false;
+  std::chrono::milliseconds arrival_min_prefill{100};
 };
 
 struct LogConfig {

@@ -76,12 +76,14 @@ struct AdmissionMetrics {
 
 // Why a planned move's preheat was not sent (server/preheat.hpp).
 enum class PreheatSkip : std::uint8_t {
-  no_prompt,  // the session's last prompt is not kept (store cap, too large, never seen)
-  no_model,   // the new node does not hold the session's model (or its catalog never answered)
-  node_busy,  // no slot on the new node within preheat.max_wait_ms (client requests go first)
-  cap,        // preheat.max_per_node or preheat.max_total preheats already running or queued
+  no_prompt,      // the session's last prompt is not kept (store cap, too large, never seen)
+  no_model,       // the new node does not hold the session's model (or its catalog never answered)
+  node_busy,      // no slot on the new node within preheat.max_wait_ms (client requests go first)
+  cap,            // preheat.max_per_node or preheat.max_total preheats already running or queued
+  other_replica,  // routing.placement_store: another replica claimed it (or the store is away)
+  not_worth,      // warm on arrival: the cold prefill it saves is below arrival_min_prefill_ms
 };
-inline constexpr std::size_t kPreheatSkipCount = 4;
+inline constexpr std::size_t kPreheatSkipCount = 6;
 std::string_view to_string(PreheatSkip reason) noexcept;
 
 // Cache preheating (server/preheat.hpp): what was sent, what it cost, what was skipped.

@@ -11,6 +11,8 @@
 //                          replica routed a session the store did not know while it was away;
 //                          a placement another replica has cached replaces it), expiring after
 //                          the session idle time
+//   <prefix>w:<position>   the node a replica is preheating the session on (its next home after a
+//                          move; server/preheat.hpp), expiring after the session idle time
 //   <prefix>n:<node id>    sorted set of the session positions placed on the node, scored by
 //                          their last use (Redis' clock, ms): the node's live sessions are those
 //                          used within the idle time
@@ -115,6 +117,14 @@ class PlacementStore {
   // replica's, when the session has moved meanwhile).
   void claim(std::uint64_t key_position, const Placement& used, const Placement& late,
              std::chrono::milliseconds idle, Done done);
+
+  // Cache preheating with several replicas: each replica that kept the session's last prompt plans
+  // the same move, and only one may send the preheat. `done(true)` for the first replica to claim
+  // the session's preheat on `node`; false for the others (the same node, within `ttl`), and when
+  // the store cannot answer (no replica can be sure, so none preheats). A move to another node is
+  // claimed anew.
+  void claim_preheat(std::uint64_t key_position, const std::string& node,
+                     std::chrono::milliseconds ttl, std::function<void(bool)> done);
 
   // A session routed by the plain ring because the store could not be asked: where it went (that
   // node has the session's cache now). When the store is available again, each noted session is

@@ -2,241 +2,29 @@
 // is sent once to the session's new node before the session's next turn, cut to one token, without
 // the client's headers, never to a node without the model, behind every client request; a
 // preheat that fails changes nothing for the client; ollama-sim caches what a preheat sent.
+// (Shared placements and warm on arrival: gateway_preheat_moves_test.cpp.)
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "llmgw/net/http_server.hpp"
 #include "llmgw/routing/hash_ring.hpp"
 #include "support/gateway_fixture.hpp"
+#include "support/preheat_fleet.hpp"
 #include "support/wait.hpp"
 
 namespace llmgw::testing {
 namespace {
 
 using nlohmann::json;
-constexpr std::string_view kPreheatToken = "preheat-admin-token";
-
-net::ServerOptions recording_server_options() {
-  net::ServerOptions options;
-  options.threads = 4;
-  return options;
-}
-
-// An Ollama-like node that records every generation request it receives, in order. It lists
-// `models`; a chat whose last message says "slow" takes 600 ms; with `fail_preheats` a
-// one-token request (a preheat) gets a 500.
-class RecordingOllamaNode {
- public:
-  struct Seen {
-    std::string path;
-    json body;
-    bool authorization = false;  // the request carried an Authorization header
-  };
-
-  explicit RecordingOllamaNode(std::vector<std::string> models = {"llama3.2:latest"},
-                               bool fail_preheats = false)
-      : models_(std::move(models)),
-        fail_preheats_(fail_preheats),
-        server_(recording_server_options(),
-                [this](const net::ServerRequest& request, net::ResponseStream& stream) {
-                  return handle(request, stream);
-                }) {
-    server_.start();
-  }
-
-  std::string base_url() const { return server_.base_url(); }
-
-  std::vector<Seen> seen() const {
-    std::lock_guard lock(mutex_);
-    return seen_;
-  }
-
-  // A node that is down answers everything (health checks too) with 500 and records nothing.
-  void set_down(bool down) { down_.store(down); }
-
- private:
-  struct Reply {
-    int status = 200;
-    std::string body;
-    bool slow = false;
-  };
-
-  // Everything but the I/O (GCC 12 miscompiles some initializer lists inside coroutines).
-  Reply reply_to(const net::ServerRequest& request) {
-    if (down_.load()) {
-      return {500, R"({"error":"down"})"};
-    }
-    if (request.path() == "/api/tags") {
-      json list = json::array();
-      for (const auto& model : models_) {
-        list.push_back({{"name", model}, {"model", model}});
-      }
-      return {200, json{{"models", list}}.dump()};
-    }
-    if (request.path() == "/api/ps") {
-      return {200, R"({"models":[]})"};
-    }
-    if (request.path() != "/api/chat") {
-      return {200, R"({"version":"0.9.0"})"};
-    }
-    const auto body = json::parse(request.body, nullptr, false);
-    {
-      std::lock_guard lock(mutex_);
-      seen_.push_back(
-          {std::string{request.path()}, body, request.header("Authorization").has_value()});
-    }
-    const bool preheat = body.contains("options") && body["options"].value("num_predict", 0) == 1;
-    if (preheat && fail_preheats_) {
-      return {500, R"({"error":"preheat refused"})"};
-    }
-    const json answer{{"model", body.value("model", "")},
-                      {"message", {{"role", "assistant"}, {"content", "ok"}}},
-                      {"done", true},
-                      {"done_reason", "stop"},
-                      {"prompt_eval_count", 100},
-                      {"prompt_eval_duration", 2'000'000},
-                      {"eval_count", 1},
-                      {"eval_duration", 1'000'000}};
-    const bool slow =
-        body["messages"].back().value("content", std::string{}).find("slow") != std::string::npos;
-    return {200, answer.dump(), slow};
-  }
-
-  boost::asio::awaitable<void> handle(const net::ServerRequest& request,
-                                      net::ResponseStream& stream) {
-    Reply reply = reply_to(request);
-    if (reply.slow) {
-      co_await stream.sleep(std::chrono::milliseconds{600});
-    }
-    net::HttpHeaders headers;
-    headers.push_back({"Content-Type", "application/json"});
-    co_await stream.respond(reply.status, std::move(headers), std::move(reply.body));
-  }
-
-  std::vector<std::string> models_;
-  bool fail_preheats_;
-  std::atomic<bool> down_{false};
-  mutable std::mutex mutex_;
-  std::vector<Seen> seen_;
-  net::HttpServer server_;
-};
-
-bool is_preheat(const RecordingOllamaNode::Seen& seen) {
-  return seen.body.contains("options") && seen.body["options"].value("num_predict", 0) == 1 &&
-         seen.body.value("stream", true) == false;
-}
-
-std::string first_message(const RecordingOllamaNode::Seen& seen) {
-  return seen.body["messages"][0].value("content", std::string{});
-}
-
-// A gateway in front of recording nodes node-a, node-b, ...
-struct PreheatFleet {
-  explicit PreheatFleet(std::vector<std::unique_ptr<RecordingOllamaNode>> fleet_nodes,
-                        const std::function<void(config::GatewayConfig&)>& configure = {})
-      : nodes(std::move(fleet_nodes)) {
-    std::vector<config::NodeConfig> configs;
-    for (std::size_t i = 0; i < nodes.size(); ++i) {
-      configs.push_back(
-          test_node(std::string{"node-"} + static_cast<char>('a' + i), nodes[i]->base_url()));
-    }
-    config = test_gateway_config(configs);
-    config.admin.token = std::string{kPreheatToken};
-    config.catalog.interval = std::chrono::milliseconds{200};
-    if (configure) {
-      configure(config);
-    }
-    config::validate(config);
-    gateway = std::make_unique<server::Gateway>(config);
-    gateway->start();
-    // Routing by model needs every catalog entry.
-    EXPECT_TRUE(wait_until([&] {
-      const auto health = json::parse(get_url(client, url("/health")).body);
-      return std::all_of(health["nodes"].begin(), health["nodes"].end(),
-                         [](const json& node) { return node["catalog"]["current"] == true; });
-    }));
-  }
-  ~PreheatFleet() { gateway.reset(); }
-
-  std::string url(std::string_view path) const {
-    return "http://127.0.0.1:" + std::to_string(gateway->port()) + std::string{path};
-  }
-
-  std::size_t index_of(std::string_view name) const {
-    return static_cast<std::size_t>(name.back() - 'a');
-  }
-
-  // One chat turn of `session`: its history is the first message, then `then` if given.
-  Exchange turn(const std::string& session, const std::string& then = {}) {
-    json messages = json::array({{{"role", "user"}, {"content", "hello from " + session}}});
-    if (!then.empty()) {
-      messages.push_back({{"role", "assistant"}, {"content", "ok"}});
-      messages.push_back({{"role", "user"}, {"content", then}});
-    }
-    const json body{{"model", "llama3.2"}, {"messages", messages}, {"stream", false}};
-    return post_json(client, url("/api/chat"), body.dump(), session,
-                     {{"Authorization", "Bearer client-secret-never-kept"}});
-  }
-
-  int patch(const std::string& name, const std::string& body) {
-    net::ClientRequest request;
-    request.method = "PATCH";
-    request.url = url("/admin/nodes/" + name);
-    request.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}},
-                       {"Content-Type", "application/json"}};
-    request.body = body;
-    return client.send(request).status;
-  }
-
-  double metric(std::string_view name, const std::vector<std::string>& labels = {}) {
-    return metric_sum(get_url(client, url("/metrics")).body, name, labels);
-  }
-
-  // Waits (bounded) until the series of `name` with `label` reaches `value`.
-  bool metric_reaches(std::string_view name, const std::string& label, std::size_t value) {
-    return wait_until([&] { return metric(name, {label}) == static_cast<double>(value); });
-  }
-
-  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
-  config::GatewayConfig config;
-  net::HttpClient client;
-  std::unique_ptr<server::Gateway> gateway;
-};
-
-std::vector<std::unique_ptr<RecordingOllamaNode>> recording_nodes(std::size_t count) {
-  std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
-  for (std::size_t i = 0; i < count; ++i) {
-    nodes.push_back(std::make_unique<RecordingOllamaNode>());
-  }
-  return nodes;
-}
-
-// The sessions whose first turn landed on `node`, out of `count` tried.
-std::vector<std::string> sessions_on(PreheatFleet& fleet, std::string_view node, int count,
-                                     const std::string& prefix) {
-  std::vector<std::string> on_node;
-  for (int i = 0; i < count; ++i) {
-    const std::string session = prefix + std::to_string(i);
-    const auto first = fleet.turn(session);
-    EXPECT_EQ(first.status, 200) << first.body;
-    if (first.node == node) {
-      on_node.push_back(session);
-    }
-  }
-  return on_node;
-}
 
 TEST(GatewayPreheat, ADrainedNodesSessionsGetExactlyOnePreheatEachBeforeTheirNextTurn) {
   PreheatFleet fleet(recording_nodes(3));
@@ -486,22 +274,10 @@ TEST(GatewayPreheat, ASessionWhosePromptIsNotKeptIsCountedAsSkipped) {
   EXPECT_EQ(health["preheat"]["max_bytes"], 64);
 }
 
-// Waits (bounded) until /health shows node `name` healthy or not.
-bool node_health_is(PreheatFleet& fleet, std::string_view name, bool healthy) {
-  return wait_until([&] {
-    const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
-    for (const auto& node : health["nodes"]) {
-      if (node["name"] == name) {
-        return node["healthy"].get<bool>() == healthy;
-      }
-    }
-    return false;
-  });
-}
-
 // Failover and return (DESIGN §2.4): a session that failed over from its owner returns once
-// the owner is healthy again, but only after its preheat there ended. The turn that finds the
-// owner back stays on the failover node (warm) while the owner is warmed; the next one returns.
+// the owner is healthy again, but only after its preheat there ended. The preheats begin when the
+// owner is taken back (here each takes 600 ms: the kept prompt says "slow"); a turn that comes
+// meanwhile stays on the failover node (warm); the first one after the preheat returns.
 TEST(GatewayPreheat, ASessionReturnsToItsRecoveredOwnerOnlyAfterItsPreheat) {
   PreheatFleet fleet(recording_nodes(3), [](config::GatewayConfig& config) {
     config.health.interval = std::chrono::milliseconds{100};
@@ -522,7 +298,7 @@ TEST(GatewayPreheat, ASessionReturnsToItsRecoveredOwnerOnlyAfterItsPreheat) {
   fleet.nodes[0]->set_down(true);
   ASSERT_TRUE(node_health_is(fleet, "node-a", false));  // the turns below are placed away
   for (const auto& session : owned) {
-    const auto away = fleet.turn(session, "while a is down");
+    const auto away = fleet.turn(session, "while a is down, slow");
     ASSERT_EQ(away.status, 200) << away.body;
     EXPECT_NE(away.node, "node-a");
   }
@@ -574,7 +350,7 @@ TEST(GatewayPreheat, ASessionReturnsAtOnceWhenItsReturnPreheatFails) {
   ASSERT_EQ(fleet.turn(session, "while a is down").node, "node-b");
   fleet.nodes[0]->set_down(false);
   ASSERT_TRUE(node_health_is(fleet, "node-a", true));
-  EXPECT_EQ(fleet.turn(session, "a is back").node, "node-b");
+  // Its return preheat began when node-a was taken back, and failed.
   ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"failed\"", 1));
   const auto back = fleet.turn(session, "home again");
   EXPECT_EQ(back.node, "node-a");
