@@ -45,12 +45,12 @@ http::response<http::buffer_body> client_head(const http::response<http::buffer_
   return head;
 }
 
-// Parses the body bytes already in `input` (they came with the head) into `out`, without I/O.
-// Returns how many body bytes `out` received; sets `broken` on a malformed body.
-std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
-                           beast::flat_buffer& input, std::span<char> out, bool& broken) {
-  parser.get().body().data = out.data();
-  parser.get().body().size = out.size();
+// Parses what `input` holds into the rest of the body buffer the parser is writing to, without
+// I/O; sets `broken` on a malformed body. Beast's read_some stops at the end of each chunk, and a
+// node that streams writes one chunk per record: the records that arrived in one read then leave
+// in one write, not one write each (bench/RESULTS.md §12.7).
+void parse_rest(http::response_parser<http::buffer_body>& parser, beast::flat_buffer& input,
+                bool& broken) {
   while (input.size() > 0 && !parser.is_done() && parser.get().body().size > 0) {
     beast::error_code ec;
     const std::size_t used = parser.put(input.data(), ec);
@@ -66,6 +66,15 @@ std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
       break;
     }
   }
+}
+
+// Parses the body bytes already in `input` (they came with the head) into `out`, without I/O.
+// Returns how many body bytes `out` received; sets `broken` on a malformed body.
+std::size_t parse_buffered(http::response_parser<http::buffer_body>& parser,
+                           beast::flat_buffer& input, std::span<char> out, bool& broken) {
+  parser.get().body().data = out.data();
+  parser.get().body().size = out.size();
+  parse_rest(parser, input, broken);
   return out.size() - parser.get().body().size;
 }
 
@@ -268,12 +277,13 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     // read_some, not read: read would wait until the buffer is full, holding tokens back.
     auto [read_error, read] =
         co_await http::async_read_some(upstream, window.input(), parser, kAsTuple);
-    got = next.size() - parser.get().body().size;
     if (read_error && read_error != http::error::need_buffer) {
       broken = true;  // what was read still goes to the client first
     } else {
-      upstream_complete = parser.is_done();
+      parse_rest(parser, window.input(), broken);
+      upstream_complete = !broken && parser.is_done();
     }
+    got = next.size() - parser.get().body().size;
     if (config.timeouts.total.count() > 0 &&
         Clock::now() - request.started > config.timeouts.total) {
       result.end = RelayEnd::total_timeout;
