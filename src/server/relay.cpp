@@ -1,19 +1,19 @@
 #include "relay.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
-#include <boost/beast/http/write.hpp>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "head_writer.hpp"
 #include "request_identity.hpp"
 #include "server/as_tuple.hpp"
 #include "upstream_request.hpp"
 #include "watchdog.hpp"
-#include "write_now.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -21,29 +21,80 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Side = Watchdog::Side;
 
-// The status line + headers the client gets, derived from the node's response head. The body is
-// a window on the relay buffer, filled per read (Beast's relay example).
-http::response<http::buffer_body> client_head(const http::response<http::buffer_body>& upstream,
-                                              const UpstreamNode& node, routing::RouteKind route,
-                                              std::string_view key_source, bool chunked,
-                                              bool keep_alive) {
-  http::response<http::buffer_body> head;
-  head.version(11);
-  head.result(upstream.result_int());
+// The status line and fields the client gets, from the node's response head: hop-by-hop fields
+// and those the gateway sets itself are left out, then the gateway's are added.
+std::string client_head(const http::response_header<>& upstream, const UpstreamNode& node,
+                        const RelayRequest& request, std::string_view request_id, bool chunked,
+                        bool keep_alive) {
+  static constexpr std::array<std::string_view, 5> kOurs{"X-Gateway-Node", "X-Gateway-Route",
+                                                         "X-Gateway-Key-Source", kRequestIdHeader,
+                                                         "X-Gateway-Preheated"};
+  std::string head;
+  head.reserve(512);
+  append_status_line(head, upstream.result_int());
   for (const auto& field : upstream) {
-    if (!is_hop_by_hop(field.name_string())) {
-      head.insert(field.name_string(), field.value());
+    const auto name = field.name_string();
+    if (is_hop_by_hop(name) || std::any_of(kOurs.begin(), kOurs.end(), [&](std::string_view ours) {
+          return beast::iequals(name, ours);
+        })) {
+      continue;
     }
+    append_field(head, name, field.value());
   }
-  head.set("X-Gateway-Node", node.id);
-  head.set("X-Gateway-Route", routing::to_string(route));
-  head.set("X-Gateway-Key-Source", key_source);
+  append_field(head, "X-Gateway-Node", node.id);
+  append_field(head, "X-Gateway-Route", routing::to_string(request.route));
+  append_field(head, "X-Gateway-Key-Source", request.key_source);
   if (chunked) {
-    head.chunked(true);  // upstream chunked or close-delimited: relay as chunks
+    append_field(head, "Transfer-Encoding", "chunked");  // upstream chunked or close-delimited
   }
-  head.keep_alive(keep_alive);
+  if (!keep_alive) {
+    append_field(head, "Connection", "close");
+  } else if (!request.client_accepts_chunks) {
+    append_field(head, "Connection", "keep-alive");  // HTTP/1.0 closes unless told otherwise
+  }
+  append_field(head, kRequestIdHeader, request_id);
+  if (request.preheated) {
+    append_field(head, "X-Gateway-Preheated", "true");
+  }
+  end_head(head);
   return head;
 }
+
+// What one write to the client carries: the head while it has not gone out, a piece of the body
+// (framed as a chunk when the answer is chunked), and the last chunk at the end. One gather write.
+class ClientPieces {
+ public:
+  ClientPieces(std::string head, bool chunked) : head_(std::move(head)), chunked_(chunked) {}
+
+  std::span<asio::const_buffer> gather(std::string_view data, bool last) {
+    std::size_t n = 0;
+    if (!head_sent_) {
+      buffers_[n++] = asio::buffer(head_);
+    }
+    if (!data.empty()) {
+      if (chunked_) {
+        buffers_[n++] = asio::buffer(size_line_.data(), chunk_size_line(data.size(), size_line_));
+      }
+      buffers_[n++] = asio::buffer(data);
+      if (chunked_) {
+        buffers_[n++] = asio::buffer(kChunkEnd);
+      }
+    }
+    if (last && chunked_) {
+      buffers_[n++] = asio::buffer(kLastChunk);
+    }
+    head_sent_ = true;
+    return {buffers_.data(), n};
+  }
+  bool head_sent() const noexcept { return head_sent_; }
+
+ private:
+  std::string head_;
+  bool chunked_;
+  bool head_sent_ = false;
+  std::array<char, 18> size_line_{};
+  std::array<asio::const_buffer, 5> buffers_{};
+};
 
 // Parses what `input` holds into the rest of the body buffer the parser is writing to, without
 // I/O; sets `broken` on a malformed body. Beast's read_some stops at the end of each chunk, and a
@@ -206,22 +257,13 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   const bool close_delimited = !length_known && !chunked;  // an HTTP/1.0 client
   const bool keep_alive = request.client_keep_alive && !close_delimited &&
                           !worker.shared.draining.load(std::memory_order_relaxed);
-  auto head =
-      client_head(parser.get(), node, request.route, request.key_source, chunked, keep_alive);
-  if (keep_alive && !request.client_accepts_chunks) {
-    head.set(http::field::connection, "keep-alive");  // HTTP/1.0 closes unless told otherwise
-  }
-  head.set(kRequestIdHeader, connection.request_id);
-  if (request.preheated) {
-    head.set("X-Gateway-Preheated", "true");
-  }
-  const std::string content_type{parser.get()[http::field::content_type]};
-  http::response_serializer<http::buffer_body> serializer{head};
+  ClientPieces pieces(
+      client_head(parser.get(), node, request, connection.request_id, chunked, keep_alive),
+      chunked);
 
   bool upstream_complete = parser.is_done();
   bool broken = false;
   bool client_gone = false;
-  bool head_sent = false;
   bool completion_signalled = false;
   ReadWindow window(worker.relay_buffers, buffers);
   // Body bytes that came with the head go out with it: a short response leaves in one write.
@@ -246,14 +288,13 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
     }
     // One write per piece: the head goes with the first one, the last chunk with the last one.
     // A stream whose first token is not there yet gets its head at once, alone.
-    if (got > 0 || !head_sent || (upstream_complete && chunked)) {
-      head.body().data = got > 0 ? window.window().data() : nullptr;
-      head.body().size = got;
-      head.body().more = !upstream_complete;
+    if (got > 0 || !pieces.head_sent() || (upstream_complete && chunked)) {
+      auto out = pieces.gather({window.window().data(), got}, upstream_complete);
       watchdog.arm(Side::client, config.timeouts.idle);
-      const auto write_error =
-          co_await write_now(client, serializer, got == 0 && !upstream_complete);
-      head_sent = true;
+      beast::error_code write_error;
+      if (!write_at_once(client, out, write_error)) {
+        write_error = co_await write_rest(client, out);
+      }
       client_gone = static_cast<bool>(write_error);
       if (!client_gone) {
         result.bytes += got;
@@ -312,12 +353,14 @@ asio::awaitable<RelayResult> relay(Worker& worker, ClientConnection& connection,
   if (chunked || close_delimited) {
     // The error record, then (chunked) the terminal chunk: the client's parser sees a complete
     // message and its connection stays usable.
-    auto record = stream_error_record(content_type, break_message(result.end, node, config));
-    head.body().data = record.data();
-    head.body().size = record.size();
-    head.body().more = false;
+    auto record = stream_error_record(parser.get()[http::field::content_type],
+                                      break_message(result.end, node, config));
+    auto out = pieces.gather(record, true);
     watchdog.arm(Side::client, config.timeouts.idle);
-    const auto write_error = co_await write_now(client, serializer, false);
+    beast::error_code write_error;
+    if (!write_at_once(client, out, write_error)) {
+      write_error = co_await write_rest(client, out);
+    }
     result.client_reusable = !write_error && chunked && keep_alive;
   }
   co_return result;

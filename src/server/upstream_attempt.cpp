@@ -2,19 +2,21 @@
 
 #include <prometheus/counter.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/serializer.hpp>
 #include <limits>
+#include <span>
+#include <string>
 
+#include "head_writer.hpp"
 #include "open_files.hpp"
 #include "server/as_tuple.hpp"
 #include "watchdog.hpp"
-#include "write_now.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -108,7 +110,7 @@ asio::awaitable<Connected> connect_upstream(Worker& worker, const UpstreamNode& 
   }
   beast::error_code ignored;  // the throwing overload would throw on the data path
   stream.socket().set_option(tcp::no_delay(true), ignored);
-  stream.socket().non_blocking(true, ignored);  // for write_now
+  stream.socket().non_blocking(true, ignored);  // for write_at_once
   // From here on the client connection's watchdog keeps the time (watchdog.hpp).
   result.socket.emplace(stream.release_socket());
   co_return result;
@@ -215,8 +217,16 @@ asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connec
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     watchdog.arm(Side::upstream, std::max(left, std::chrono::milliseconds{1}));
-    http::request_serializer<http::string_body> serializer{request};
-    auto failed = co_await write_now(*out.upstream, serializer, false);
+    std::string head;
+    head.reserve(256 + request.target().size());
+    append_request_head(head, request);
+    end_head(head);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(request.body())};
+    std::span<asio::const_buffer> rest{buffers.data(), request.body().empty() ? 1U : 2U};
+    beast::error_code failed;
+    if (!write_at_once(*out.upstream, rest, failed)) {
+      failed = co_await write_rest(*out.upstream, rest);
+    }
     auto& parser = out.parser.emplace();
     if (!failed) {
       input.clear();
