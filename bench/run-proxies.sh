@@ -8,7 +8,10 @@
 # haproxy `nbthread 1` (`balance hdr(X-Session-ID)`, `hash-type consistent`) and nginx with one
 # worker (`hash $http_x_session_id consistent`), then 2 workers against `nbthread 2` and 2 nginx
 # workers. Targets are interleaved (A B C A B C ...) over ROUNDS rounds; each round gives req/s and
-# p99 of every target, and the summary the medians and the per-round ratio to haproxy.
+# p99 of every target, and the summary the medians and the per-round ratio to haproxy. Each run
+# also reads the proxy's CPU time (user + system of the process and its children, /proc) and
+# reports it per request: on a shared machine req/s moves with the neighbours' load, the CPU a
+# request costs much less.
 #
 # Usage: bench/run-proxies.sh [BUILD_DIR] [OUT_DIR]
 #   BUILD_DIR holds llmgw and ollama-sim (default build/release).
@@ -51,17 +54,17 @@ NODE_URLS=("${NODES[@]/#/http://}")
 for workers in $WORKERS; do
   TARGETS=()
   GATEWAY_WORKERS=$workers start_gateway "llmgw-w$workers" "${NODE_URLS[@]}"
-  TARGETS+=("llmgw=$PORT")
+  TARGETS+=("llmgw=$PORT=$GATEWAY_PID")
   if [[ -n "$LLMGW_BEFORE" ]]; then
     GATEWAY_WORKERS=$workers GATEWAY_BINARY=$LLMGW_BEFORE start_gateway "llmgw-before-w$workers" \
       "${NODE_URLS[@]}"
-    TARGETS+=("llmgw-before=$PORT")
+    TARGETS+=("llmgw-before=$PORT=$GATEWAY_PID")
   fi
   STARTED=()
   for proxy in "${PROXIES[@]}"; do
     if [[ $proxy == haproxy ]]; then start_haproxy --threads "$workers" "${NODES[@]}"; fi
     if [[ $proxy == nginx ]]; then start_nginx --workers "$workers" "${NODES[@]}"; fi
-    TARGETS+=("$proxy=$PORT")
+    TARGETS+=("$proxy=$PORT=$SERVER_PID")
     STARTED+=("$SERVER_PID")
   done
   STARTED+=("$GATEWAY_PID")
@@ -76,24 +79,28 @@ for workers in $WORKERS; do
     files=()
     for round in $(seq "$ROUNDS"); do
       for target in "${TARGETS[@]}"; do
-        name=${target%%=*}
-        port=${target#*=}
+        IFS== read -r name port pid <<<"$target"
         file="$OUT_DIR/$workload-w$workers-c$c-$name-r$round.json"
+        ticks_before=$(cpu_ticks "$pid")
         WRK_SESSIONS=$SESSIONS wrk -t1 -c"$c" -d"${DURATION_S}s" \
           -s "$SCRIPT_DIR/wrk-sessions.lua" "http://127.0.0.1:$port" >"$OUT_DIR/wrk.out"
-        grep '^{' "$OUT_DIR/wrk.out" | tail -1 >"$file"
+        ticks=$(( $(cpu_ticks "$pid") - ticks_before ))
+        grep '^{' "$OUT_DIR/wrk.out" | tail -1 | sed "s/^{/{\"cpu_ticks\": $ticks, /" >"$file"
         files+=("$name=$round=$file")
       done
     done
-    python3 - "$workers" "$c" "$WRK_METHOD $WRK_PATH" "$(cut -d' ' -f1-3 /proc/loadavg)" "${files[@]}" <<'PY'
+    python3 - "$workers" "$c" "$WRK_METHOD $WRK_PATH" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+      "$(getconf CLK_TCK)" "${files[@]}" <<'PY'
 import json, statistics, sys
-workers, c, what, load = sys.argv[1:5]
+workers, c, what, load, hz = sys.argv[1:6]
 runs = {}
-for arg in sys.argv[5:]:
+for arg in sys.argv[6:]:
     name, rnd, path = arg.split("=", 2)
     runs.setdefault(name, {})[int(rnd)] = json.load(open(path))
 rounds = sorted(next(iter(runs.values())))
 med = statistics.median
+def cpu_us(run):  # the proxy's CPU time (user + system, every thread and worker) per request
+    return run["cpu_ticks"] * 1e6 / int(hz) / max(run["requests"], 1)
 print(f"  {workers} worker(s)/thread(s), {c} connections, {what}, "
       f"{len(rounds)} rounds (load average at the end {load}):")
 print("    per round req/s (p99 ms): " + "; ".join(
@@ -103,12 +110,14 @@ for name in runs:
     errors = sum(runs[name][r]["errors"] + runs[name][r]["non_2xx"] for r in rounds)
     line = (f"    {name:<13} {med([runs[name][r]['rps'] for r in rounds]):8.0f} req/s"
             f"  p50 {med([runs[name][r]['p50_us'] for r in rounds]) / 1000:5.2f} ms"
-            f"  p99 {med([runs[name][r]['p99_us'] for r in rounds]) / 1000:5.2f} ms  errors {errors}")
+            f"  p99 {med([runs[name][r]['p99_us'] for r in rounds]) / 1000:5.2f} ms"
+            f"  CPU {med([cpu_us(runs[name][r]) for r in rounds]):5.1f} us/req  errors {errors}")
     if name != "llmgw":
         ratios = [runs["llmgw"][r]["rps"] / runs[name][r]["rps"] for r in rounds]
         p99s = [runs["llmgw"][r]["p99_us"] / runs[name][r]["p99_us"] for r in rounds]
+        cpus = [cpu_us(runs["llmgw"][r]) / cpu_us(runs[name][r]) for r in rounds]
         line += (f"  | llmgw {med(ratios):.2f}x req/s ({min(ratios):.2f}-{max(ratios):.2f}),"
-                 f" p99 {med(p99s):.2f}x")
+                 f" p99 {med(p99s):.2f}x, CPU/req {med(cpus):.2f}x")
     print(line)
 PY
   done

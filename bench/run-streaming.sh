@@ -7,7 +7,8 @@
 #      so "records/s on one core" is the proxy's;
 #   2. delay per record at RATE records/s (a sim decoding RATE tokens/s): llmgw_load stream,
 #      direct and through the gateway alternating, DELAY_REQUESTS requests of DELAY_TOKENS records:
-#      the added delay per record (p50 and p99 over record indexes).
+#      the added delay per record (p50 and p99 over record indexes); then the same through
+#      haproxy and nginx when installed, so the machine's own floor shows beside llmgw's figure.
 #
 # Usage: bench/run-streaming.sh [BUILD_DIR] [OUT_DIR]
 #   Env: RECORDS (200000), ROUNDS (5), PROXY_CPU (1), RATE (50), DELAY_REQUESTS (10),
@@ -94,18 +95,29 @@ for name in runs:
 ' "$RECORDS"
 
 echo "== 2. delay per record at $RATE records/s: $DELAY_REQUESTS requests of $DELAY_TOKENS records," \
-  "direct and through llmgw alternating"
+  "direct and through each proxy alternating (llmgw, then ${PROXIES[*]:-no other proxy})"
 start_sim sim-paced --threads 1 --decode-tps "$RATE" --prefill-tps 1000000 --ignore-eos
 SIM_PACED=$PORT
 start_gateway llmgw-paced "http://127.0.0.1:$SIM_PACED"
-"$LOAD" stream --url-a "http://127.0.0.1:$SIM_PACED" --url-b "http://127.0.0.1:$PORT" \
-  --requests "$DELAY_REQUESTS" --tokens "$DELAY_TOKENS" >"$OUT_DIR/paced.json"
-python3 - "$OUT_DIR/paced.json" <<'PY'
+PACED=("llmgw=$PORT")
+for proxy in "${PROXIES[@]}"; do
+  "start_$proxy" "127.0.0.1:$SIM_PACED"
+  PACED+=("$proxy=$PORT")
+done
+# The same measure for every proxy: what a proxy adds on this machine (loopback wake-ups of a
+# VM) is the floor none of them goes below.
+for target in "${PACED[@]}"; do
+  name=${target%%=*}
+  "$LOAD" stream --url-a "http://127.0.0.1:$SIM_PACED" --url-b "http://127.0.0.1:${target#*=}" \
+    --requests "$DELAY_REQUESTS" --tokens "$DELAY_TOKENS" >"$OUT_DIR/paced-$name.json"
+  python3 - "$OUT_DIR/paced-$name.json" "$name" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 per = s["added_per_record_us"]
-print(f"    added per record p50 {per['p50']:.0f} us, p99 {per['p99']:.0f} us; at the head"
-      f" {s['added_head_us']:.0f} us; record gap direct p50 {s['a']['record_gap_us']['p50']:.0f} us,"
-      f" through llmgw {s['b']['record_gap_us']['p50']:.0f} us; errors {s['a']['errors']}/{s['b']['errors']}")
+print(f"    {sys.argv[2]:<8} added per record p50 {per['p50']:.0f} us, p99 {per['p99']:.0f} us;"
+      f" at the head {s['added_head_us']:.0f} us; record gap direct p50"
+      f" {s['a']['record_gap_us']['p50']:.0f} us, through it {s['b']['record_gap_us']['p50']:.0f} us;"
+      f" errors {s['a']['errors']}/{s['b']['errors']}")
 PY
+done
 echo "== raw results in $OUT_DIR (load average now $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -40,6 +40,17 @@ pin_servers() {
   done
 }
 
+# cpu_ticks PID : user + system clock ticks of PID and its child processes (nginx's workers) so
+# far, from /proc (getconf CLK_TCK per second).
+cpu_ticks() {
+  local total=0 pid ticks
+  for pid in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    ticks=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || ticks=0
+    total=$(( total + ${ticks:-0} ))
+  done
+  echo "$total"
+}
+
 # start_sim NAME ARGS... : starts ollama-sim on an ephemeral port; sets PORT and SERVER_PID.
 start_sim() {
   local name=$1; shift

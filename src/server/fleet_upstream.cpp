@@ -126,7 +126,7 @@ std::optional<beast::tcp_stream> take_pooled(const UpstreamNode& node,
 }
 
 // Resolves the node and connects `stream`; false with answer.failure set when that failed. A
-// connection that may be pooled gets the proxy path's socket options (head_writer.hpp:
+// connection that may be pooled gets the proxy path's socket options (gather_write.hpp:
 // write_at_once).
 asio::awaitable<bool> connect_fresh(TimedStream& stream, const UpstreamNode& node,
                                     const FleetCallLimits& limits, const FleetCancel& cancel,

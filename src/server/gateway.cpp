@@ -336,7 +336,7 @@ asio::awaitable<void> Gateway::Impl::serve_client(Worker& worker, tcp::socket so
   // to every stream's time to first token.
   beast::error_code nodelay_error;
   stream.socket().set_option(tcp::no_delay(true), nodelay_error);
-  // Responses are written at once when the socket takes them (head_writer.hpp: write_at_once).
+  // Responses are written at once when the socket takes them (gather_write.hpp: write_at_once).
   stream.socket().non_blocking(true, nodelay_error);
   beast::error_code endpoint_error;
   const auto remote = stream.socket().remote_endpoint(endpoint_error);

@@ -1,7 +1,7 @@
 #pragma once
 
-// Internal: the heads the proxy path sends, written as one flat buffer, and writes of a few
-// buffers at once.
+// Internal: the heads the proxy path sends, written as one flat buffer (gather_write.hpp sends
+// them).
 //
 // Why not Beast's serializer: a serialized head is one buffer per field inside nested
 // buffers_cat_view / buffers_prefix_view / buffers_suffix iterators; walking them cost ~7,000
@@ -10,27 +10,17 @@
 // client's request and the node's response were parsed and checked by Beast's parsers, and the
 // lines here are their name and value as parsed (RFC 9112 §5: field-name ":" SP field-value CRLF).
 //
-// Thread safety: none needed; pure functions and calls on one worker's stream.
+// Thread safety: none needed; pure functions.
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <cstddef>
 #include <span>
 #include <string>
 #include <string_view>
 
-#include "stream.hpp"
-
 namespace llmgw::server::detail {
 
 // Appends `name: value\r\n`.
 void append_field(std::string& out, std::string_view name, std::string_view value);
-
-// Appends a request's start line and fields ("METHOD target HTTP/1.x\r\n", one line per field),
-// without the empty line that ends the head.
-void append_request_head(std::string& out, const boost::beast::http::request_header<>& request);
 
 // Appends "HTTP/1.1 <code> <reason>\r\n" (the reason Beast gives the code; an unknown code gets
 // "<unknown-status>", as Beast's serializer writes it).
@@ -46,15 +36,5 @@ inline void end_head(std::string& out) {
 std::size_t chunk_size_line(std::size_t size, std::span<char, 18> out) noexcept;
 inline constexpr std::string_view kChunkEnd = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
-
-// Writes `buffers` (consumed as they go out) on a plain socket in non-blocking mode at once, as
-// far as the socket takes them. Returns true when done (all written, or `ec` set), false when the
-// rest must go out with write_rest (the socket is full, or a TLS stream: its synchronous calls
-// answer would_block). No coroutine and no handler for the common case of a short write.
-bool write_at_once(Stream& stream, std::span<boost::asio::const_buffer>& buffers,
-                   boost::system::error_code& ec);
-// The rest, asynchronously.
-boost::asio::awaitable<boost::system::error_code> write_rest(
-    Stream& stream, std::span<boost::asio::const_buffer> buffers);
 
 }  // namespace llmgw::server::detail

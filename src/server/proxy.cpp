@@ -200,7 +200,6 @@ struct Routed {
 asio::awaitable<std::optional<ProxyResult>> route(Worker& worker, ClientConnection& connection,
                                                   Request& request,
                                                   const std::shared_ptr<const Snapshot>& snapshot,
-                                                  const std::string& client_ip,
                                                   Clock::time_point started, Routed& routed) {
   SharedState& shared = worker.shared;
   const config::GatewayConfig& config = snapshot->config();
@@ -236,7 +235,6 @@ asio::awaitable<std::optional<ProxyResult>> route(Worker& worker, ClientConnecti
     co_return co_await answer_refused(worker, connection, idle, 503, "no_eligible_node",
                                       "no node can take the request", keep_alive);
   }
-  prepare_upstream_request(request, client_ip);
 
   // admit: a slot on the first candidate, on another with room, or after a wait in a queue.
   routed.admission =
@@ -360,17 +358,16 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
   const auto& timeouts = config.timeouts;
   const bool client_keep_alive = request.keep_alive();
   const bool head_request = request.method() == http::verb::head;
-  // Read before route() rewrites the request for the node (HTTP/1.1, keep-alive).
   const bool client_accepts_chunks = request.version() >= 11;
   // Requests that generate take an admission slot on their node (admission.hpp); metadata calls
   // (GET, HEAD) do not.
   const bool generates = request.method() != http::verb::get && !head_request;
 
   Routed routed;
-  if (auto answered =
-          co_await route(worker, connection, request, snapshot, client_ip, started, routed)) {
+  if (auto answered = co_await route(worker, connection, request, snapshot, started, routed)) {
     co_return std::move(*answered);
   }
+  const UpstreamRequest upstream_request{request, client_ip};
   const routing::RoutePlan& route_plan = routed.planned.route;
   const auto deadline = started + timeouts.first_byte_total;
 
@@ -413,13 +410,12 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     const routing::RouteKind route = index == 0 ? routed.first_route : routing::RouteKind::failover;
     InFlight in_flight(shared, node, std::move(permit));
     node.requests.fetch_add(1, std::memory_order_relaxed);
-    request.set(http::field::host, node.authority);
 
     // attempt
     Exchange exchange;
     const auto attempt_time = std::min(timeouts.first_byte, time_left);
-    const auto outcome = co_await attempt(worker, connection, node, request, head_request, timeouts,
-                                          attempt_time, buffers.upstream_input, exchange);
+    const auto outcome = co_await attempt(worker, connection, node, upstream_request, head_request,
+                                          timeouts, attempt_time, buffers.upstream_input, exchange);
     const int status = exchange.parser && outcome == AttemptOutcome::answered
                            ? static_cast<int>(exchange.parser->get().result_int())
                            : 0;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "gather_write.hpp"
 #include "head_writer.hpp"
 #include "request_identity.hpp"
 #include "server/as_tuple.hpp"

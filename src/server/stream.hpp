@@ -8,7 +8,7 @@
 // completion handler to the socket or to the ssl::stream as it is (asio::async_initiate): no
 // allocation, no type erasure, so the plain path costs what a bare socket costs.
 //
-// Synchronous calls exist for the non-blocking fast paths (head_writer.hpp write_at_once, the
+// Synchronous calls exist for the non-blocking fast paths (gather_write.hpp write_at_once, the
 // request reader's body read): on a plain socket they do the system call; over TLS they answer
 // would_block without touching OpenSSL, so those callers take their asynchronous path. (A
 // synchronous SSL write on a non-blocking socket could leave a record half sent inside the engine.)

@@ -13,9 +13,11 @@
 #include <span>
 #include <string>
 
+#include "gather_write.hpp"
 #include "head_writer.hpp"
 #include "open_files.hpp"
 #include "server/as_tuple.hpp"
+#include "upstream_request.hpp"
 #include "watchdog.hpp"
 
 namespace llmgw::server::detail {
@@ -189,8 +191,8 @@ std::string_view to_string(AttemptOutcome outcome) noexcept {
 }
 
 asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connection,
-                                        UpstreamNode& node, Request& request, bool head_request,
-                                        const config::TimeoutsConfig& timeouts,
+                                        UpstreamNode& node, const UpstreamRequest& request,
+                                        bool head_request, const config::TimeoutsConfig& timeouts,
                                         std::chrono::milliseconds time_left,
                                         beast::flat_buffer& input, Exchange& out) {
   Watchdog& watchdog = *connection.watchdog;
@@ -217,10 +219,7 @@ asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connec
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     watchdog.arm(Side::upstream, std::max(left, std::chrono::milliseconds{1}));
-    std::string head;
-    head.reserve(256 + request.target().size());
-    append_request_head(head, request);
-    end_head(head);
+    const std::string head = request.head(node.authority);
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(request.body())};
     std::span<asio::const_buffer> rest{buffers.data(), request.body().empty() ? 1U : 2U};
     beast::error_code failed;

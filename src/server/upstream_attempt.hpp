@@ -26,6 +26,8 @@
 
 namespace llmgw::server::detail {
 
+class UpstreamRequest;  // upstream_request.hpp
+
 namespace http = beast::http;
 using Request = http::request<http::string_body>;
 
@@ -72,12 +74,12 @@ struct Exchange {
   std::string failure;          // connect_failed: what failed, when more is known (TLS)
 };
 
-// Sends `request` (prepared for the node, Host set) to `node` and reads the response head within
+// Sends `request` to `node` (its head with the node's Host) and reads the response head within
 // `time_left` (connect included). The client is watched meanwhile: if it leaves, the node's
 // connection is closed at once (client_gone). Never throws.
 asio::awaitable<AttemptOutcome> attempt(Worker& worker, ClientConnection& connection,
-                                        UpstreamNode& node, Request& request, bool head_request,
-                                        const config::TimeoutsConfig& timeouts,
+                                        UpstreamNode& node, const UpstreamRequest& request,
+                                        bool head_request, const config::TimeoutsConfig& timeouts,
                                         std::chrono::milliseconds time_left,
                                         beast::flat_buffer& input, Exchange& out);
 

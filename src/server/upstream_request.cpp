@@ -3,37 +3,67 @@
 #include <array>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
-#include <vector>
+#include <charconv>
+
+#include "head_writer.hpp"
 
 namespace llmgw::server::detail {
 
 namespace http = beast::http;
 
-void prepare_upstream_request(Request& request, const std::string& client_ip) {
-  std::vector<std::string> named_by_connection;
-  for (const auto& token : http::token_list{request[http::field::connection]}) {
-    named_by_connection.emplace_back(token);
-  }
-  for (const auto& name : named_by_connection) {
-    request.erase(name);
-  }
-  for (auto it = request.begin(); it != request.end();) {
-    if (is_hop_by_hop(it->name_string()) || it->name() == http::field::expect) {
-      it = request.erase(it);
-    } else {
-      ++it;
+namespace {
+
+// Fields the node gets from the gateway, not from the client.
+bool replaced_for_node(std::string_view name) noexcept {
+  return beast::iequals(name, "host") || beast::iequals(name, "content-length") ||
+         beast::iequals(name, "expect");
+}
+
+}  // namespace
+
+std::string UpstreamRequest::head(std::string_view host) const {
+  const Request& request = request_;
+  std::string out;
+  out.reserve(256 + request.target().size() + host.size());
+  out.append(request.method_string());
+  out.push_back(' ');
+  out.append(request.target());
+  out.append(" HTTP/1.1\r\n");
+  append_field(out, "Host", host);
+  const std::string_view connection = request[http::field::connection];
+  const auto named_by_connection = [&](std::string_view name) {
+    if (connection.empty()) {
+      return false;
+    }
+    for (const auto& token : http::token_list{connection}) {
+      if (beast::iequals(token, name)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::string forwarded;  // every X-Forwarded-For the client sent, in order, then its address
+  for (const auto& field : request) {
+    const std::string_view name = field.name_string();
+    if (beast::iequals(name, "x-forwarded-for")) {
+      forwarded.append(field.value()).append(", ");
+    } else if (!is_hop_by_hop(name) && !replaced_for_node(name) && !named_by_connection(name)) {
+      append_field(out, name, field.value());
     }
   }
-  constexpr std::string_view kForwardedFor = "X-Forwarded-For";
-  const std::string_view forwarded = request[kForwardedFor];
-  if (forwarded.empty()) {
-    request.set(kForwardedFor, client_ip);
-  } else {
-    request.set(kForwardedFor, std::string{forwarded} + ", " + client_ip);
+  forwarded.append(client_ip_);
+  append_field(out, "X-Forwarded-For", forwarded);
+  const std::size_t size = request.body().size();
+  const auto method = request.method();
+  if (size > 0 || method == http::verb::post || method == http::verb::put ||
+      method == http::verb::options) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, size);
+    (void)ec;  // 24 digits hold any size_t
+    append_field(out, "Content-Length", {digits, static_cast<std::size_t>(end - digits)});
   }
-  request.version(11);
-  request.keep_alive(true);
-  request.prepare_payload();
+  end_head(out);
+  return out;
 }
 
 bool is_hop_by_hop(std::string_view name) noexcept {

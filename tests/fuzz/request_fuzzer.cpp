@@ -18,14 +18,12 @@
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -161,11 +159,13 @@ void route(const Request& request, const Fleet& fleet, routing::SessionTable& se
   check_plan(sessions.plan(*fleet.table, position, total, fleet.policy, now), fleet);
 }
 
-// What the node receives must read back as the one request that was meant.
+// What the node receives must read back as the one request that was meant, for the node named,
+// from the client at kClientIp.
+constexpr std::string_view kClientIp = "203.0.113.7";
+constexpr std::string_view kNodeHost = "127.0.0.1:11501";
 void check_upstream(const Request& request) {
-  std::ostringstream wire;
-  wire << request;
-  const std::string bytes = wire.str();
+  const llmgw::server::detail::UpstreamRequest upstream{request, kClientIp};
+  const std::string bytes = upstream.head(kNodeHost) + upstream.body();
   std::string_view rest = bytes;
   http::request_parser<http::string_body> parser;
   parser.header_limit(std::numeric_limits<std::uint32_t>::max());
@@ -183,6 +183,12 @@ void check_upstream(const Request& request) {
       __builtin_trap();
     }
   }
+  const std::string_view forwarded = seen["X-Forwarded-For"];
+  if (seen.count(http::field::host) != 1 || seen[http::field::host] != kNodeHost ||
+      seen.count("X-Forwarded-For") != 1 || forwarded.size() < kClientIp.size() ||
+      forwarded.substr(forwarded.size() - kClientIp.size()) != kClientIp) {
+    __builtin_trap();
+  }
 }
 
 }  // namespace
@@ -199,8 +205,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)llmgw::net::target_path(request->target());  // local or proxied: both read the path
     const bool keep_alive = request->keep_alive();
     route(*request, fleet, sessions, n);
-    llmgw::server::detail::prepare_upstream_request(*request, "203.0.113.7");
-    request->set(http::field::host, "127.0.0.1:11501");
     check_upstream(*request);
     if (!keep_alive) {
       break;
