@@ -88,10 +88,11 @@ TEST(Router, LeadWithPutsTheChosenNodeFirstAndNamesTheKind) {
   const auto table = make_table(5);
   const auto position = ring_position("warmed");
   const auto order = table.ring().clockwise_members(position);
-  // The owner is full (T = 2, cap ceil(1.25 × 3 / 5) = 1): the plan spills to order[1].
-  table.node(order[0]).in_flight = 1;
-  table.node(order[1]).in_flight = 1;
-  table.node(order[2]).in_flight = 0;
+  // The owner and the next node hold one request each (T = 2, cap ceil(1.25 × 3 / 5) = 1): both
+  // are full, so the plan spills to order[2].
+  for (const std::size_t busy : {order[0], order[1]}) {
+    table.node(busy).in_flight = 1;
+  }
   const RoutingPolicy policy{1.25, 3};
   const auto spilled = plan_keyed(table, position, total(table), policy);
   ASSERT_EQ(spilled.count, 3U);
