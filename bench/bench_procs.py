@@ -3,8 +3,11 @@ run-keyed-latency.py)."""
 
 import http.client
 import json
+import os
+import re
 import socket
 import subprocess
+import tempfile
 import time
 
 
@@ -42,18 +45,51 @@ def wait_placement_store(port, deadline_s=20):
 
 
 def start(argv):
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Starts `argv` with its stdout and stderr in a log file (proc.log_path, removed by stop_all)
+    so that a process that exits early can say why (running() raises with its output)."""
+    fd, log_path = tempfile.mkstemp(prefix="llmgw-bench-", suffix=".log")
+    with os.fdopen(fd, "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log_path
+    proc.argv = argv
+    return proc
 
 
-def start_sims(build, count, extra_args=(), seed=1):
-    """Starts `count` ollama-sim processes on free ports (seeds seed, seed + 1, ...) and waits for
-    each; returns the processes and their ports."""
-    procs, ports = [], []
-    for i in range(count):
-        port = free_port()
-        procs.append(start([f"{build}/ollama-sim", "--port", str(port), "--seed", str(seed + i)]
-                           + [str(arg) for arg in extra_args]))
-        ports.append(port)
+def output_of(proc):
+    try:
+        with open(proc.log_path) as log:
+            return log.read()
+    except OSError:
+        return ""
+
+
+def running(proc):
+    """Raises with the process's output when it has exited (and reaps it)."""
+    if proc.poll() is not None:
+        raise RuntimeError(f"{' '.join(map(str, proc.argv))} exited with {proc.returncode}: "
+                           f"{output_of(proc)[-2000:]!r}")
+
+
+def start_sims(build, count, extra_args=(), seed=1, deadline_s=20):
+    """Starts `count` ollama-sim processes (seeds seed, seed + 1, ...), each on a port it binds
+    itself (--port 0, read back from its "listening on" line: a port picked here and bound later
+    may be taken meanwhile by another process on this shared machine, and the sim then exits while
+    the other process answers in its place), and waits for each; returns the processes and their
+    ports."""
+    procs = [start([f"{build}/ollama-sim", "--port", "0", "--seed", str(seed + i)]
+                   + [str(arg) for arg in extra_args]) for i in range(count)]
+    ports = []
+    for proc in procs:
+        end = time.time() + deadline_s
+        while True:
+            found = re.search(r"listening on https?://[^:\s]+:(\d+)", output_of(proc))
+            if found:
+                ports.append(int(found.group(1)))
+                break
+            running(proc)
+            if time.time() > end:
+                raise RuntimeError(f"{proc.argv}: no port after {deadline_s} s")
+            time.sleep(0.02)
     for port in ports:
         wait_http(port, "/api/version")
     return procs, ports
@@ -80,3 +116,8 @@ def stop_all(procs, timeout_s=10):
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        try:
+            os.unlink(proc.log_path)
+        except OSError:
+            pass

@@ -11,7 +11,8 @@ sessions go on, spread over another THINK seconds.
   that were on node-a; measured: their next turn.
 - add: the gateway starts with NODES - 1 nodes; the last sim joins (POST /admin/nodes), routing
   balance_by: requests (under balance_by: sessions placed sessions stay where they are when a
-  node joins, by design). Moved: the sessions whose next turn goes to the new node; measured: it.
+  node joins, by design). Moved: the sessions the new node owns on the ring (as the gateway
+  hashes it: ring_owner); measured: their next turn, wherever it went.
 - recover: node-a's sim is killed and the gateway sees it unhealthy: its sessions fail over (the
   failover turn is reported apart: an unplanned move, cold in both modes unless
   --warm-on-arrival). After their failover turn node-a is started again on its port (empty KV
@@ -30,7 +31,9 @@ Usage: bench/run-preheat.py [--build build/ci] [--scenario drain|add|recover] [-
 """
 
 import argparse
+import bisect
 import concurrent.futures
+import hashlib
 import http.client
 import json
 import os
@@ -39,10 +42,23 @@ import tempfile
 import threading
 import time
 
-from bench_procs import free_port, metric, start, start_sims, stop_all, wait_http
+from bench_procs import free_port, metric, running, start, start_sims, stop_all, wait_http
 
 
 PREFILL_TOKENS_PER_S = 2000.0  # ollama-sim's default --prefill-tps
+
+
+def ring_position(key):
+    """The gateway's ring position of `key`: MD5's first 8 bytes, big-endian (DESIGN §2)."""
+    return int.from_bytes(hashlib.md5(key.encode()).digest()[:8], "big")
+
+
+def ring_owner(names, key, virtual_nodes=150):
+    """The node of `names` (equal weights) that owns `key` on the gateway's ring."""
+    points = sorted((ring_position(f"{name}#{i}"), name) for name in names
+                    for i in range(virtual_nodes))
+    at = bisect.bisect_left(points, (ring_position(key), ""))
+    return points[at % len(points)][1]
 
 
 def turn(port, session, messages, time_scale):
@@ -59,6 +75,7 @@ def turn(port, session, messages, time_scale):
     ttft = time.perf_counter() - started
     node = response.getheader("X-Gateway-Node")
     preheated = response.getheader("X-Gateway-Preheated") == "true"
+    route = response.getheader("X-Gateway-Route")
     reply = ""
     line = first
     record = {}
@@ -68,7 +85,7 @@ def turn(port, session, messages, time_scale):
         line = response.readline()
     conn.close()
     evaluated = round(record.get("prompt_eval_duration", 0) / 1e9 * PREFILL_TOKENS_PER_S / time_scale)
-    return {"ttft": ttft, "node": node, "reply": reply, "preheated": preheated,
+    return {"ttft": ttft, "node": node, "route": route, "reply": reply, "preheated": preheated,
             "prompt": record.get("prompt_eval_count", 0), "evaluated": evaluated}
 
 
@@ -132,6 +149,8 @@ class Fleet:
         wait_http(self.port, "/health")
 
     def first_event(self):
+        for proc in self.procs:  # a sim or the gateway that exited says why, rather than hang
+            running(proc)
         if self.args.scenario == "drain":
             admin(self.port, "PATCH", "/admin/nodes/node-a", '{"draining": true}')
         elif self.args.scenario == "add":
@@ -146,10 +165,12 @@ class Fleet:
 
     def second_event(self):
         """recover: node-a back on its port, with an empty KV cache."""
+        stop_all([self.procs[0]])  # (exited already: its log goes)
         self.procs[0] = start([f"{self.args.build}/ollama-sim", "--port", str(self.ports[0]),
                                "--seed", str(self.args.seed)]
                               + [str(arg) for arg in self.sim_args])
         wait_http(self.ports[0], "/api/version")
+        running(self.procs[0])
         wait_node_health(self.port, "node-a", True)
 
     def stop(self):
@@ -178,7 +199,7 @@ def run_round(args, preheat):
                 seen.append((node, ttft))
                 if args.log_turns:
                     print(f"  {'preheat' if preheat else 'plain':<8}{session:<10} turn {t} {node} "
-                          f"ttft {ttft * 1000:6.0f} ms  prompt {got['prompt']:5} evaluated "
+                          f"{got['route']:<9} ttft {ttft * 1000:6.0f} ms  prompt {got['prompt']:5} evaluated "
                           f"{got['evaluated']:5}{'  preheated' if got['preheated'] else ''}",
                           flush=True)
                 event = t + 1 - args.drain_after
@@ -189,13 +210,31 @@ def run_round(args, preheat):
                     time.sleep(args.think * index / args.sessions)
             results[index] = seen
 
+        def give_up():
+            """A session or an event failed: nobody waits for the others any more."""
+            for barrier in barriers:
+                barrier.abort()
+            for resume in resumes:
+                resume.set()
+
+        def session_thread(index):
+            try:
+                conversation(index)
+            except BaseException:
+                give_up()
+                raise
+
         with concurrent.futures.ThreadPoolExecutor(args.sessions) as pool:
-            futures = [pool.submit(conversation, i) for i in range(args.sessions)]
-            for event in range(events):
-                barriers[event].wait()
-                (fleet.first_event if event == 0 else fleet.second_event)()
-                time.sleep(args.think)
-                resumes[event].set()
+            futures = [pool.submit(session_thread, i) for i in range(args.sessions)]
+            try:
+                for event in range(events):
+                    barriers[event].wait(timeout=600)
+                    (fleet.first_event if event == 0 else fleet.second_event)()
+                    time.sleep(args.think)
+                    resumes[event].set()
+            except BaseException:
+                give_up()
+                raise
             for future in futures:
                 future.result()
         return summarise(args, results, fleet.port)
@@ -208,9 +247,12 @@ def summarise(args, results, port):
     first = args.drain_after  # the first turn after the event
     moved, failover, others = [], [], []
     new_node = f"node-{chr(ord('a') + args.nodes - 1)}"
-    for seen in results.values():
+    names = [f"node-{chr(ord('a') + i)}" for i in range(args.nodes)]
+    for index, seen in results.items():
         if args.scenario == "add":
-            is_moved = seen[first][0] == new_node
+            # (Not "its next turn went to the new node": under balance_by: requests a turn may
+            # spill onto it, or a moved session's turn away from it, for the load of the moment.)
+            is_moved = ring_owner(names, f"bench-{index}") == new_node
         else:
             is_moved = seen[first - 1][0] == "node-a"
         if not is_moved:

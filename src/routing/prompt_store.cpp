@@ -172,6 +172,12 @@ void PromptStore::end_preheat(std::uint64_t key_position, const std::string& nod
   }
 }
 
+std::string PromptStore::preheat_target(std::uint64_t key_position) {
+  std::lock_guard lock(impl_->mutex);
+  const auto it = impl_->entries.find(key_position);
+  return it == impl_->entries.end() ? std::string{} : it->second.prompt.preheat_node;
+}
+
 bool PromptStore::preheated_on(std::uint64_t key_position, const std::string& node) {
   std::lock_guard lock(impl_->mutex);
   const auto it = impl_->entries.find(key_position);

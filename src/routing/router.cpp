@@ -211,6 +211,29 @@ RoutePlan plan_keyed(const RoutingTable& table, std::uint64_t key_position,
   return plan;
 }
 
+RoutePlan lead_with(const RoutingTable& table, std::uint64_t key_position, RoutePlan plan,
+                    std::size_t node, const RoutingPolicy& policy,
+                    const Eligibility& eligibility) noexcept {
+  const auto lead = static_cast<std::uint32_t>(node);
+  const auto end = plan.candidates.begin() + static_cast<std::ptrdiff_t>(plan.count);
+  auto at = std::find(plan.candidates.begin(), end, lead);
+  if (at == end) {
+    plan.count = std::min(plan.count + 1, attempt_limit(policy));
+    at = plan.candidates.begin() + static_cast<std::ptrdiff_t>(plan.count - 1);
+    *at = lead;  // (replaces the last candidate when the plan was full)
+  }
+  std::rotate(plan.candidates.begin(), at, at + 1);
+  const auto owner = owner_of(table, key_position, eligibility);
+  if (owner == node) {
+    plan.kind = RouteKind::affinity;
+  } else if (owner && !is_healthy(table.node(*owner))) {
+    plan.kind = RouteKind::failover;
+  } else {
+    plan.kind = RouteKind::spill;
+  }
+  return plan;
+}
+
 RoutePlan plan_round_robin(const RoutingTable& table, std::uint64_t ticket,
                            const RoutingPolicy& policy, const Eligibility& eligibility) noexcept {
   RoutePlan plan;

@@ -65,7 +65,10 @@ Home home_in(const Snapshot& snapshot, std::uint64_t position,
 // The node the session's next turn goes to in `snapshot`, planned as the proxy plans it. Under
 // balance_by: sessions a placement that may stay is kept untouched; one that may not (its home
 // drains, left, lacks the model, is down) is replaced now, so the turn finds the new placement;
-// a session without a placement is left alone (nullopt).
+// a session without a placement is left alone (nullopt). Under the ring modes the plain ring's
+// node (the owner, or the next healthy holder): the in-flight counts of this moment are not those
+// of the turn, which lead_with_preheated sends to the preheated node (docs/DESIGN.md §2.4; with
+// them, a change made while the owner had a request in flight preheated a node the turn skipped).
 std::optional<std::size_t> next_node(const Snapshot& snapshot, std::uint64_t position,
                                      const routing::Eligibility& eligibility,
                                      std::int64_t in_flight, Clock::time_point now) {
@@ -78,8 +81,9 @@ std::optional<std::size_t> next_node(const Snapshot& snapshot, std::uint64_t pos
                                               now, eligibility);
     return plan.empty() ? std::nullopt : std::optional{std::size_t{plan.first()}};
   }
-  const auto plan =
-      routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy, eligibility);
+  routing::RoutingPolicy plain_ring = snapshot.policy;
+  plain_ring.balance_factor = 0;
+  const auto plan = routing::plan_keyed(snapshot.table, position, 0, plain_ring, eligibility);
   return plan.empty() ? std::nullopt : std::optional{std::size_t{plan.first()}};
 }
 
@@ -204,6 +208,25 @@ void remember_turn(SharedState& shared, const Snapshot& snapshot, std::uint64_t 
 
 bool lands_preheated(SharedState& shared, std::uint64_t position, const UpstreamNode& node) {
   return shared.prompts.preheated_on(position, node.id);
+}
+
+void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uint64_t position,
+                         const routing::Eligibility& eligibility, routing::RoutePlan& plan) {
+  if (plan.empty() || snapshot.config().preheat.max_bytes == 0) {
+    return;
+  }
+  const std::string target = shared.prompts.preheat_target(position);
+  if (target.empty()) {
+    return;
+  }
+  for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+    if (snapshot.nodes[i]->id == target) {
+      if (eligibility.holders.contains(i) && snapshot.nodes[i]->healthy.load()) {
+        plan = routing::lead_with(snapshot.table, position, plan, i, snapshot.policy, eligibility);
+      }
+      return;
+    }
+  }
 }
 
 Preheater::Preheater(SharedState& shared, asio::io_context& control)

@@ -14,6 +14,11 @@
 //   options.num_predict 1, stream false; Ollama reads num_predict 0 as "no limit", so 1 is its
 //   minimum; OpenAI-compatible: max_tokens 1, stream false), to the same path, without any of
 //   the client's headers. The answer is read and discarded; only its token counts are kept.
+// - where the session's next turn goes: under balance_by: sessions the placement (above); under
+//   the ring modes the key's node on the plain ring (its owner, or the next healthy holder when
+//   the owner is down), not where the in-flight counts of that moment would spill it, and the
+//   turn is then tried on the preheated node first whatever its in-flight count
+//   (lead_with_preheated), so the preheat and the turn agree.
 // - never to a node without the model: with the catalog on, the new node's entry must be current
 //   and list the model (a node just added is waited for, up to preheat.max_wait_ms).
 // - as the lowest priority class (AdmissionGate::try_admit_idle): a preheat waits behind every
@@ -70,6 +75,14 @@ void remember_turn(SharedState& shared, const Snapshot& snapshot, std::uint64_t 
 // True when `node` was preheated for this session's next turn (the turn about to be relayed
 // from it says X-Gateway-Preheated: true).
 bool lands_preheated(SharedState& shared, std::uint64_t position, const UpstreamNode& node);
+
+// The proxy's plan step under the ring modes (no session table): a session with a preheat sent
+// to (or completed on) a healthy holder of its model has its turn tried there first, whatever
+// that node's in-flight count (the bounded-load cap is not applied to the turn a node was warmed
+// for: anywhere else it is a cold prefill of the whole history). Once per move: the mark ends
+// when a turn of the session is served there.
+void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uint64_t position,
+                         const routing::Eligibility& eligibility, routing::RoutePlan& plan);
 
 class Preheater {
  public:

@@ -130,11 +130,15 @@ Plan plan(Worker& worker, const Snapshot& snapshot, const Request& request,
     }
     return {{}, chosen.source, std::move(model), position, position};
   }
+  if (snapshot.sessions) {
+    auto route =
+        snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy, started,
+                                eligibility, priority == admission::Priority::interactive);
+    return {route, chosen.source, std::move(model), {}, position};
+  }
   auto route =
-      snapshot.sessions
-          ? snapshot.sessions->plan(snapshot.table, position, in_flight, snapshot.policy, started,
-                                    eligibility, priority == admission::Priority::interactive)
-          : routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy, eligibility);
+      routing::plan_keyed(snapshot.table, position, in_flight, snapshot.policy, eligibility);
+  lead_with_preheated(shared, snapshot, position, eligibility, route);  // (DESIGN §2.4)
   return {route, chosen.source, std::move(model), {}, position};
 }
 

@@ -133,6 +133,26 @@ Exchange PreheatFleet::turn(const std::string& session, const std::string& then)
                    {{"Authorization", "Bearer client-secret-never-kept"}});
 }
 
+std::thread PreheatFleet::turn_in_background(const std::string& session, const std::string& text) {
+  return std::thread([this, session, text] {
+    net::HttpClient own;
+    const json body{{"model", "llama3.2"},
+                    {"messages", json::array({{{"role", "user"}, {"content", text}}})},
+                    {"stream", false}};
+    EXPECT_EQ(post_json(own, url("/api/chat"), body.dump(), session).status, 200);
+  });
+}
+
+int PreheatFleet::add_node(const std::string& name, const std::string& node_url) {
+  net::ClientRequest add;
+  add.method = "POST";
+  add.url = url("/admin/nodes");
+  add.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}},
+                 {"Content-Type", "application/json"}};
+  add.body = json{{"name", name}, {"url", node_url}}.dump();
+  return client.send(add).status;
+}
+
 int PreheatFleet::patch(const std::string& name, const std::string& body) {
   net::ClientRequest request;
   request.method = "PATCH";
@@ -172,6 +192,16 @@ std::vector<std::string> sessions_on(PreheatFleet& fleet, std::string_view node,
     }
   }
   return on_node;
+}
+
+std::string session_owned_by(const routing::HashRing& ring, std::size_t owner,
+                             const std::string& prefix) {
+  for (int i = 0;; ++i) {
+    std::string session = prefix + std::to_string(i);
+    if (ring.owner(routing::ring_position(session)) == owner) {
+      return session;
+    }
+  }
 }
 
 bool node_health_is(PreheatFleet& fleet, std::string_view name, bool healthy) {

@@ -14,11 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "llmgw/config/gateway_config.hpp"
 #include "llmgw/net/http_client.hpp"
 #include "llmgw/net/http_server.hpp"
+#include "llmgw/routing/hash_ring.hpp"
 #include "llmgw/server/gateway.hpp"
 #include "support/gateway_fixture.hpp"
 
@@ -86,7 +88,12 @@ struct PreheatFleet {
 
   // One chat turn of `session`: its history is the first message, then `then` if given.
   Exchange turn(const std::string& session, const std::string& then = {});
+  // A chat of `session` whose only message is `text` ("slow ..." takes 600 ms), sent on its own
+  // connection from a thread (join it).
+  std::thread turn_in_background(const std::string& session, const std::string& text);
   int patch(const std::string& name, const std::string& body);
+  // POST /admin/nodes: the status.
+  int add_node(const std::string& name, const std::string& node_url);
   double metric(std::string_view name, const std::vector<std::string>& labels = {});
   // Waits (bounded) until the series of `name` with `label` reaches `value`.
   bool metric_reaches(std::string_view name, const std::string& label, std::size_t value);
@@ -102,6 +109,10 @@ std::vector<std::unique_ptr<RecordingOllamaNode>> recording_nodes(std::size_t co
 // The sessions whose first turn landed on `node`, out of `count` tried.
 std::vector<std::string> sessions_on(PreheatFleet& fleet, std::string_view node, int count,
                                      const std::string& prefix);
+
+// The first session `prefix`0, `prefix`1, ... that `ring` gives to member `owner`.
+std::string session_owned_by(const routing::HashRing& ring, std::size_t owner,
+                             const std::string& prefix);
 
 // Waits (bounded) until /health shows node `name` healthy or not.
 bool node_health_is(PreheatFleet& fleet, std::string_view name, bool healthy);

@@ -96,6 +96,10 @@ class PromptStore {
   // finds it says X-Gateway-Preheated).
   bool preheated_on(std::uint64_t key_position, const std::string& node);
 
+  // The node a preheat for the session's next turn was sent to, pending or completed ("" when
+  // none): under the ring modes that turn is tried there first (server/preheat.hpp).
+  std::string preheat_target(std::uint64_t key_position);
+
   void erase(std::uint64_t key_position);
 
   std::size_t size(Clock::time_point now);  // live entries (expired ones dropped first)

@@ -145,6 +145,15 @@ RoutePlan plan_keyed(const RoutingTable& table, std::uint64_t key_position,
                      std::int64_t total_in_flight, const RoutingPolicy& policy,
                      const Eligibility& eligibility = {}) noexcept;
 
+// `plan` with `node` tried first: moved to the front when it is a candidate, else put there (the
+// last candidate dropped when the plan already has policy.max_attempts), the others in their
+// order. Its kind is then named as plan_keyed names it: affinity when `node` is the key's owner
+// (owner_of), failover when that owner is unhealthy, else spill. For a node the caller chose for
+// a reason of its own (server/preheat.hpp: the node a preheat warmed for this key's next turn).
+RoutePlan lead_with(const RoutingTable& table, std::uint64_t key_position, RoutePlan plan,
+                    std::size_t node, const RoutingPolicy& policy,
+                    const Eligibility& eligibility = {}) noexcept;
+
 // The key's owner among the holders: the first preferred holder clockwise when a preferred holder
 // is healthy, else the first holder clockwise. nullopt when no node holds the model. An unhealthy
 // owner makes the plan a failover, which returns when the owner does.

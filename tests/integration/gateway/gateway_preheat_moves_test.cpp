@@ -1,12 +1,16 @@
 // Cache preheating beyond one gateway's planned moves (docs/DESIGN.md §2.4): with placements
 // shared through a real redis-server, exactly one of two replicas preheats each moved session, on
 // the node the store placed it on; warm on arrival preheats an ejected node's sessions on their
-// failover nodes before their next turns, when the cost model says it pays, and not otherwise.
+// failover nodes before their next turns, when the cost model says it pays, and not otherwise;
+// under balance_by: requests a moved session's preheat and its next turn go to the same node
+// whatever the in-flight load at the change or at the turn.
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -187,6 +191,86 @@ TEST(GatewayPreheatMoves, WarmOnArrivalSkipsWhatTheCostModelSaysDoesNotPay) {
     }
     EXPECT_EQ(fleet.metric("llmgw_preheats_total"), 0.0);
   }
+}
+
+// The ring of node-a, node-b, node-c and node-d (joined).
+routing::HashRing ring_with_node_d(const PreheatFleet& fleet) {
+  const std::vector<routing::RingMember> members{
+      {"node-a", 1.0}, {"node-b", 1.0}, {"node-c", 1.0}, {"node-d", 1.0}};
+  return routing::HashRing(members, fleet.config.routing.virtual_nodes);
+}
+
+void balance_requests(config::GatewayConfig& config) {
+  config.routing.balance_by = "requests";
+}
+
+// balance_by: requests, a node joins while node-a has a request in flight (node-a is then at the
+// request cap: 1 in flight of ceil(1.25 × 2 / 4) = 1). The sessions node-d now owns are preheated
+// there; node-a's sessions, whose caches are on node-a where their next turns go, get none
+// elsewhere however busy node-a is at that moment.
+TEST(GatewayPreheatMoves, UnderRequestBalanceAPreheatGoesWhereTheSessionNowLivesNotWhereLoadSends) {
+  auto joining = std::make_unique<RecordingOllamaNode>();
+  const std::string joining_url = joining->base_url();
+  PreheatFleet fleet(recording_nodes(3), balance_requests);
+  const auto ring = ring_with_node_d(fleet);
+  std::set<std::string> to_new;
+  for (int i = 0; i < 24; ++i) {
+    const std::string session = "load-" + std::to_string(i);
+    ASSERT_EQ(fleet.turn(session).status, 200);
+    if (ring.owner(routing::ring_position(session)) == 3) {
+      to_new.insert(session);
+    }
+  }
+  ASSERT_FALSE(to_new.empty());
+  auto busy = fleet.turn_in_background(session_owned_by(ring, 0, "busy-a-"), "slow");
+  ASSERT_TRUE(wait_until([&] {
+    const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
+    return health["nodes"][0]["admission"]["in_flight"] == 1;
+  }));
+  ASSERT_EQ(fleet.add_node("node-d", joining_url), 201);
+  busy.join();  // (600 ms: every preheat of the change has been sent or skipped by then)
+  ASSERT_TRUE(wait_until([&] {
+    return fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}) >=
+           static_cast<double>(to_new.size());
+  }));
+  std::set<std::string> warmed;
+  for (const auto& seen : joining->seen()) {
+    warmed.insert(first_message(seen).substr(std::string_view{"hello from "}.size()));
+  }
+  EXPECT_EQ(warmed, to_new);
+  for (std::size_t i = 0; i < fleet.nodes.size(); ++i) {
+    for (const auto& seen : fleet.nodes[i]->seen()) {
+      EXPECT_FALSE(is_preheat(seen))
+          << "a preheat of " << first_message(seen) << " on node " << static_cast<char>('a' + i);
+    }
+  }
+  EXPECT_EQ(fleet.metric("llmgw_preheats_total", {"outcome=\"sent\""}),
+            static_cast<double>(to_new.size()));
+}
+
+// balance_by: requests: a session moved to node-d is preheated there; when its next turn comes,
+// another session keeps node-d at the request cap (1 in flight of ceil(1.25 × 2 / 4) = 1). The
+// turn still goes to node-d, warm, and says so, rather than spilling to a node where it is cold.
+TEST(GatewayPreheatMoves, UnderRequestBalanceATurnLandsOnItsPreheatedNodeWhileOthersKeepItBusy) {
+  auto joining = std::make_unique<RecordingOllamaNode>();
+  auto* node_d = joining.get();
+  const std::string joining_url = joining->base_url();
+  PreheatFleet fleet(recording_nodes(3), balance_requests);
+  const auto ring = ring_with_node_d(fleet);
+  const auto moving = session_owned_by(ring, 3, "moving-");
+  ASSERT_EQ(fleet.turn(moving).status, 200);
+  ASSERT_EQ(fleet.add_node("node-d", joining_url), 201);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", 1));
+
+  auto busy = fleet.turn_in_background(session_owned_by(ring, 3, "busy-d-"), "slow");
+  ASSERT_TRUE(wait_until([&] { return node_d->seen().size() == 2; }));  // the preheat, the slow
+  const auto next = fleet.turn(moving, "next");
+  busy.join();
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_EQ(next.node, "node-d");
+  EXPECT_EQ(next.response.header("X-Gateway-Preheated").value_or(""), "true");
+  // Its mark ends with that turn: the one after routes as any other.
+  EXPECT_FALSE(fleet.turn(moving, "after").response.header("X-Gateway-Preheated").has_value());
 }
 
 }  // namespace

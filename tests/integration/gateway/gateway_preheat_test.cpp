@@ -98,36 +98,18 @@ TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
   });
   std::vector<routing::RingMember> members{{"node-a", 1.0}, {"node-b", 1.0}};
   const routing::HashRing ring(members, fleet.config.routing.virtual_nodes);
-  const auto session_owned_by = [&](std::size_t owner, const std::string& prefix) {
-    for (int i = 0;; ++i) {
-      const std::string session = prefix + std::to_string(i);
-      if (ring.owner(routing::ring_position(session)) == owner) {
-        return session;
-      }
-    }
-  };
-  const auto moving = session_owned_by(0, "moving-");
+  const auto moving = session_owned_by(ring, 0, "moving-");
   ASSERT_EQ(fleet.turn(moving).node, "node-a");
 
-  const auto client_in = [&](const std::string& session, const std::string& text) {
-    return std::thread([&fleet, session, text] {
-      PreheatFleet& f = fleet;
-      net::HttpClient own;
-      const json body{{"model", "llama3.2"},
-                      {"messages", json::array({{{"role", "user"}, {"content", text}}})},
-                      {"stream", false}};
-      EXPECT_EQ(post_json(own, f.url("/api/chat"), body.dump(), session).status, 200);
-    });
-  };
   const auto node_b_admission = [&] {
     const auto health = json::parse(get_url(fleet.client, fleet.url("/health")).body);
     return health["nodes"][1]["admission"];
   };
-  auto slow = client_in(session_owned_by(1, "slow-"), "slow one");
+  auto slow = fleet.turn_in_background(session_owned_by(ring, 1, "slow-"), "slow one");
   ASSERT_TRUE(wait_until([&] { return node_b_admission()["in_flight"] == 1; }));
-  auto slower = client_in(session_owned_by(1, "slower-"), "slow two");
+  auto slower = fleet.turn_in_background(session_owned_by(ring, 1, "slower-"), "slow two");
   ASSERT_TRUE(wait_until([&] { return node_b_admission()["in_flight"] == 2; }));
-  auto queued = client_in(session_owned_by(1, "queued-"), "queued one");
+  auto queued = fleet.turn_in_background(session_owned_by(ring, 1, "queued-"), "queued one");
   ASSERT_TRUE(wait_until([&] { return node_b_admission()["queued"]["interactive"] == 1; }));
   ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
   slow.join();
@@ -237,13 +219,7 @@ TEST(GatewayPreheat, ANodeAddedWarmsTheSessionsItNowOwns) {
     }
   }
   ASSERT_FALSE(to_new.empty());
-  net::ClientRequest add;
-  add.method = "POST";
-  add.url = fleet.url("/admin/nodes");
-  add.headers = {{"Authorization", "Bearer " + std::string{kPreheatToken}},
-                 {"Content-Type", "application/json"}};
-  add.body = json{{"name", "node-d"}, {"url", joining_url}}.dump();
-  ASSERT_EQ(fleet.client.send(add).status, 201);
+  ASSERT_EQ(fleet.add_node("node-d", joining_url), 201);
   ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", to_new.size()))
       << to_new.size() << " sessions now owned by node-d";
   std::set<std::string> warmed;

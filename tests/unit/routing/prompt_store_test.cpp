@@ -76,18 +76,23 @@ TEST(PromptStore, APreheatIsSentOncePerTargetAndItsMarkEndsWithTheNextTurn) {
   const auto now = Clock::now();
   EXPECT_FALSE(store.begin_preheat(1, "node-b")) << "nothing kept, nothing to send";
   store.remember(1, "/api/chat", body_of('1'), "node-a", now);
+  EXPECT_EQ(store.preheat_target(1), "");
   EXPECT_TRUE(store.begin_preheat(1, "node-b"));
   EXPECT_FALSE(store.begin_preheat(1, "node-b")) << "a second preheat to the same node";
   EXPECT_FALSE(store.preheated_on(1, "node-b")) << "not completed yet";
+  EXPECT_EQ(store.preheat_target(1), "node-b") << "pending";
   store.end_preheat(1, "node-b", true);
   EXPECT_TRUE(store.preheated_on(1, "node-b"));
   EXPECT_FALSE(store.preheated_on(1, "node-c"));
+  EXPECT_EQ(store.preheat_target(1), "node-b") << "completed";
   store.remember(1, "/api/chat", body_of('2'), "node-b", now + 1s);  // the turn landed
   EXPECT_FALSE(store.preheated_on(1, "node-b")) << "only the first turn after a preheat";
+  EXPECT_EQ(store.preheat_target(1), "");
 
   EXPECT_TRUE(store.begin_preheat(1, "node-c"));
   store.end_preheat(1, "node-c", false);
   EXPECT_FALSE(store.preheated_on(1, "node-c"));
+  EXPECT_EQ(store.preheat_target(1), "") << "failed";
   EXPECT_TRUE(store.begin_preheat(1, "node-c")) << "a failed preheat may be tried again";
 }
 

@@ -84,6 +84,46 @@ TEST(Router, FullOwnerSpillsClockwiseAndReturnsWhenItHasRoom) {
   EXPECT_EQ(plan.first(), order[0]);
 }
 
+TEST(Router, LeadWithPutsTheChosenNodeFirstAndNamesTheKind) {
+  const auto table = make_table(5);
+  const auto position = ring_position("warmed");
+  const auto order = table.ring().clockwise_members(position);
+  // The owner and the next node hold one request each (T = 2, cap ceil(1.25 × 3 / 5) = 1): both
+  // are full, so the plan spills to order[2].
+  for (const std::size_t busy : {order[0], order[1]}) {
+    table.node(busy).in_flight = 1;
+  }
+  const RoutingPolicy policy{1.25, 3};
+  const auto spilled = plan_keyed(table, position, total(table), policy);
+  ASSERT_EQ(spilled.count, 3U);
+  ASSERT_EQ(spilled.first(), order[2]);
+
+  // A candidate: moved to the front, the others keep their order.
+  auto plan = lead_with(table, position, spilled, spilled.candidates[1], policy);
+  EXPECT_EQ(plan.kind, RouteKind::spill);
+  ASSERT_EQ(plan.count, 3U);
+  EXPECT_EQ(plan.first(), spilled.candidates[1]);
+  EXPECT_EQ(plan.candidates[1], spilled.candidates[0]);
+  EXPECT_EQ(plan.candidates[2], spilled.candidates[2]);
+
+  // Not a candidate (the full owner; the plan has max_attempts): put first, the last dropped.
+  plan = lead_with(table, position, spilled, order[0], policy);
+  EXPECT_EQ(plan.kind, RouteKind::affinity);
+  ASSERT_EQ(plan.count, 3U);
+  EXPECT_EQ(plan.first(), order[0]);
+  EXPECT_EQ(plan.candidates[1], spilled.candidates[0]);
+  EXPECT_EQ(plan.candidates[2], spilled.candidates[1]);
+
+  // Room left: put first, nothing dropped. The owner down: a failover.
+  table.node(order[0]).healthy = false;
+  const auto one = plan_keyed(table, position, total(table), RoutingPolicy{1.25, 1});
+  plan = lead_with(table, position, one, order[3], RoutingPolicy{1.25, 2});
+  EXPECT_EQ(plan.kind, RouteKind::failover);
+  ASSERT_EQ(plan.count, 2U);
+  EXPECT_EQ(plan.first(), order[3]);
+  EXPECT_EQ(plan.candidates[1], one.first());
+}
+
 TEST(Router, SpillSkipsEveryFullNodeInClockwiseOrder) {
   const auto table = make_table(4);
   const auto position = ring_position("x");
