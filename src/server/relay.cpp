@@ -35,9 +35,11 @@ std::string client_head(const http::response_header<>& upstream, const UpstreamN
   append_status_line(head, upstream.result_int());
   for (const auto& field : upstream) {
     const auto name = field.name_string();
-    if (is_hop_by_hop(name) || std::any_of(kOurs.begin(), kOurs.end(), [&](std::string_view ours) {
-          return beast::iequals(name, ours);
-        })) {
+    // The gateway's own names are none Beast knows: only unknown fields are compared.
+    if (is_hop_by_hop(field.name()) ||
+        (field.name() == http::field::unknown &&
+         std::any_of(kOurs.begin(), kOurs.end(),
+                     [&](std::string_view ours) { return beast::iequals(name, ours); }))) {
       continue;
     }
     append_field(head, name, field.value());

@@ -1,7 +1,7 @@
 #include "upstream_request.hpp"
 
-#include <array>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 #include <charconv>
 
@@ -10,16 +10,6 @@
 namespace llmgw::server::detail {
 
 namespace http = beast::http;
-
-namespace {
-
-// Fields the node gets from the gateway, not from the client.
-bool replaced_for_node(std::string_view name) noexcept {
-  return beast::iequals(name, "host") || beast::iequals(name, "content-length") ||
-         beast::iequals(name, "expect");
-}
-
-}  // namespace
 
 std::string UpstreamRequest::head(std::string_view host) const {
   const Request& request = request_;
@@ -44,10 +34,15 @@ std::string UpstreamRequest::head(std::string_view host) const {
   };
   std::string forwarded;  // every X-Forwarded-For the client sent, in order, then its address
   for (const auto& field : request) {
+    const auto code = field.name();
     const std::string_view name = field.name_string();
-    if (beast::iequals(name, "x-forwarded-for")) {
+    if (is_hop_by_hop(code) || code == http::field::host || code == http::field::content_length ||
+        code == http::field::expect) {
+      continue;  // the node gets its own Host and Content-Length; Expect was answered already
+    }
+    if (code == http::field::unknown && beast::iequals(name, "x-forwarded-for")) {
       forwarded.append(field.value()).append(", ");
-    } else if (!is_hop_by_hop(name) && !replaced_for_node(name) && !named_by_connection(name)) {
+    } else if (!named_by_connection(name)) {
       append_field(out, name, field.value());
     }
   }
@@ -66,17 +61,25 @@ std::string UpstreamRequest::head(std::string_view host) const {
   return out;
 }
 
-bool is_hop_by_hop(std::string_view name) noexcept {
-  static constexpr std::array<std::string_view, 9> kHopByHop{
-      "connection", "keep-alive",          "proxy-connection", "proxy-authenticate",
-      "te",         "proxy-authorization", "trailer",          "transfer-encoding",
-      "upgrade"};
-  for (const auto& hop : kHopByHop) {
-    if (beast::iequals(name, hop)) {
+bool is_hop_by_hop(http::field name) noexcept {
+  switch (name) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
       return true;
-    }
+    default:
+      return false;
   }
-  return false;
+}
+
+bool is_hop_by_hop(std::string_view name) noexcept {
+  return is_hop_by_hop(http::string_to_field(name));
 }
 
 }  // namespace llmgw::server::detail

@@ -36,7 +36,9 @@ class UpstreamRequest {
   std::string_view client_ip_;
 };
 
-// True for headers that describe one connection, not the message (RFC 9110 §7.6.1).
+// True for headers that describe one connection, not the message (RFC 9110 §7.6.1). Every such
+// name is one Beast knows, so the field's code (parsed once) decides without comparing strings.
+bool is_hop_by_hop(beast::http::field name) noexcept;
 bool is_hop_by_hop(std::string_view name) noexcept;
 
 }  // namespace llmgw::server::detail
