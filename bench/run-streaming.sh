@@ -9,6 +9,9 @@
 #      direct and through the gateway alternating, DELAY_REQUESTS requests of DELAY_TOKENS records:
 #      the added delay per record (p50 and p99 over record indexes); then the same through
 #      haproxy and nginx when installed, so the machine's own floor shows beside llmgw's figure.
+#   haproxy runs twice: as installed, and with `option http-no-delay` ("haproxy-nd"): by default it
+#   sends with MSG_MORE while more of a response is due, which batches records (more records/s,
+#   and records held up to 200 ms: +108 ms per record at 50 records/s in bench/RESULTS.md §12.8).
 #
 # Usage: bench/run-streaming.sh [BUILD_DIR] [OUT_DIR]
 #   Env: RECORDS (200000), ROUNDS (5), PROXY_CPU (1), RATE (50), DELAY_REQUESTS (10),
@@ -55,6 +58,11 @@ for proxy in "${PROXIES[@]}"; do
   "start_$proxy" "127.0.0.1:$SIM_FAST"
   pin_servers "$PROXY_CPU" "$SERVER_PID"
   TARGETS+=("$proxy=$PORT")
+  if [[ $proxy == haproxy ]]; then  # and as a streaming deployment configures it
+    start_haproxy --no-delay "127.0.0.1:$SIM_FAST"
+    pin_servers "$PROXY_CPU" "$SERVER_PID"
+    TARGETS+=("haproxy-nd=$PORT")
+  fi
 done
 body="{\"model\":\"llama3.2\",\"prompt\":\"go\",\"stream\":true,\"options\":{\"num_predict\":$RECORDS}}"
 results=()
@@ -86,7 +94,7 @@ for name in runs:
     short = sum(1 for r in rounds if runs[name][r][0] != expected)
     line = f"    {name:<13} {statistics.median([rate(name, r) for r in rounds]):9.0f} records/s"
     line += f"  incomplete streams {short}"
-    for other in ("direct", "haproxy", "nginx"):
+    for other in ("direct", "haproxy", "haproxy-nd", "nginx"):
         if other != name and other in runs and name.startswith("llmgw"):
             ratios = [rate(name, r) / rate(other, r) for r in rounds]
             line += (f" | {statistics.median(ratios):.2f}x {other}"
@@ -103,6 +111,10 @@ PACED=("llmgw=$PORT")
 for proxy in "${PROXIES[@]}"; do
   "start_$proxy" "127.0.0.1:$SIM_PACED"
   PACED+=("$proxy=$PORT")
+  if [[ $proxy == haproxy ]]; then
+    start_haproxy --no-delay "127.0.0.1:$SIM_PACED"
+    PACED+=("haproxy-nd=$PORT")
+  fi
 done
 # The same measure for every proxy: what a proxy adds on this machine (loopback wake-ups of a
 # VM) is the floor none of them goes below.

