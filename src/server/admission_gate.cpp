@@ -229,17 +229,8 @@ asio::awaitable<AdmissionGate::Waited> AdmissionGate::admit(
   result.queued = true;
   const auto joined = Clock::now();
   // Watch the client while nothing else reads from it: a client that leaves cancels the timer.
-  Watchdog& watchdog = *connection.watchdog;
-  watchdog.disarm();
-  watchdog.watch_client();
-  connection.admission_wait = &waiter->timer;
-  struct Unwatch {
-    ClientConnection& connection;
-    ~Unwatch() {
-      connection.admission_wait = nullptr;
-      connection.watchdog->unwatch_client();
-    }
-  } unwatch{connection};
+  const Watchdog& watchdog = *connection.watchdog;
+  const WaitWatch watch{connection, waiter->timer};
 
   for (;;) {
     waiter->timer.expires_at(deadline);

@@ -23,6 +23,7 @@
 #include "llmgw/routing/session_key.hpp"
 #include "server/as_tuple.hpp"
 #include "shared_placement.hpp"
+#include "watchdog.hpp"
 
 namespace llmgw::server::detail {
 namespace {
@@ -227,6 +228,39 @@ void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uin
       return;
     }
   }
+}
+
+asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnection& connection,
+                                            const Snapshot& snapshot, std::uint64_t position,
+                                            const UpstreamNode& node, const std::string& model,
+                                            Clock::time_point deadline) {
+  if (snapshot.config().preheat.max_bytes == 0) {
+    co_return true;
+  }
+  const auto bytes = shared.prompts.running_preheat_bytes(position, node.id);
+  if (!bytes) {
+    co_return true;
+  }
+  const auto rate =
+      node.admission.view(admission::Priority::interactive, model).prefill_seconds_per_token;
+  const auto cold = rate ? std::chrono::duration<double>(
+                               static_cast<double>(admission::estimate_tokens(*bytes)) * *rate)
+                         : std::chrono::duration<double>(1.0);
+  const auto now = Clock::now();
+  const auto until = now + std::min(std::chrono::duration_cast<Clock::duration>(cold),
+                                    std::max(Clock::duration{}, (deadline - now) / 2));
+  // Polled: the preheat ends on the control thread, and a few milliseconds of granularity are
+  // small beside the prefill it saves.
+  asio::steady_timer timer{co_await asio::this_coro::executor};
+  const WaitWatch watch{connection, timer};  // a client that leaves cancels the timer
+  while (Clock::now() < until && shared.prompts.running_preheat_bytes(position, node.id)) {
+    timer.expires_after(std::chrono::milliseconds{5});
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (connection.watchdog->client_gone()) {
+      co_return false;
+    }
+  }
+  co_return true;
 }
 
 Preheater::Preheater(SharedState& shared, asio::io_context& control)

@@ -84,6 +84,16 @@ bool lands_preheated(SharedState& shared, std::uint64_t position, const Upstream
 void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uint64_t position,
                          const routing::Eligibility& eligibility, routing::RoutePlan& plan);
 
+// A turn whose session has a preheat still running on `node` (the plan's first candidate) waits
+// for it to end, so it finds its history cached instead of prefilling it a second time beside
+// the preheat: at most what a cold prefill of the kept history would take there (the node's
+// learned prefill rate; 1 s without one), and at most half the time left before `deadline`. The
+// client is watched meanwhile. False when the client left.
+asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnection& connection,
+                                            const Snapshot& snapshot, std::uint64_t position,
+                                            const UpstreamNode& node, const std::string& model,
+                                            std::chrono::steady_clock::time_point deadline);
+
 class Preheater {
  public:
   // Registers SharedState::on_published (construct it before the workers run).

@@ -239,6 +239,12 @@ asio::awaitable<std::optional<ProxyResult>> route(Worker& worker, ClientConnecti
     co_return co_await answer_refused(worker, connection, idle, 503, "no_eligible_node",
                                       "no node can take the request", keep_alive);
   }
+  if (planned.position &&
+      !co_await await_running_preheat(shared, connection, *snapshot, *planned.position,
+                                      snapshot->node(route_plan.first()), planned.model.model,
+                                      started + config.timeouts.first_byte_total)) {
+    co_return ProxyResult{499, false, {}, "none", 0};  // left while its node was being warmed
+  }
 
   // admit: a slot on the first candidate, on another with room, or after a wait in a queue.
   routed.admission =

@@ -108,4 +108,16 @@ void Watchdog::on_client_readable(const beast::error_code& ec, std::uint64_t id)
   }
 }
 
+WaitWatch::WaitWatch(ClientConnection& connection, asio::steady_timer& timer)
+    : connection_(connection) {
+  connection.watchdog->disarm();
+  connection.watchdog->watch_client();
+  connection.admission_wait = &timer;
+}
+
+WaitWatch::~WaitWatch() {
+  connection_.admission_wait = nullptr;
+  connection_.watchdog->unwatch_client();
+}
+
 }  // namespace llmgw::server::detail

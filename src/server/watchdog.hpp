@@ -81,4 +81,18 @@ class Watchdog : public std::enable_shared_from_this<Watchdog> {
   bool client_gone_ = false;
 };
 
+// While a request waits in the gateway (a node's admission queue, a preheat it waits for), no
+// read is pending on the client: the client is watched (Watchdog::watch_client), and one that
+// leaves cancels `timer`, which wakes the wait. Both end when this is destroyed.
+class WaitWatch {
+ public:
+  WaitWatch(ClientConnection& connection, asio::steady_timer& timer);
+  ~WaitWatch();
+  WaitWatch(const WaitWatch&) = delete;
+  WaitWatch& operator=(const WaitWatch&) = delete;
+
+ private:
+  ClientConnection& connection_;
+};
+
 }  // namespace llmgw::server::detail

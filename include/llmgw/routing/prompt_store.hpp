@@ -99,6 +99,10 @@ class PromptStore {
   // The node a preheat for the session's next turn was sent to, pending or completed ("" when
   // none): under the ring modes that turn is tried there first (server/preheat.hpp).
   std::string preheat_target(std::uint64_t key_position);
+  // The size of the kept body while a preheat of `node` for the session's next turn runs (sent,
+  // not ended); nullopt otherwise. A turn that finds one waits for it (server/preheat.hpp).
+  std::optional<std::size_t> running_preheat_bytes(std::uint64_t key_position,
+                                                   const std::string& node);
 
   void erase(std::uint64_t key_position);
 

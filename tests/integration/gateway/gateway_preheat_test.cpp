@@ -129,6 +129,37 @@ TEST(GatewayPreheat, APreheatYieldsToClientRequestsAtTheNodesCap) {
       << "the client request waiting at the cap went after the preheat";
 }
 
+TEST(GatewayPreheat, ATurnThatFindsItsPreheatRunningWaitsForItAndLandsWarm) {
+  PreheatFleet fleet(recording_nodes(3));
+  const auto moved = sessions_on(fleet, "node-a", 12, "running-");
+  ASSERT_FALSE(moved.empty());
+  const auto& session = moved.front();
+  // Its kept prompt ends with "slow": the node takes 600 ms over it, and so over its preheat.
+  // Long enough (~50,000 tokens estimated) that a cold prefill at the rate these nodes report
+  // (100 tokens in 2 ms) would take longer than waiting for the preheat: the turn waits at most
+  // that long.
+  ASSERT_EQ(fleet.turn(session, "slow one " + std::string(200'000, 'x')).node, "node-a");
+
+  ASSERT_EQ(fleet.patch("node-a", R"({"draining": true})"), 200);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"sent\"", moved.size()));
+  ASSERT_LT(fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}),
+            static_cast<double>(moved.size()))
+      << "the slow preheat ended before the turn could find it running";
+  // The next turn comes while its preheat runs: it waits for it, then lands on the warm node,
+  // instead of prefilling its history a second time beside the preheat.
+  const auto next = fleet.turn(session, "and then?");
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_NE(next.node, "node-a");
+  EXPECT_EQ(next.response.header("X-Gateway-Preheated").value_or(""), "true");
+  std::vector<std::string> order;
+  for (const auto& seen : fleet.nodes[fleet.index_of(next.node)]->seen()) {
+    if (first_message(seen) == "hello from " + session) {
+      order.push_back(is_preheat(seen) ? "preheat" : "turn");
+    }
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"preheat", "turn"}));
+}
+
 TEST(GatewayPreheat, AFailedPreheatChangesNothingForTheClient) {
   std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
   for (int i = 0; i < 3; ++i) {

@@ -253,8 +253,10 @@ TEST(GatewayRouting, SessionPlacementSpreadsACrowdedOwnersSessionsAndKeepsEachOn
 
 TEST(GatewayRouting, PlainRingSendsEveryCrowdedSessionToItsOwner) {
   // Six at once on one node: more than its default admission cap (4), which would spill two.
+  // Streams of 4 s: the six are launched one after another, each seen in flight before the next,
+  // which took more than 1.5 s on a loaded machine under the sanitizers.
   GatewayFixture fixture(
-      {.sim = slow_sim_options(15, 100.0), .configure = [](config::GatewayConfig& config) {
+      {.sim = slow_sim_options(40, 100.0), .configure = [](config::GatewayConfig& config) {
          config.routing.balance_factor = 0.0;
          for (auto& node : config.nodes) {
            node.max_in_flight = 0;
