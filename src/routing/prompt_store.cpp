@@ -178,15 +178,15 @@ std::string PromptStore::preheat_target(std::uint64_t key_position) {
   return it == impl_->entries.end() ? std::string{} : it->second.prompt.preheat_node;
 }
 
-std::optional<std::size_t> PromptStore::running_preheat_bytes(std::uint64_t key_position,
-                                                              const std::string& node) {
+std::optional<PromptStore::RunningPreheat> PromptStore::running_preheat(std::uint64_t key_position,
+                                                                        const std::string& node) {
   std::lock_guard lock(impl_->mutex);
   const auto it = impl_->entries.find(key_position);
   if (it == impl_->entries.end() || it->second.prompt.preheated ||
       it->second.prompt.preheat_node != node || !it->second.prompt.body) {
     return std::nullopt;
   }
-  return it->second.prompt.body->size();
+  return RunningPreheat{it->second.prompt.body->size(), it->second.prompt.node};
 }
 
 bool PromptStore::preheated_on(std::uint64_t key_position, const std::string& node) {

@@ -230,21 +230,34 @@ void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uin
   }
 }
 
-asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnection& connection,
-                                            const Snapshot& snapshot, std::uint64_t position,
-                                            const UpstreamNode& node, const std::string& model,
-                                            Clock::time_point deadline) {
-  if (snapshot.config().preheat.max_bytes == 0) {
+asio::awaitable<bool> meet_running_preheat(SharedState& shared, ClientConnection& connection,
+                                           const Snapshot& snapshot, std::uint64_t position,
+                                           const routing::Eligibility& eligibility,
+                                           routing::RoutePlan& plan, const std::string& model,
+                                           Clock::time_point deadline) {
+  if (snapshot.config().preheat.max_bytes == 0 || plan.empty()) {
     co_return true;
   }
-  const auto bytes = shared.prompts.running_preheat_bytes(position, node.id);
-  if (!bytes) {
+  const UpstreamNode& node = snapshot.node(plan.first());
+  const auto running = shared.prompts.running_preheat(position, node.id);
+  if (!running) {
     co_return true;
   }
+  for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
+    const UpstreamNode& last = *snapshot.nodes[i];
+    if (last.id == running->served_by && &last != &node) {
+      if (eligibility.holders.contains(i) && last.healthy.load() && !last.draining.load()) {
+        plan = routing::lead_with(snapshot.table, position, plan, i, snapshot.policy, eligibility);
+        co_return true;  // warm where it was; the preheat readies the new node for later turns
+      }
+      break;
+    }
+  }
+  const std::size_t bytes = running->bytes;
   const auto rate =
       node.admission.view(admission::Priority::interactive, model).prefill_seconds_per_token;
   const auto cold = rate ? std::chrono::duration<double>(
-                               static_cast<double>(admission::estimate_tokens(*bytes)) * *rate)
+                               static_cast<double>(admission::estimate_tokens(bytes)) * *rate)
                          : std::chrono::duration<double>(1.0);
   const auto now = Clock::now();
   const auto until = now + std::min(std::chrono::duration_cast<Clock::duration>(cold),
@@ -253,7 +266,7 @@ asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnectio
   // small beside the prefill it saves.
   asio::steady_timer timer{co_await asio::this_coro::executor};
   const WaitWatch watch{connection, timer};  // a client that leaves cancels the timer
-  while (Clock::now() < until && shared.prompts.running_preheat_bytes(position, node.id)) {
+  while (Clock::now() < until && shared.prompts.running_preheat(position, node.id)) {
     timer.expires_after(std::chrono::milliseconds{5});
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (connection.watchdog->client_gone()) {

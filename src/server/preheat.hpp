@@ -84,15 +84,18 @@ bool lands_preheated(SharedState& shared, std::uint64_t position, const Upstream
 void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uint64_t position,
                          const routing::Eligibility& eligibility, routing::RoutePlan& plan);
 
-// A turn whose session has a preheat still running on `node` (the plan's first candidate) waits
-// for it to end, so it finds its history cached instead of prefilling it a second time beside
-// the preheat: at most what a cold prefill of the kept history would take there (the node's
-// learned prefill rate; 1 s without one), and at most half the time left before `deadline`. The
-// client is watched meanwhile. False when the client left.
-asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnection& connection,
-                                            const Snapshot& snapshot, std::uint64_t position,
-                                            const UpstreamNode& node, const std::string& model,
-                                            std::chrono::steady_clock::time_point deadline);
+// A turn whose session has a preheat still running on the plan's first node would prefill its
+// history a second time beside it. Instead: when the node that served its last turn (where the
+// history is cached now) is healthy, not draining and holds the model, the turn goes there first
+// (a node was added, say: the preheat readies the new node for the turn after); otherwise (its
+// node drains or is gone) it waits for the preheat to end, at most what a cold prefill of the
+// kept history would take on the new node (its learned prefill rate; 1 s without one) and half
+// the time left before `deadline`, the client watched. False when the client left.
+asio::awaitable<bool> meet_running_preheat(SharedState& shared, ClientConnection& connection,
+                                           const Snapshot& snapshot, std::uint64_t position,
+                                           const routing::Eligibility& eligibility,
+                                           routing::RoutePlan& plan, const std::string& model,
+                                           std::chrono::steady_clock::time_point deadline);
 
 class Preheater {
  public:

@@ -240,9 +240,9 @@ asio::awaitable<std::optional<ProxyResult>> route(Worker& worker, ClientConnecti
                                       "no node can take the request", keep_alive);
   }
   if (planned.position &&
-      !co_await await_running_preheat(shared, connection, *snapshot, *planned.position,
-                                      snapshot->node(route_plan.first()), planned.model.model,
-                                      started + config.timeouts.first_byte_total)) {
+      !co_await meet_running_preheat(shared, connection, *snapshot, *planned.position,
+                                     planned.model.eligibility, planned.route, planned.model.model,
+                                     started + config.timeouts.first_byte_total)) {
     co_return ProxyResult{499, false, {}, "none", 0};  // left while its node was being warmed
   }
 

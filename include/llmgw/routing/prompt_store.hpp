@@ -99,10 +99,14 @@ class PromptStore {
   // The node a preheat for the session's next turn was sent to, pending or completed ("" when
   // none): under the ring modes that turn is tried there first (server/preheat.hpp).
   std::string preheat_target(std::uint64_t key_position);
-  // The size of the kept body while a preheat of `node` for the session's next turn runs (sent,
-  // not ended); nullopt otherwise. A turn that finds one waits for it (server/preheat.hpp).
-  std::optional<std::size_t> running_preheat_bytes(std::uint64_t key_position,
-                                                   const std::string& node);
+  // While a preheat of `node` for the session's next turn runs (sent, not ended): the size of the
+  // kept body and the node that served the last turn (server/preheat.hpp, meet_running_preheat).
+  struct RunningPreheat {
+    std::size_t bytes = 0;
+    std::string served_by;
+  };
+  std::optional<RunningPreheat> running_preheat(std::uint64_t key_position,
+                                                const std::string& node);
 
   void erase(std::uint64_t key_position);
 

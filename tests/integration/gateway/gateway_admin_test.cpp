@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/gateway_fixture.hpp"
+#include "support/wait.hpp"
 
 namespace llmgw::testing {
 namespace {
@@ -123,6 +124,16 @@ TEST(GatewayAdmin, AddingANodeMovesSessionsOnlyToItAndRemovingItMovesThemBack) {
   members.push_back({"node-d", 1.0});
   const routing::HashRing ring(members);
 
+  // The sessions node-d now owns are preheated there (docs/DESIGN.md §2.4); until a session's
+  // preheat has ended its turns stay on its old node, where its history is. Once every preheat
+  // sent has ended, each session's turn goes to its owner on the four-node ring.
+  const auto preheats = [&](std::string_view outcome) {
+    return metric_sum(get_url(client, fixture.url("/metrics")).body, "llmgw_preheats_total",
+                      {"outcome=\"" + std::string{outcome} + "\""});
+  };
+  ASSERT_TRUE(wait_until([&] {
+    return preheats("sent") > 0 && preheats("completed") + preheats("failed") >= preheats("sent");
+  })) << "the preheats of the sessions node-d now owns did not end";
   const auto after = session_nodes(fixture, client, sessions);
   int moved = 0;
   for (std::size_t i = 0; i < sessions.size(); ++i) {

@@ -160,6 +160,36 @@ TEST(GatewayPreheat, ATurnThatFindsItsPreheatRunningWaitsForItAndLandsWarm) {
   EXPECT_EQ(order, (std::vector<std::string>{"preheat", "turn"}));
 }
 
+TEST(GatewayPreheat, ATurnThatFindsItsPreheatRunningStaysWhereItIsWarmWhileThatNodeServes) {
+  auto joining = std::make_unique<RecordingOllamaNode>();
+  const std::string joining_url = joining->base_url();
+  PreheatFleet fleet(recording_nodes(3),
+                     [](config::GatewayConfig& config) { config.routing.balance_factor = 0; });
+  std::vector<routing::RingMember> members{
+      {"node-a", 1.0}, {"node-b", 1.0}, {"node-c", 1.0}, {"node-d", 1.0}};
+  const routing::HashRing ring(members, fleet.config.routing.virtual_nodes);
+  const auto session = session_owned_by(ring, 3, "joining-");
+  // A slow kept prompt (600 ms on these nodes, and so its preheat), long enough that waiting
+  // would pay (as in the test above).
+  const auto before = fleet.turn(session, "slow one " + std::string(200'000, 'x'));
+  ASSERT_EQ(before.status, 200);
+
+  ASSERT_EQ(fleet.add_node("node-d", joining_url), 201);
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"sent\"", 1));
+  ASSERT_EQ(fleet.metric("llmgw_preheats_total", {"outcome=\"completed\""}), 0.0);
+  // Its preheat runs on node-d; its last node still serves and still has its history: the turn
+  // goes there at once, warm, rather than waiting for node-d or prefilling beside the preheat.
+  const auto during = fleet.turn(session, "and then?");
+  ASSERT_EQ(during.status, 200) << during.body;
+  EXPECT_EQ(during.node, before.node);
+  EXPECT_FALSE(during.response.header("X-Gateway-Preheated").has_value());
+  // The turn after the preheat goes to the warmed node, which says so.
+  ASSERT_TRUE(fleet.metric_reaches("llmgw_preheats_total", "outcome=\"completed\"", 1));
+  const auto after = fleet.turn(session, "and after?");
+  EXPECT_EQ(after.node, "node-d");
+  EXPECT_EQ(after.response.header("X-Gateway-Preheated").value_or(""), "true");
+}
+
 TEST(GatewayPreheat, AFailedPreheatChangesNothingForTheClient) {
   std::vector<std::unique_ptr<RecordingOllamaNode>> nodes;
   for (int i = 0; i < 3; ++i) {
