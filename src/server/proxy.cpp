@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "admission.hpp"
@@ -475,12 +476,15 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
     // and makes it swap.
     const bool loads_model = !model.empty() && status >= 200 && status < 300 &&
                              net::target_path(request.target()) != "/api/show";
-    relay_request.on_upstream_complete = [&in_flight, &node, &model, loads_model] {
+    const auto upstream_complete = [&in_flight, &node, &model, loads_model] {
       if (loads_model) {
         note_loaded(node, model);
       }
       in_flight.release(true);
     };
+    // By reference: the lambda (32 bytes) lives in this frame across the relay, and a
+    // std::function holds a reference_wrapper without allocating.
+    relay_request.on_upstream_complete = std::cref(upstream_complete);
     auto relayed = co_await relay(worker, connection, node, exchange, lease.buffers, relay_request);
     // account
     const bool succeeded = relayed.status >= 200 && relayed.status < 300;
