@@ -230,30 +230,35 @@ void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uin
   }
 }
 
-asio::awaitable<bool> meet_running_preheat(SharedState& shared, ClientConnection& connection,
-                                           const Snapshot& snapshot, std::uint64_t position,
-                                           const routing::Eligibility& eligibility,
-                                           routing::RoutePlan& plan, const std::string& model,
-                                           Clock::time_point deadline) {
+std::optional<std::size_t> meet_running_preheat(SharedState& shared, const Snapshot& snapshot,
+                                                std::uint64_t position,
+                                                const routing::Eligibility& eligibility,
+                                                routing::RoutePlan& plan) {
   if (snapshot.config().preheat.max_bytes == 0 || plan.empty()) {
-    co_return true;
+    return std::nullopt;
   }
   const UpstreamNode& node = snapshot.node(plan.first());
   const auto running = shared.prompts.running_preheat(position, node.id);
   if (!running) {
-    co_return true;
+    return std::nullopt;
   }
   for (std::size_t i = 0; i < snapshot.nodes.size(); ++i) {
     const UpstreamNode& last = *snapshot.nodes[i];
     if (last.id == running->served_by && &last != &node) {
       if (eligibility.holders.contains(i) && last.healthy.load() && !last.draining.load()) {
         plan = routing::lead_with(snapshot.table, position, plan, i, snapshot.policy, eligibility);
-        co_return true;  // warm where it was; the preheat readies the new node for later turns
+        return std::nullopt;  // warm where it was; the preheat readies the new node for later
       }
       break;
     }
   }
-  const std::size_t bytes = running->bytes;
+  return running->bytes;
+}
+
+asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnection& connection,
+                                            std::uint64_t position, const UpstreamNode& node,
+                                            std::size_t bytes, const std::string& model,
+                                            Clock::time_point deadline) {
   const auto rate =
       node.admission.view(admission::Priority::interactive, model).prefill_seconds_per_token;
   const auto cold = rate ? std::chrono::duration<double>(

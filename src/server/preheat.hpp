@@ -90,12 +90,20 @@ void lead_with_preheated(SharedState& shared, const Snapshot& snapshot, std::uin
 // (a node was added, say: the preheat readies the new node for the turn after); otherwise (its
 // node drains or is gone) it waits for the preheat to end, at most what a cold prefill of the
 // kept history would take on the new node (its learned prefill rate; 1 s without one) and half
-// the time left before `deadline`, the client watched. False when the client left.
-asio::awaitable<bool> meet_running_preheat(SharedState& shared, ClientConnection& connection,
-                                           const Snapshot& snapshot, std::uint64_t position,
-                                           const routing::Eligibility& eligibility,
-                                           routing::RoutePlan& plan, const std::string& model,
-                                           std::chrono::steady_clock::time_point deadline);
+// the time left before `deadline`, the client watched (await_running_preheat: false when the
+// client left).
+// Returns the kept body's size when the turn must wait (the preheat runs on plan.first()), after
+// moving the last turn's node first in `plan` when that is where the turn goes instead; no
+// coroutine, so the common case (no preheat running) costs a lookup.
+std::optional<std::size_t> meet_running_preheat(SharedState& shared, const Snapshot& snapshot,
+                                                std::uint64_t position,
+                                                const routing::Eligibility& eligibility,
+                                                routing::RoutePlan& plan);
+// The wait on `node`, for a kept body of `bytes`.
+asio::awaitable<bool> await_running_preheat(SharedState& shared, ClientConnection& connection,
+                                            std::uint64_t position, const UpstreamNode& node,
+                                            std::size_t bytes, const std::string& model,
+                                            std::chrono::steady_clock::time_point deadline);
 
 class Preheater {
  public:

@@ -240,10 +240,15 @@ asio::awaitable<std::optional<ProxyResult>> route(Worker& worker, ClientConnecti
     co_return co_await answer_refused(worker, connection, idle, 503, "no_eligible_node",
                                       "no node can take the request", keep_alive);
   }
-  if (planned.position &&
-      !co_await meet_running_preheat(shared, connection, *snapshot, *planned.position,
-                                     planned.model.eligibility, planned.route, planned.model.model,
-                                     started + config.timeouts.first_byte_total)) {
+  // A preheat of this session still running on its node (preheat.hpp): the turn goes where it is
+  // warm, or waits for the preheat.
+  const auto wait_for = planned.position
+                            ? meet_running_preheat(shared, *snapshot, *planned.position,
+                                                   planned.model.eligibility, planned.route)
+                            : std::nullopt;
+  if (wait_for && !co_await await_running_preheat(
+                      shared, connection, *planned.position, snapshot->node(route_plan.first()),
+                      *wait_for, planned.model.model, started + config.timeouts.first_byte_total)) {
     co_return ProxyResult{499, false, {}, "none", 0};  // left while its node was being warmed
   }
 
