@@ -114,6 +114,7 @@ BatchFlood::~BatchFlood() {
 
 WorkloadRun BatchFlood::stop() {
   State& state = *state_;
+  const auto told = Clock::now();
   {
     const std::lock_guard lock(state.mutex);
     state.stopping = true;
@@ -125,6 +126,7 @@ WorkloadRun BatchFlood::stop() {
   run.requests = std::move(state.records);
   state.records.clear();
   run.wall_time_s = std::chrono::duration<double>(state.last_answer - state.started).count();
+  run.window_s = std::chrono::duration<double>(told - state.started).count();
   return run;
 }
 

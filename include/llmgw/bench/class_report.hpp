@@ -10,6 +10,11 @@
 // and the report gains "priority_targets" when it has the modes to compare:
 //   interactive TTFT p99 under the flood over its unloaded p99 (target <= 2), batch output
 //   tokens/s with classes over without (target >= 0.9), and the 429s each class got.
+// Batch throughput is read while the chats ran: the flood's class gains "window_s" and
+// "window_output_tokens_per_s", the tokens streamed before the chats ended (a request still
+// running then counts its tokens up to that moment, spread evenly from its first token to its
+// end) over that time. The class's own output_tokens_per_s runs until the last summary ended, so
+// it charges a short run (chats served fast) with the flood's draining tail.
 
 #include <cstddef>
 #include <nlohmann/json.hpp>

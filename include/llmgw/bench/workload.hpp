@@ -88,6 +88,9 @@ struct RequestRecord {
 struct WorkloadRun {
   std::vector<RequestRecord> requests;  // in completion order
   double wall_time_s = 0.0;
+  // A batch flood: seconds from its start until it was told to stop (when the chats beside it
+  // ended); the requests then in flight still complete, and wall_time_s runs to the last of them.
+  double window_s = 0.0;
 };
 
 // Session ids of a seed: "bench-<seed>-<i>-<16 hex digits>"; the same seed gives the same ids.

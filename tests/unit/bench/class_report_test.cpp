@@ -48,6 +48,7 @@ SeedRun flood_run(std::string mode, double interactive_ttft_s, double batch_toke
   if (batch_tokens > 0.0) {
     batch.push_back(completed_request(0.5, static_cast<std::uint64_t>(batch_tokens)));
     run.batch.wall_time_s = 10.0;
+    run.batch.window_s = 10.0;
   }
   run.batch.requests = std::move(batch);
   run.node_peaks = {{"sim-0", 2, 2}, {"sim-1", 1, 2}};
@@ -100,6 +101,40 @@ TEST(BenchClassReport, ComparesTheFloodModesAgainstTheTargets) {
   EXPECT_NE(table.find("1 max_wait"), std::string::npos) << table;
   EXPECT_NE(table.find("targets: interactive p99"), std::string::npos) << table;
   EXPECT_NE(render_class_html(report).find("<h2>Priority classes"), std::string::npos);
+}
+
+// A summary of `tokens` tokens sent at `start_s`, its first token 1 s later, its last at `end_s`.
+RequestRecord summary_request(double start_s, double end_s, std::uint64_t tokens) {
+  RequestRecord r = completed_request(1.0, tokens);
+  r.start_s = start_s;
+  r.latency_s = end_s - start_s;
+  return r;
+}
+
+TEST(BenchClassReport, ReadsBatchThroughputWhileTheChatsRanNotOverTheFloodsDrainingTail) {
+  // With classes the chats ended at 4 s: two summaries ended before (100 tokens each); one still
+  // streamed its 200 tokens from 3 s to 7 s (a quarter before 4 s), and the flood ended at 7 s.
+  SeedRun with_classes = flood_run(kModeBounded, 0.1, 0);
+  with_classes.batch.requests = {summary_request(0.0, 2.0, 100), summary_request(1.0, 3.5, 100),
+                                 summary_request(2.0, 7.0, 200)};
+  with_classes.batch.window_s = 4.0;
+  with_classes.batch.wall_time_s = 7.0;
+  // Without classes the chats ran 10 s; 600 tokens streamed in them, nothing after.
+  SeedRun without = flood_run(kModeNoClasses, 0.5, 0);
+  without.batch.requests = {summary_request(0.0, 5.0, 300), summary_request(4.0, 10.0, 300)};
+  without.batch.window_s = 10.0;
+  without.batch.wall_time_s = 10.0;
+  json report = {{"modes", json::array({{{"mode", kModeBounded}}, {{"mode", kModeNoClasses}}})}};
+  add_class_reports(report, {{with_classes}, {without}}, {30.0, 2.5});
+
+  const json& batch = report["modes"][0]["classes"]["batch"];
+  EXPECT_DOUBLE_EQ(batch["window_s"].get<double>(), 4.0);
+  EXPECT_DOUBLE_EQ(batch["window_output_tokens_per_s"].get<double>(), (100 + 100 + 50) / 4.0);
+  EXPECT_DOUBLE_EQ(batch["output_tokens_per_s"].get<double>(), 400 / 7.0) << "the drained rate";
+  EXPECT_NEAR(report["priority_targets"]["batch_tokens_per_s_over_without_classes"].get<double>(),
+              62.5 / 60.0, 1e-9);
+  EXPECT_NE(render_class_table(report).find("62.5"), std::string::npos)
+      << render_class_table(report);
 }
 
 TEST(BenchClassReport, ARunIsDishonestWhenA429LacksRetryAfterComesLateOrANodeExceedsItsCap) {
