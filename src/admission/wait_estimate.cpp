@@ -12,11 +12,22 @@ void NodeTimings::observe_service(std::chrono::duration<double> held) noexcept {
                          : seconds;
 }
 
-void NodeTimings::observe_prefill(std::uint64_t prompt_tokens,
-                                  double prompt_eval_seconds) noexcept {
-  if (prompt_tokens < kMinPrefillTokens || !(prompt_eval_seconds > 0.0) ||
+void NodeTimings::observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds,
+                                  bool affinity) noexcept {
+  if (prompt_tokens < kMinPrefillTokens || !(prompt_eval_seconds >= 0.0) ||
       !std::isfinite(prompt_eval_seconds)) {
     return;
+  }
+  // Against the cold rate before this record: a cold prompt then reads as cold, and the first
+  // record of a node (no rate yet) says nothing about reuse.
+  if (const auto cold = prefill_seconds_per_token(); affinity && cold) {
+    const auto tokens = static_cast<double>(prompt_tokens);
+    const double cached = std::clamp(1.0 - prompt_eval_seconds / (tokens * *cold), 0.0, 1.0);
+    reuse_cached_tokens_ = kReuseDecay * reuse_cached_tokens_ + cached * tokens;
+    reuse_tokens_ = kReuseDecay * reuse_tokens_ + tokens;
+  }
+  if (prompt_eval_seconds == 0.0) {
+    return;  // all cached: says nothing about the cold rate
   }
   prefill_[prefill_next_] = prompt_eval_seconds / static_cast<double>(prompt_tokens);
   prefill_next_ = (prefill_next_ + 1) % kPrefillSamples;
@@ -29,6 +40,13 @@ std::optional<double> NodeTimings::prefill_seconds_per_token() const noexcept {
   }
   return *std::max_element(prefill_.begin(),
                            prefill_.begin() + static_cast<std::ptrdiff_t>(prefill_count_));
+}
+
+std::optional<double> NodeTimings::cache_reuse() const noexcept {
+  if (!(reuse_tokens_ > 0.0)) {
+    return std::nullopt;
+  }
+  return reuse_cached_tokens_ / reuse_tokens_;
 }
 
 std::uint64_t estimate_tokens(std::size_t body_bytes) noexcept {
@@ -50,7 +68,8 @@ WarmWaitDecision decide_warm_wait(const WarmWaitInputs& inputs) noexcept {
       expected_wait_seconds(inputs.ahead, inputs.cap, *inputs.service_seconds);
   decision.cold_prefill_seconds =
       static_cast<double>(inputs.history_tokens) * *inputs.prefill_seconds_per_token;
-  decision.wait = decision.expected_wait_seconds <= decision.cold_prefill_seconds;
+  decision.saved_seconds = decision.cold_prefill_seconds * inputs.cache_reuse.value_or(1.0);
+  decision.wait = decision.expected_wait_seconds <= decision.saved_seconds;
   return decision;
 }
 

@@ -228,6 +228,13 @@ struct GatewayMetrics::Impl {
           .Name("llmgw_admission_prefill_seconds_per_token")
           .Help("Each node's prefill time per uncached prompt token (warm-wait estimate input)")
           .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& cache_reuse =
+      prometheus::BuildGauge()
+          .Name("llmgw_admission_cache_reuse")
+          .Help(
+              "Share of each node's recent affinity-routed prompt tokens served from its KV "
+              "cache (warm-wait estimate input)")
+          .Register(*registry);
   prometheus::Family<prometheus::Histogram>& wait =
       prometheus::BuildHistogram()
           .Name("llmgw_admission_wait_seconds")
@@ -457,6 +464,7 @@ NodeMetrics& GatewayMetrics::node(const std::string& node_id) {
   m.admission.admitted = &impl_->admitted.Add(node_label);
   m.admission.service_seconds = &impl_->service.Add(node_label);
   m.admission.prefill_seconds_per_token = &impl_->prefill_rate.Add(node_label);
+  m.admission.cache_reuse = &impl_->cache_reuse.Add(node_label);
   return m;
 }
 

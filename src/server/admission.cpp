@@ -77,9 +77,10 @@ bool wait_for_warm_node(Worker& worker, const config::AdmissionConfig& config,
   if (config.warm_wait == "estimate") {
     const auto warm_view = warm.admission.view(request.priority, request.model);
     const auto room_view = room.admission.view(request.priority, request.model);
-    const auto decision = admission::decide_warm_wait(
-        {warm_view.ahead, warm_view.cap, warm_view.service_seconds,
-         admission::estimate_tokens(request.body_bytes), room_view.prefill_seconds_per_token});
+    const auto decision =
+        admission::decide_warm_wait({warm_view.ahead, warm_view.cap, warm_view.service_seconds,
+                                     admission::estimate_tokens(request.body_bytes),
+                                     room_view.prefill_seconds_per_token, warm_view.cache_reuse});
     if (decision.estimated) {
       metrics.estimated_wait_seconds->Observe(decision.expected_wait_seconds);
       metrics.estimated_cold_prefill_seconds->Observe(decision.cold_prefill_seconds);

@@ -278,6 +278,7 @@ AdmissionGate::View AdmissionGate::view(Priority priority, const std::string& mo
   view.room = has_room_locked(model, priority, now);
   view.service_seconds = timings_.service_seconds();
   view.prefill_seconds_per_token = timings_.prefill_seconds_per_token();
+  view.cache_reuse = timings_.cache_reuse();
   return view;
 }
 
@@ -292,11 +293,15 @@ AdmissionGate::ModelActivity AdmissionGate::activity(const std::string& model) c
   return activity;
 }
 
-void AdmissionGate::observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds) {
+void AdmissionGate::observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds,
+                                    bool affinity) {
   std::lock_guard lock(mutex_);
-  timings_.observe_prefill(prompt_tokens, prompt_eval_seconds);
+  timings_.observe_prefill(prompt_tokens, prompt_eval_seconds, affinity);
   if (const auto rate = timings_.prefill_seconds_per_token()) {
     metrics_.prefill_seconds_per_token->Set(*rate);
+  }
+  if (const auto reuse = timings_.cache_reuse()) {
+    metrics_.cache_reuse->Set(*reuse);
   }
 }
 

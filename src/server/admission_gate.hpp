@@ -117,6 +117,7 @@ class AdmissionGate {
     bool room = true;       // a request of the model asked for would be admitted now
     std::optional<double> service_seconds;
     std::optional<double> prefill_seconds_per_token;
+    std::optional<double> cache_reuse;
   };
   View view(Priority priority, const std::string& model) const;
 
@@ -130,8 +131,9 @@ class AdmissionGate {
   };
   ModelActivity activity(const std::string& model) const;
 
-  // A final record relayed from this node (prompt_eval_count, prompt_eval_duration).
-  void observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds);
+  // A final record relayed from this node (prompt_eval_count, prompt_eval_duration); `affinity`:
+  // the request was routed to its session's node (its cached share joins the cache reuse).
+  void observe_prefill(std::uint64_t prompt_tokens, double prompt_eval_seconds, bool affinity);
 
  private:
   struct Waiter;

@@ -79,7 +79,8 @@ json admission_json(const UpstreamNode& node) {
            {{"interactive", view.queued[static_cast<std::size_t>(Priority::interactive)]},
             {"batch", view.queued[static_cast<std::size_t>(Priority::batch)]}}},
           {"service_seconds", optional_number(view.service_seconds)},
-          {"prefill_seconds_per_token", optional_number(view.prefill_seconds_per_token)}};
+          {"prefill_seconds_per_token", optional_number(view.prefill_seconds_per_token)},
+          {"cache_reuse", optional_number(view.cache_reuse)}};
 }
 
 json node_json(const UpstreamNode& node, unsigned virtual_nodes) {

@@ -101,7 +101,8 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
     node.metrics.prompt_tokens->Increment(static_cast<double>(usage.prompt_tokens));
     node.metrics.completion_tokens->Increment(static_cast<double>(usage.completion_tokens));
     node.metrics.prompt_eval_seconds->Increment(usage.prompt_eval_seconds);
-    node.admission.observe_prefill(usage.prompt_tokens, usage.prompt_eval_seconds);
+    node.admission.observe_prefill(usage.prompt_tokens, usage.prompt_eval_seconds,
+                                   route == routing::RouteKind::affinity);
   }
   const auto duration = Clock::now() - started;
   const auto route_index = static_cast<std::size_t>(route);

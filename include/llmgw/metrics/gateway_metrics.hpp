@@ -105,6 +105,7 @@ struct NodeAdmissionMetrics {
   prometheus::Gauge* admitted = nullptr;                   // generating requests holding a slot
   prometheus::Gauge* service_seconds = nullptr;            // recent service time (estimate input)
   prometheus::Gauge* prefill_seconds_per_token = nullptr;  // cold prefill cost (estimate input)
+  prometheus::Gauge* cache_reuse = nullptr;  // affinity turns' cached share (estimate input)
 };
 
 // The `key` label of llmgw_requests_total (auth.keys_file's key names): a slot per name, given on

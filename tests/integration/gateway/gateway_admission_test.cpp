@@ -341,5 +341,40 @@ TEST(GatewayAdmission, BatchLeavesTheInteractiveReserveFreeWhileChatsComeAndUses
   EXPECT_LE(fixture.sim(0).stats().generations_peak, 2U);
 }
 
+TEST(GatewayAdmission, EachNodesCacheReuseComesFromItsAffinityTurns) {
+  GatewayFixture fixture(one_node(4, 2));
+  net::HttpClient client;
+  std::string history;
+  for (int i = 0; i < 60; ++i) {
+    history += "the history of this conversation, turn after turn. ";
+  }
+  const auto cache_reuse = [&] { return node_admission(fixture)["cache_reuse"]; };
+  // The first turn prefills cold: it teaches the node's cold rate and says nothing about reuse.
+  auto exchange = post_json(client, fixture.url("/api/generate"), short_generation(history, 1),
+                            "reusing-session");
+  ASSERT_EQ(exchange.status, 200) << exchange.body;
+  EXPECT_TRUE(cache_reuse().is_null()) << node_admission(fixture);
+  // The next turn extends it by a third: about two thirds of its prompt come from the cache.
+  exchange = post_json(client, fixture.url("/api/generate"),
+                       short_generation(history + history.substr(0, history.size() / 2), 1),
+                       "reusing-session");
+  ASSERT_EQ(exchange.status, 200) << exchange.body;
+  ASSERT_EQ(exchange.route, "affinity");
+  ASSERT_TRUE(cache_reuse().is_number()) << node_admission(fixture);
+  const double warm = cache_reuse().get<double>();
+  EXPECT_GT(warm, 0.5);
+  // A session whose history the node no longer holds (another text of the same kind) reads cold.
+  std::string other;
+  for (int i = 0; i < 60; ++i) {
+    other += "an unrelated document that this node has never seen. ";
+  }
+  ASSERT_EQ(
+      post_json(client, fixture.url("/api/generate"), short_generation(other, 1), "evicted-session")
+          .status,
+      200);
+  EXPECT_LT(cache_reuse().get<double>(), warm * 0.7) << node_admission(fixture);
+  EXPECT_NE(metrics_text(fixture).find("llmgw_admission_cache_reuse{node=\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace llmgw::testing
