@@ -232,8 +232,8 @@ struct GatewayMetrics::Impl {
       prometheus::BuildGauge()
           .Name("llmgw_admission_cache_reuse")
           .Help(
-              "Share of each node's recent affinity-routed prompt tokens served from its KV "
-              "cache (warm-wait estimate input)")
+              "Share of each node's recent interactive affinity-routed prompt tokens served "
+              "from its KV cache (warm-wait estimate input)")
           .Register(*registry);
   prometheus::Family<prometheus::Histogram>& wait =
       prometheus::BuildHistogram()

@@ -500,8 +500,8 @@ asio::awaitable<ProxyResult> proxy_request(Worker& worker, ClientConnection& con
       remember_turn(shared, *snapshot, *position, net::target_path(request.target()),
                     request.body(), node);  // the next turn starts with it (preheat.hpp)
     }
-    co_return account_relayed(worker, config, node, connection.key_slot, route, generates, exchange,
-                              relayed, started);
+    co_return account_relayed(worker, config, node, connection.key_slot, route, generates,
+                              routed.priority, exchange, relayed, started);
   }
   co_return co_await answer_unanswered(worker, connection, *snapshot, routed, why,
                                        client_keep_alive);

@@ -66,7 +66,8 @@ std::string account_failed_attempt(const config::GatewayConfig& config, Upstream
 
 ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config, UpstreamNode& node,
                             std::size_t key_slot, routing::RouteKind route, bool generates,
-                            Exchange& exchange, RelayResult& relayed, Clock::time_point started) {
+                            admission::Priority priority, Exchange& exchange, RelayResult& relayed,
+                            Clock::time_point started) {
   const auto policy = outlier_policy(config.health);
   switch (relayed.end) {
     case RelayEnd::complete:
@@ -101,8 +102,9 @@ ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config,
     node.metrics.prompt_tokens->Increment(static_cast<double>(usage.prompt_tokens));
     node.metrics.completion_tokens->Increment(static_cast<double>(usage.completion_tokens));
     node.metrics.prompt_eval_seconds->Increment(usage.prompt_eval_seconds);
-    node.admission.observe_prefill(usage.prompt_tokens, usage.prompt_eval_seconds,
-                                   route == routing::RouteKind::affinity);
+    node.admission.observe_prefill(
+        usage.prompt_tokens, usage.prompt_eval_seconds,
+        route == routing::RouteKind::affinity && priority == admission::Priority::interactive);
   }
   const auto duration = Clock::now() - started;
   const auto route_index = static_cast<std::size_t>(route);

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string>
 
+#include "llmgw/admission/admission_queue.hpp"
 #include "proxy.hpp"
 #include "relay.hpp"
 #include "upstream_attempt.hpp"
@@ -23,10 +24,12 @@ std::string account_failed_attempt(const config::GatewayConfig& config, Upstream
 
 // account, for a relayed response: the node's connection back to the worker's pool when it can
 // be reused, health, usage and latency metrics, the request counter. `generates`: the request was
-// not a GET or HEAD (its first byte times a prefill).
+// not a GET or HEAD (its first byte times a prefill). An interactive request routed to its
+// session's node also tells the node's cache reuse (the warm-wait estimate's input; batch
+// prompts, new documents each, would read as evictions).
 ProxyResult account_relayed(Worker& worker, const config::GatewayConfig& config, UpstreamNode& node,
                             std::size_t key_slot, routing::RouteKind route, bool generates,
-                            Exchange& exchange, RelayResult& relayed,
+                            admission::Priority priority, Exchange& exchange, RelayResult& relayed,
                             std::chrono::steady_clock::time_point started);
 
 }  // namespace llmgw::server::detail

@@ -12,8 +12,8 @@
 //   cold prefill   = history tokens × the other node's seconds per uncached prompt token
 //   saved          = cold prefill × the warm node's recent cache reuse
 // and waits when the expected wait is not longer than what it saves. The cache reuse is the share
-// of the prompt tokens of the node's recent affinity turns (requests routed to their session's
-// node) that it served from its KV cache, weighted by tokens: a node whose slots hold its
+// of the prompt tokens of the node's recent affinity turns (interactive requests routed to their
+// session's node) that it served from its KV cache, weighted by tokens: a node whose slots hold its
 // sessions between turns reuses most of them, one that has more sessions than slots evicts each
 // between its turns and reuses nearly none, and waiting for it then saves nothing (before any
 // such turn: 1, the cache trusted). History tokens are estimated from the request

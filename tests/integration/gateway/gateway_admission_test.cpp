@@ -373,6 +373,17 @@ TEST(GatewayAdmission, EachNodesCacheReuseComesFromItsAffinityTurns) {
           .status,
       200);
   EXPECT_LT(cache_reuse().get<double>(), warm * 0.7) << node_admission(fixture);
+  // A batch request is a new document each time: it says nothing about the chats' caches.
+  const double before = cache_reuse().get<double>();
+  std::string document;
+  for (int i = 0; i < 60; ++i) {
+    document += "a document to summarise, which no chat has ever sent. ";
+  }
+  ASSERT_EQ(post_json(client, fixture.url("/api/generate"), short_generation(document, 1),
+                      "batch-document", {{"X-Request-Priority", "batch"}})
+                .status,
+            200);
+  EXPECT_DOUBLE_EQ(cache_reuse().get<double>(), before) << node_admission(fixture);
   EXPECT_NE(metrics_text(fixture).find("llmgw_admission_cache_reuse{node=\""), std::string::npos);
 }
 
